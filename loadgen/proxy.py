@@ -1,0 +1,167 @@
+"""A TCP fault proxy placed between a service and one of its dependencies.
+
+Network faults (seed 004: added latency, cut connections, a dependency that refuses) are injected here
+rather than with ``tc``/iptables, so they need no privileges and touch only the traffic of the service under
+test. Point the service at ``listen_host:listen_port`` instead of the dependency and drive the fault from a
+scenario action or a test::
+
+    proxy = FaultProxy("127.0.0.1", 0, "127.0.0.1", 5432)
+    await proxy.start()          # proxy.port holds the bound port when 0 was asked for
+    proxy.set_latency(0.2)       # every chunk, both directions, is delayed 200 ms
+    proxy.cut()                  # existing connections dropped, new ones refused
+    proxy.restore()              # accepting again, no latency added
+    await proxy.stop()
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+log = logging.getLogger(__name__)
+
+CHUNK_BYTES = 65536
+
+
+class FaultProxy:
+    """Forwards TCP connections to a target and injects latency, cuts and refusals on demand."""
+
+    def __init__(self, listen_host: str, listen_port: int, target_host: str, target_port: int) -> None:
+        self.listen_host = listen_host
+        self.listen_port = listen_port
+        self.target_host = target_host
+        self.target_port = target_port
+        self.latency = 0.0
+        self._refusing = False
+        self._server: asyncio.Server | None = None
+        self._connections: set[_Connection] = set()
+        self.accepted_total = 0
+        self.refused_total = 0
+
+    @property
+    def port(self) -> int:
+        """The bound port (useful when ``listen_port`` was 0)."""
+        if self._server is None or not self._server.sockets:
+            return self.listen_port
+        return int(self._server.sockets[0].getsockname()[1])
+
+    @property
+    def active_connections(self) -> int:
+        return len(self._connections)
+
+    @property
+    def is_cut(self) -> bool:
+        return self._refusing
+
+    async def start(self) -> None:
+        """Bind the listening socket; connections are forwarded from now on."""
+        self._server = await asyncio.start_server(self._accept, self.listen_host, self.listen_port)
+        log.info(
+            "fault proxy %s:%d -> %s:%d", self.listen_host, self.port, self.target_host, self.target_port
+        )
+
+    async def stop(self) -> None:
+        """Close the listener and every forwarded connection."""
+        if self._server is not None:
+            self._server.close()
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self._server.wait_closed(), 2.0)
+            self._server = None
+        self._drop_all()
+
+    def cut(self) -> None:
+        """Drop existing connections (RST) and refuse new ones until :meth:`restore`."""
+        self._refusing = True
+        self._drop_all()
+
+    def restore(self) -> None:
+        """Accept and forward again, without added latency."""
+        self._refusing = False
+        self.latency = 0.0
+
+    def set_latency(self, seconds: float) -> None:
+        """Delay every forwarded chunk, in both directions, by ``seconds`` (0 removes the delay)."""
+        if seconds < 0:
+            raise ValueError("latency must be >= 0")
+        self.latency = float(seconds)
+
+    def _drop_all(self) -> None:
+        for connection in list(self._connections):
+            connection.abort()
+        self._connections.clear()
+
+    async def _accept(self, client_reader: asyncio.StreamReader, client_writer: asyncio.StreamWriter) -> None:
+        if self._refusing:
+            # A listening socket cannot refuse after accept; an immediate reset is what clients see as a
+            # refused / dropped connection.
+            self.refused_total += 1
+            _reset(client_writer)
+            return
+        try:
+            upstream_reader, upstream_writer = await asyncio.wait_for(
+                asyncio.open_connection(self.target_host, self.target_port), 10.0
+            )
+        except (TimeoutError, OSError):
+            self.refused_total += 1
+            _reset(client_writer)
+            return
+        self.accepted_total += 1
+        connection = _Connection(client_writer, upstream_writer)
+        self._connections.add(connection)
+        try:
+            await asyncio.gather(
+                self._pump(client_reader, upstream_writer, connection),
+                self._pump(upstream_reader, client_writer, connection),
+            )
+        finally:
+            self._connections.discard(connection)
+            connection.close()
+
+    async def _pump(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, connection: _Connection
+    ) -> None:
+        try:
+            while not connection.aborted:
+                data = await reader.read(CHUNK_BYTES)
+                if not data:
+                    break
+                if self.latency > 0:
+                    await asyncio.sleep(self.latency)
+                if connection.aborted:
+                    break
+                writer.write(data)
+                await writer.drain()
+        except (OSError, asyncio.IncompleteReadError, RuntimeError):
+            pass
+        finally:
+            # Half-close so the other side sees EOF, as a plain TCP path would show it.
+            if not connection.aborted and writer.can_write_eof():
+                with contextlib.suppress(OSError, RuntimeError):
+                    writer.write_eof()
+
+
+class _Connection:
+    """The two sockets of one forwarded connection."""
+
+    def __init__(self, client: asyncio.StreamWriter, upstream: asyncio.StreamWriter) -> None:
+        self.client = client
+        self.upstream = upstream
+        self.aborted = False
+
+    def abort(self) -> None:
+        self.aborted = True
+        _reset(self.client)
+        _reset(self.upstream)
+
+    def close(self) -> None:
+        for writer in (self.client, self.upstream):
+            with contextlib.suppress(Exception):
+                writer.close()
+
+
+def _reset(writer: asyncio.StreamWriter) -> None:
+    """Abort the transport: the peer gets a RST instead of an orderly FIN."""
+    transport = writer.transport
+    with contextlib.suppress(Exception):
+        transport.abort()
