@@ -21,3 +21,7 @@ def amqp_url() -> Iterator[str]:
     """AMQP URL of a fresh vhost on the machine's RabbitMQ, deleted after the test."""
     with temporary_vhost() as url:
         yield url
+
+
+# Docker fixtures (docker_image, docker_client, docker_container) for tests marked `docker`.
+from tests.support.docker import docker_client, docker_container, docker_image  # noqa: E402,F401
