@@ -1,5 +1,5 @@
-import psycopg
 import pika
+import psycopg
 
 
 def test_database_fixture_has_schema(database_dsn):

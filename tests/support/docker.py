@@ -7,6 +7,7 @@ on a host where Docker is knowingly unavailable.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import uuid
@@ -67,7 +68,5 @@ def docker_container(docker_client, docker_image) -> Iterator[Callable[..., obje
 
     yield start
     for container in started:
-        try:
+        with contextlib.suppress(Exception):  # already gone: nothing to clean
             container.remove(force=True)
-        except Exception:  # already gone: nothing to clean
-            pass
