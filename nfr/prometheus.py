@@ -1,0 +1,291 @@
+"""Run a private Prometheus for tests and the local stack.
+
+The Debian package ships ``/usr/bin/prometheus``; this module starts it on a free port with its own data
+directory, waits until it is ready, and offers the handful of HTTP API calls the tests need (instant and
+range queries, active alerts, reload). It uses only the standard library so that any test or script can
+import it without extra dependencies.
+
+``render_config`` writes a ``prometheus.yml`` for a given set of targets, so the repository's recording
+rules and alerts can be evaluated against exporters and load generators listening on arbitrary ports.
+
+Example::
+
+    cfg = render_config(tmp / "prometheus.yml", {"ticketero-exporter": ["127.0.0.1:9187"]},
+                        rule_files=default_rule_files())
+    with PrometheusServer(cfg, tmp / "data") as prom:
+        prom.query("up")
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+PROMETHEUS_BINARY = os.environ.get("PROMETHEUS_BINARY", "/usr/bin/prometheus")
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+#: Job → metrics path for targets that do not expose ``/metrics`` (see docs/metrics.md).
+METRICS_PATHS = {"ticketero-app": "/actuator/prometheus"}
+
+
+class PrometheusError(RuntimeError):
+    """Prometheus failed to start or answered an API call with an error."""
+
+
+def free_port() -> int:
+    """Return a TCP port on 127.0.0.1 that was free a moment ago."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def default_rule_files(root: Path = REPO_ROOT) -> list[Path]:
+    """The repository's recording rules and alerts, as absolute paths."""
+    return sorted((root / "prometheus" / "rules").glob("*.yml")) + sorted((root / "alerts").glob("*.yml"))
+
+
+def render_config(
+    path: str | os.PathLike[str],
+    targets: Mapping[str, Sequence[str]],
+    *,
+    rule_files: Iterable[str | os.PathLike[str]] = (),
+    scrape_interval: str = "5s",
+    evaluation_interval: str = "5s",
+    scrape_timeout: str | None = None,
+    alertmanagers: Sequence[str] = (),
+    metrics_paths: Mapping[str, str] | None = None,
+    external_labels: Mapping[str, str] | None = None,
+) -> Path:
+    """Write a prometheus.yml scraping ``targets`` (job → ["host:port", ...]) and return its path.
+
+    Rule files are written as absolute paths so the config works wherever Prometheus runs from. Jobs listed
+    in ``metrics_paths`` (default: :data:`METRICS_PATHS`) get that metrics path.
+    """
+    paths = dict(METRICS_PATHS if metrics_paths is None else metrics_paths)
+    global_cfg: dict[str, Any] = {
+        "scrape_interval": scrape_interval,
+        "evaluation_interval": evaluation_interval,
+    }
+    if scrape_timeout:
+        global_cfg["scrape_timeout"] = scrape_timeout
+    if external_labels:
+        global_cfg["external_labels"] = dict(external_labels)
+    scrape_configs = []
+    for job, addresses in targets.items():
+        job_cfg: dict[str, Any] = {"job_name": job, "static_configs": [{"targets": list(addresses)}]}
+        if job in paths:
+            job_cfg["metrics_path"] = paths[job]
+        scrape_configs.append(job_cfg)
+    config: dict[str, Any] = {
+        "global": global_cfg,
+        "rule_files": [str(Path(p).resolve()) for p in rule_files],
+        "scrape_configs": scrape_configs,
+    }
+    if alertmanagers:
+        config["alerting"] = {"alertmanagers": [{"static_configs": [{"targets": list(alertmanagers)}]}]}
+    out = Path(path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(yaml.safe_dump(config, sort_keys=False))
+    return out
+
+
+class PrometheusServer:
+    """A Prometheus process owned by the caller: ``start()``/``stop()`` or ``with PrometheusServer(...)``.
+
+    ``port=0`` picks a free port. ``data_dir=None`` uses a temporary directory removed on ``stop()``.
+    The lifecycle API (``--web.enable-lifecycle``) is always on so :meth:`reload` works.
+    """
+
+    def __init__(
+        self,
+        config_path: str | os.PathLike[str],
+        data_dir: str | os.PathLike[str] | None = None,
+        port: int = 0,
+        extra_args: Sequence[str] = (),
+        *,
+        binary: str = PROMETHEUS_BINARY,
+        start_timeout: float = 30.0,
+    ) -> None:
+        self.config_path = Path(config_path).resolve()
+        self._own_data_dir = data_dir is None
+        self.data_dir = Path(data_dir) if data_dir is not None else Path(tempfile.mkdtemp(prefix="prom-"))
+        self.port = port or free_port()
+        self.extra_args = list(extra_args)
+        self.binary = binary
+        self.start_timeout = start_timeout
+        self.log_path = self.data_dir / "prometheus.log"
+        self._process: subprocess.Popen[bytes] | None = None
+        self._log_file: Any = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    # -- lifecycle -----------------------------------------------------------------------------------
+
+    def start(self) -> PrometheusServer:
+        """Start Prometheus and block until ``/-/ready`` answers 200; raise with the log tail otherwise."""
+        if self._process is not None:
+            raise PrometheusError("already started")
+        if not Path(self.binary).exists():
+            raise PrometheusError(f"{self.binary} not found (install the Debian 'prometheus' package)")
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        tsdb = self.data_dir / "tsdb"
+        args = [
+            self.binary,
+            f"--config.file={self.config_path}",
+            f"--storage.tsdb.path={tsdb}",
+            f"--web.listen-address=127.0.0.1:{self.port}",
+            "--web.enable-lifecycle",
+            "--log.level=info",
+            *self.extra_args,
+        ]
+        self._log_file = open(self.log_path, "wb")  # noqa: SIM115 - closed in stop()
+        self._process = subprocess.Popen(args, stdout=self._log_file, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + self.start_timeout
+        while time.monotonic() < deadline:
+            code = self._process.poll()
+            if code is not None:
+                tail = self.log_tail()
+                self._process = None
+                self._cleanup_process()
+                raise PrometheusError(f"prometheus exited with code {code} during start; log tail:\n{tail}")
+            if self._ready():
+                return self
+            time.sleep(0.1)
+        tail = self.log_tail()
+        self.stop()
+        raise PrometheusError(f"prometheus not ready after {self.start_timeout:.0f}s; log tail:\n{tail}")
+
+    def stop(self) -> None:
+        """Terminate the process (kill after 10 s) and remove a temporary data directory."""
+        proc = self._process
+        if proc is not None and proc.poll() is None:
+            proc.terminate()
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(timeout=10)
+        self._cleanup_process()
+        self._process = None
+        if self._own_data_dir:
+            shutil.rmtree(self.data_dir, ignore_errors=True)
+
+    def _cleanup_process(self) -> None:
+        if self._log_file is not None:
+            self._log_file.close()
+            self._log_file = None
+
+    def __enter__(self) -> PrometheusServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def log_tail(self, lines: int = 30) -> str:
+        try:
+            text = self.log_path.read_text(errors="replace")
+        except OSError:
+            return "(no log)"
+        return "\n".join(text.splitlines()[-lines:])
+
+    def _ready(self) -> bool:
+        try:
+            with urllib.request.urlopen(f"{self.url}/-/ready", timeout=1) as resp:
+                return bool(resp.status == 200)
+        except (urllib.error.URLError, OSError):
+            return False
+
+    # -- HTTP API ------------------------------------------------------------------------------------
+
+    def _api(self, path: str, params: Mapping[str, Any] | None = None, method: str = "GET") -> Any:
+        data = None
+        url = f"{self.url}{path}"
+        if params:
+            encoded = urllib.parse.urlencode({k: v for k, v in params.items() if v is not None})
+            if method == "POST":
+                data = encoded.encode()
+            else:
+                url = f"{url}?{encoded}"
+        req = urllib.request.Request(url, data=data, method=method)
+        if data is not None:
+            req.add_header("Content-Type", "application/x-www-form-urlencoded")
+        try:
+            with urllib.request.urlopen(req, timeout=30) as resp:
+                body = json.loads(resp.read())
+        except urllib.error.HTTPError as err:
+            detail = err.read().decode(errors="replace")
+            try:
+                payload = json.loads(detail)
+                detail = f"{payload.get('errorType')}: {payload.get('error')}"
+            except ValueError:
+                pass
+            raise PrometheusError(f"{path} failed ({err.code}): {detail}") from err
+        if body.get("status") != "success":
+            raise PrometheusError(f"{path} failed: {body.get('errorType')}: {body.get('error')}")
+        return body["data"]
+
+    def query(self, expr: str, time: float | str | None = None) -> list[dict[str, Any]]:
+        """Instant query; returns ``data.result`` (a vector's list of {metric, value}, or a scalar pair)."""
+        data = self._api("/api/v1/query", {"query": expr, "time": time}, method="POST")
+        return list(data["result"]) if data["resultType"] in ("vector", "matrix") else [data["result"]]
+
+    def query_range(
+        self, expr: str, start: float | str, end: float | str, step: float | str
+    ) -> list[dict[str, Any]]:
+        """Range query; returns ``data.result`` (a list of {metric, values})."""
+        data = self._api(
+            "/api/v1/query_range", {"query": expr, "start": start, "end": end, "step": step}, method="POST"
+        )
+        return list(data["result"])
+
+    def alerts(self) -> list[dict[str, Any]]:
+        """Active (pending and firing) alerts from ``/api/v1/alerts``."""
+        return list(self._api("/api/v1/alerts")["alerts"])
+
+    def firing_alerts(self) -> list[dict[str, Any]]:
+        return [a for a in self.alerts() if a.get("state") == "firing"]
+
+    def targets(self) -> list[dict[str, Any]]:
+        """Active scrape targets from ``/api/v1/targets``."""
+        return list(self._api("/api/v1/targets")["activeTargets"])
+
+    def rules(self) -> list[dict[str, Any]]:
+        """Loaded rule groups from ``/api/v1/rules``."""
+        return list(self._api("/api/v1/rules")["groups"])
+
+    def reload(self) -> None:
+        """Ask Prometheus to re-read its config and rule files (``POST /-/reload``)."""
+        req = urllib.request.Request(f"{self.url}/-/reload", data=b"", method="POST")
+        try:
+            with urllib.request.urlopen(req, timeout=30) as resp:
+                resp.read()
+        except urllib.error.HTTPError as err:
+            raise PrometheusError(
+                f"reload failed ({err.code}): {err.read().decode(errors='replace')}"
+            ) from err
+
+    def wait_for(self, expr: str, timeout: float = 30.0, interval: float = 0.5) -> list[dict[str, Any]]:
+        """Poll ``expr`` until it returns a non-empty result; raise after ``timeout`` seconds."""
+        deadline = time.monotonic() + timeout
+        while True:
+            result = self.query(expr)
+            if result:
+                return result
+            if time.monotonic() > deadline:
+                raise PrometheusError(f"{expr!r} still empty after {timeout:.0f}s")
+            time.sleep(interval)
