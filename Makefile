@@ -1,0 +1,42 @@
+# ticketero-nfr — the two commands a newcomer needs are `make demo` and `make test`.
+# Both install what they need first (Debian packages, .venv) and find or start PostgreSQL and RabbitMQ.
+
+SHELL := /bin/bash
+PY    := .venv/bin/python
+ENV   := . .work/services.env &&
+
+# Extra arguments for the demo, e.g. `make demo DEMO_ARGS="--scenario PERF-02"`.
+DEMO_ARGS ?=
+# Extra arguments for pytest, e.g. `make test PYTEST_ARGS="-k exporters"`.
+PYTEST_ARGS ?=
+
+.PHONY: demo test lint bench install services docker clean help
+
+help:            ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 16
+
+install:         ## Debian packages and the project's virtualenv
+	@scripts/bootstrap.sh
+
+services: install ## reach (or privately start) PostgreSQL and RabbitMQ; writes .work/services.env
+	@scripts/services.sh
+
+docker:          ## a running Docker engine and the busybox test image
+	@scripts/dockerd.sh >/dev/null
+
+demo: services   ## main job: local stack + PERF-01 + verdict from Prometheus alerts + reports
+	@$(ENV) $(PY) -m nfr demo $(DEMO_ARGS)
+
+lint: install    ## ruff lint and format check
+	@.venv/bin/ruff check .
+	@.venv/bin/ruff format --check .
+
+test: services docker lint ## every test, against the real services
+	@$(ENV) .venv/bin/pytest $(PYTEST_ARGS)
+
+bench: services  ## the benchmark scripts (prints their figures)
+	@scripts/bootstrap.sh --with-bench
+	@for script in bench/*.py; do echo "== $$script"; $(ENV) $(PY) $$script || exit 1; done
+
+clean:           ## remove generated files (keeps .venv)
+	rm -rf .work results .pytest_cache .mypy_cache .ruff_cache
