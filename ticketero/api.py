@@ -1,0 +1,231 @@
+"""HTTP API: create and read tickets, health and metrics under Spring Boot's actuator paths.
+
+Creating a ticket is one transaction: the advisory lock on (nationalId, queue) serialises concurrent
+requests of the same person for the same queue (the schema deliberately has no unique index there), then
+the ticket row, its first ticket_event and the outbox row commit together, so a ticket can never exist
+without the message that will bring it to a worker (RNF-04).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import re
+from datetime import datetime
+from typing import Any
+
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from psycopg.rows import dict_row
+from psycopg_pool import AsyncConnectionPool
+
+from ticketero import outbox
+from ticketero.config import Settings
+from ticketero.domain import EVENT_TICKET_CREATED, QUEUE_TYPES, QUEUES
+from ticketero.metrics import ServiceMetrics
+
+log = logging.getLogger("ticketero.api")
+
+NATIONAL_ID = re.compile(r"^[0-9]{1,12}(-[0-9Kk])?$")
+TELEFONO = re.compile(r"^\+?[0-9]{8,15}$")
+HEALTH_CHECK_TIMEOUT_SECONDS = 2.0
+# Namespace of the advisory lock taken per (nationalId, queue): the first key of pg_advisory_xact_lock(int, int).
+CREATE_LOCK_NAMESPACE = 0x54494B54
+
+TICKET_COLUMNS = (
+    "id, numero, codigo_referencia, national_id, telefono, branch_office, queue_type, status, "
+    "position_in_queue, estimated_wait_minutes, assigned_module_number, created_at"
+)
+
+LOCK_PERSON_QUEUE = "SELECT pg_advisory_xact_lock(%s, hashtext(%s))"
+FIND_ACTIVE = """
+SELECT numero FROM ticket
+WHERE national_id = %s AND queue_type = %s AND status IN ('WAITING', 'CALLED', 'IN_PROGRESS')
+LIMIT 1
+"""
+COUNT_WAITING = "SELECT count(*) FROM ticket WHERE queue_type = %s AND status = 'WAITING'"
+INSERT_TICKET = f"""
+INSERT INTO ticket (numero, national_id, telefono, branch_office, queue_type, position_in_queue, estimated_wait_minutes)
+VALUES (%(letter)s || lpad(nextval('ticket_numero_seq')::text, 6, '0'),
+        %(national_id)s, %(telefono)s, %(branch_office)s, %(queue_type)s, %(position)s, %(wait)s)
+RETURNING {TICKET_COLUMNS}
+"""
+INSERT_CREATED_EVENT = """
+INSERT INTO ticket_event (ticket_id, event_type, from_status, to_status) VALUES (%s, 'CREATED', NULL, 'WAITING')
+"""
+SELECT_BY_NUMERO = f"SELECT {TICKET_COLUMNS} FROM ticket WHERE numero = %s"
+
+POOL = web.AppKey("pool", AsyncConnectionPool)
+SETTINGS = web.AppKey("settings", Settings)
+METRICS = web.AppKey("metrics", ServiceMetrics)
+BROKER_STATUS = web.AppKey("broker_status", object)  # () -> bool: is the service connected to RabbitMQ
+RELAY_WAKE = web.AppKey("relay_wake", object)  # () -> None: publish new outbox rows now
+LEAKED = web.AppKey("leaked", list)  # memory-leak fault: buffers kept forever
+
+
+def error(status: int, message: str, fields: dict[str, str] | None = None) -> web.Response:
+    body: dict[str, Any] = {"error": message}
+    if fields is not None:
+        body["fields"] = fields
+    return web.json_response(body, status=status)
+
+
+def validate(body: Any) -> tuple[dict[str, Any], dict[str, str]]:
+    """(clean values, {field: reason}); the request is valid when the second is empty."""
+    if not isinstance(body, dict):
+        return {}, {"body": "must be a JSON object"}
+    problems: dict[str, str] = {}
+    clean: dict[str, Any] = {}
+
+    national_id = body.get("nationalId")
+    if not isinstance(national_id, str) or not national_id.strip():
+        problems["nationalId"] = "is required"
+    elif not NATIONAL_ID.match(national_id.strip()):
+        problems["nationalId"] = "must be 1-12 digits, optionally followed by -<check digit>"
+    else:
+        clean["national_id"] = national_id.strip()
+
+    telefono = body.get("telefono")
+    if telefono is None or telefono == "":
+        clean["telefono"] = None
+    elif not isinstance(telefono, str) or not TELEFONO.match(telefono.strip()):
+        problems["telefono"] = "must be 8-15 digits with an optional leading +"
+    else:
+        clean["telefono"] = telefono.strip()
+
+    branch = body.get("branchOffice")
+    if not isinstance(branch, str) or not branch.strip():
+        problems["branchOffice"] = "is required"
+    elif len(branch.strip()) > 100:
+        problems["branchOffice"] = "must be at most 100 characters"
+    else:
+        clean["branch_office"] = branch.strip()
+
+    queue_type = body.get("queueType")
+    if queue_type not in QUEUE_TYPES:
+        problems["queueType"] = f"must be one of {', '.join(QUEUE_TYPES)}"
+    else:
+        clean["queue_type"] = queue_type
+    return clean, problems
+
+
+def ticket_json(row: dict[str, Any]) -> dict[str, Any]:
+    created: datetime = row["created_at"]
+    return {
+        "numero": row["numero"],
+        "codigoReferencia": str(row["codigo_referencia"]),
+        "nationalId": row["national_id"],
+        "telefono": row["telefono"],
+        "queueType": row["queue_type"],
+        "status": row["status"],
+        "positionInQueue": row["position_in_queue"],
+        "estimatedWaitMinutes": row["estimated_wait_minutes"],
+        "assignedModuleNumber": row["assigned_module_number"],
+        "branchOffice": row["branch_office"],
+        "createdAt": created.isoformat(),
+    }
+
+
+async def create_ticket(request: web.Request) -> web.Response:
+    app = request.app
+    faults = app[SETTINGS].faults
+    if faults.slow_api_seconds:
+        await asyncio.sleep(faults.slow_api_seconds)
+    try:
+        body = await request.json(loads=json.loads)
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        return error(400, "malformed JSON body", {"body": "is not valid JSON"})
+    values, problems = validate(body)
+    if problems:
+        return error(400, "invalid ticket request", problems)
+
+    letter, _, minutes_per_ticket = QUEUES[values["queue_type"]]
+    async with app[POOL].connection() as conn, conn.transaction():
+        await conn.execute(
+            LOCK_PERSON_QUEUE, (CREATE_LOCK_NAMESPACE, f"{values['national_id']}:{values['queue_type']}")
+        )
+        existing = await (
+            await conn.execute(FIND_ACTIVE, (values["national_id"], values["queue_type"]))
+        ).fetchone()
+        if existing is not None:
+            return error(
+                409,
+                f"an active ticket {existing[0]} already exists for this nationalId in queue {values['queue_type']}",
+                {"nationalId": "already has an active ticket in this queue"},
+            )
+        waiting = (await (await conn.execute(COUNT_WAITING, (values["queue_type"],))).fetchone() or (0,))[0]
+        position = waiting + 1
+        cursor = conn.cursor(row_factory=dict_row)
+        await cursor.execute(
+            INSERT_TICKET,
+            {**values, "letter": letter, "position": position, "wait": position * minutes_per_ticket},
+        )
+        row = await cursor.fetchone()
+        assert row is not None
+        await conn.execute(INSERT_CREATED_EVENT, (row["id"],))
+        await outbox.enqueue(
+            conn, EVENT_TICKET_CREATED, row["id"], row["numero"], row["queue_type"], row["telefono"]
+        )
+    app[RELAY_WAKE]()  # type: ignore[operator]
+    return web.json_response(ticket_json(row), status=201)
+
+
+async def get_ticket(request: web.Request) -> web.Response:
+    numero = request.match_info["numero"]
+    async with request.app[POOL].connection() as conn:
+        cursor = conn.cursor(row_factory=dict_row)
+        await cursor.execute(SELECT_BY_NUMERO, (numero,))
+        row = await cursor.fetchone()
+    if row is None:
+        return error(404, f"ticket {numero} not found")
+    return web.json_response(ticket_json(row))
+
+
+async def _database_up(pool: AsyncConnectionPool) -> bool:
+    async def ping() -> None:
+        async with pool.connection(timeout=HEALTH_CHECK_TIMEOUT_SECONDS) as conn:
+            await conn.execute("SELECT 1")
+
+    try:
+        await asyncio.wait_for(ping(), HEALTH_CHECK_TIMEOUT_SECONDS)
+        return True
+    except Exception:  # noqa: BLE001 - any failure means DOWN
+        return False
+
+
+async def health(request: web.Request) -> web.Response:
+    db_up = await _database_up(request.app[POOL])
+    rabbit_up = bool(request.app[BROKER_STATUS]())  # type: ignore[operator]
+    up = db_up and rabbit_up
+    body = {
+        "status": "UP" if up else "DOWN",
+        "components": {
+            "db": {"status": "UP" if db_up else "DOWN"},
+            "rabbit": {"status": "UP" if rabbit_up else "DOWN"},
+        },
+    }
+    return web.json_response(body, status=200 if up else 503)
+
+
+async def prometheus(request: web.Request) -> web.Response:
+    payload = generate_latest(request.app[METRICS].registry)
+    return web.Response(body=payload, headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+
+def leak_middleware(size: int) -> Any:
+    """memory-leak fault: every request keeps ``size`` bytes forever (pages written, so RSS really grows)."""
+
+    @web.middleware
+    async def leak(request: web.Request, handler: Any) -> web.StreamResponse:
+        request.app[LEAKED].append(b"\x01" * size)
+        return await handler(request)
+
+    return leak
+
+
+def add_routes(app: web.Application) -> None:
+    app.router.add_post("/api/tickets", create_ticket)
+    app.router.add_get("/api/tickets/{numero}", get_ticket)
+    app.router.add_get("/actuator/health", health)
+    app.router.add_get("/actuator/prometheus", prometheus)

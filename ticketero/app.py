@@ -1,0 +1,101 @@
+"""Wires the service together and owns its lifecycle: start in dependency order, stop in reverse.
+
+Start: schema → pool → advisors → relay, workers, recovery → HTTP. Stop (SIGTERM/SIGINT): HTTP off →
+workers stop consuming and finish or hand back in-flight tickets → recovery off → relay publishes what is due
+→ pool closed. No ticket is lost and no advisor is left BUSY by a clean stop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from aiohttp import web
+from psycopg_pool import AsyncConnectionPool
+
+from ticketero import api, database
+from ticketero.config import Settings
+from ticketero.domain import mask_url
+from ticketero.metrics import ServiceMetrics
+from ticketero.outbox import OutboxRelay
+from ticketero.recovery import RecoveryService
+from ticketero.worker import WorkerPool
+
+log = logging.getLogger("ticketero")
+
+
+class Service:
+    """One running Ticketero: ``await start()`` returns the bound HTTP port, ``await stop()`` drains it."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.pool: AsyncConnectionPool | None = None
+        self.relay: OutboxRelay | None = None
+        self.workers: WorkerPool | None = None
+        self.recovery: RecoveryService | None = None
+        self.metrics = ServiceMetrics()
+        self._runner: web.AppRunner | None = None
+        self.port: int | None = None
+
+    def broker_connected(self) -> bool:
+        return bool(self.relay and self.relay.connected and self.workers and self.workers.connected)
+
+    def build_app(self) -> web.Application:
+        middlewares = [self.metrics.middleware()]
+        if self.settings.faults.memory_leak_bytes:
+            middlewares.append(api.leak_middleware(self.settings.faults.memory_leak_bytes))
+        app = web.Application(middlewares=middlewares)
+        assert self.pool is not None and self.relay is not None
+        app[api.POOL] = self.pool
+        app[api.SETTINGS] = self.settings
+        app[api.METRICS] = self.metrics
+        app[api.BROKER_STATUS] = self.broker_connected
+        app[api.RELAY_WAKE] = self.relay.wake
+        app[api.LEAKED] = []
+        api.add_routes(app)
+        return app
+
+    async def start(self) -> int:
+        s = self.settings
+        if s.faults.any:
+            log.warning("FAULT SWITCHES ON: %s", s.faults.describe())
+        applied = await asyncio.to_thread(database.prepare_schema, s.dsn, s.create_database)
+        log.info("database %s ready (migrations applied now: %s)", mask_url(s.dsn), applied or "none")
+        self.pool = await database.open_pool(s.dsn, s.db_pool_size)
+        seeded = await database.seed_advisors(self.pool, s.advisors)
+        if seeded:
+            log.info("seeded %d AVAILABLE advisors", seeded)
+
+        self.relay = OutboxRelay(self.pool, s)
+        self.relay.start()
+        self.workers = WorkerPool(self.pool, s)
+        self.workers.start()
+        if s.recovery:
+            self.recovery = RecoveryService(self.pool, s, on_requeue=self.relay.wake)
+            self.recovery.start()
+        else:
+            log.warning("recovery service disabled (--no-recovery)")
+
+        self._runner = web.AppRunner(self.build_app(), access_log=None)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, s.host, s.port)
+        await site.start()
+        self.port = self._runner.addresses[0][1]
+        log.info("HTTP API listening on http://%s:%d", s.host, self.port)
+        return self.port
+
+    async def stop(self) -> None:
+        log.info("stopping")
+        if self._runner is not None:
+            await self._runner.cleanup()
+            log.info("HTTP API closed")
+        if self.workers is not None:
+            await self.workers.stop(self.settings.shutdown_grace)
+        if self.recovery is not None:
+            await self.recovery.stop()
+        if self.relay is not None:
+            await self.relay.stop()
+        if self.pool is not None:
+            await self.pool.close()
+            log.info("database pool closed")
+        log.info("stopped")

@@ -1,0 +1,80 @@
+"""Database start-up: check (or create) the database, apply migrations, open the pool, seed advisors."""
+
+from __future__ import annotations
+
+import logging
+import urllib.parse
+
+import psycopg
+from psycopg import sql
+from psycopg_pool import AsyncConnectionPool
+
+from ticketero.domain import mask_url
+from ticketero.migrate import migrate
+
+log = logging.getLogger("ticketero.database")
+
+SEED_LOCK_KEY = 0x7469636C
+SEED_ADVISORS = """
+INSERT INTO advisor (name, email, module_number)
+SELECT 'Advisor ' || n, 'advisor' || n || '@ticketero.local', n
+FROM generate_series(1, %s) AS n
+WHERE NOT EXISTS (SELECT 1 FROM advisor)
+"""
+
+
+class DatabaseUnavailable(Exception):
+    """The database is missing or unreachable; the message says which and what to do."""
+
+
+def _database_name(dsn: str) -> str:
+    path = urllib.parse.urlsplit(dsn).path.lstrip("/")
+    return urllib.parse.unquote(path) or "postgres"
+
+
+def _create_database(dsn: str) -> None:
+    name = _database_name(dsn)
+    parts = urllib.parse.urlsplit(dsn)
+    admin_dsn = urllib.parse.urlunsplit(parts._replace(path="/postgres"))
+    with psycopg.connect(admin_dsn, autocommit=True, connect_timeout=10) as admin:
+        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    log.info("created database %s", name)
+
+
+def prepare_schema(dsn: str, create_database: bool) -> list[int]:
+    """Make sure the database exists (creating it only when asked) and apply the migrations it lacks."""
+    try:
+        return migrate(dsn)
+    except psycopg.OperationalError as exc:
+        missing = f'database "{_database_name(dsn)}" does not exist' in str(exc)
+        if not missing:
+            raise DatabaseUnavailable(f"cannot connect to PostgreSQL at {mask_url(dsn)}: {exc}") from exc
+        if not create_database:
+            raise DatabaseUnavailable(
+                f"database {_database_name(dsn)!r} does not exist on {mask_url(dsn)}; create it, "
+                "or start with --create-database (TICKETERO_CREATE_DATABASE=true)"
+            ) from exc
+    _create_database(dsn)
+    return migrate(dsn)
+
+
+async def open_pool(dsn: str, max_size: int) -> AsyncConnectionPool:
+    """Autocommit connections: multi-statement work uses explicit ``conn.transaction()`` blocks."""
+    pool = AsyncConnectionPool(
+        dsn,
+        min_size=min(2, max_size),
+        max_size=max_size,
+        kwargs={"autocommit": True},
+        open=False,
+        name="ticketero",
+    )
+    await pool.open(wait=True, timeout=15)
+    return pool
+
+
+async def seed_advisors(pool: AsyncConnectionPool, count: int) -> int:
+    """Create ``count`` AVAILABLE advisors when the table is empty; returns how many were created."""
+    async with pool.connection() as conn, conn.transaction():
+        await conn.execute("SELECT pg_advisory_xact_lock(%s)", (SEED_LOCK_KEY,))
+        cursor = await conn.execute(SEED_ADVISORS, (count,))
+        return cursor.rowcount

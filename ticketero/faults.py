@@ -1,0 +1,80 @@
+"""Fault switches: each one breaks exactly one guarantee on purpose, so the NFR checks can prove they notice.
+
+Parsed from ``--faults`` / ``TICKETERO_FAULTS``, a comma list such as ``unlocked-claim,slow-api=3``.
+All are off by default; ``ticketero/README.md`` says which requirement each one breaks.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+class FaultSpecError(ValueError):
+    """The fault list names an unknown switch or gives a bad value."""
+
+
+DEFAULT_LEAK_BYTES = 256 * 1024
+DEFAULT_SLOW_API_SECONDS = 3.0
+
+KNOWN = {
+    "unlocked-claim": "advisor claimed without a row lock → double assignment (RNF-03)",
+    "memory-leak": "every API request keeps a buffer forever → RSS grows (RNF-07); value = bytes",
+    "slow-api": "POST /api/tickets sleeps before answering → p95 above 2 s (RNF-02); value = seconds",
+    "stalled-worker": "the first ticket taken stops heart-beating and never finishes (RNF-05)",
+    "failing-relay": "the outbox relay marks messages FAILED instead of publishing (RNF-04)",
+}
+
+
+@dataclass(frozen=True)
+class Faults:
+    unlocked_claim: bool = False
+    memory_leak_bytes: int = 0
+    slow_api_seconds: float = 0.0
+    stalled_worker: bool = False
+    failing_relay: bool = False
+    # What was asked for, in order, for logs and --help.
+    names: tuple[str, ...] = field(default=())
+
+    @property
+    def any(self) -> bool:
+        return bool(self.names)
+
+    def describe(self) -> str:
+        return ",".join(self.names)
+
+
+def parse_faults(spec: str | None) -> Faults:
+    """Parse ``a,b=val`` into Faults; raises FaultSpecError naming the bad entry."""
+    values: dict[str, object] = {}
+    names: list[str] = []
+    for raw in (spec or "").split(","):
+        entry = raw.strip()
+        if not entry:
+            continue
+        name, _, value = entry.partition("=")
+        name = name.strip()
+        value = value.strip()
+        if name not in KNOWN:
+            raise FaultSpecError(f"unknown fault {name!r}; known: {', '.join(sorted(KNOWN))}")
+        names.append(entry)
+        if name == "memory-leak":
+            try:
+                leak = int(value) if value else DEFAULT_LEAK_BYTES
+            except ValueError:
+                raise FaultSpecError(f"memory-leak={value!r}: expected a number of bytes") from None
+            if leak <= 0:
+                raise FaultSpecError("memory-leak: expected a positive number of bytes")
+            values["memory_leak_bytes"] = leak
+        elif name == "slow-api":
+            try:
+                seconds = float(value) if value else DEFAULT_SLOW_API_SECONDS
+            except ValueError:
+                raise FaultSpecError(f"slow-api={value!r}: expected seconds") from None
+            if seconds <= 0:
+                raise FaultSpecError("slow-api: expected a positive number of seconds")
+            values["slow_api_seconds"] = seconds
+        else:
+            if value:
+                raise FaultSpecError(f"{name} takes no value, got {value!r}")
+            values[name.replace("-", "_")] = True
+    return Faults(names=tuple(names), **values)  # type: ignore[arg-type]

@@ -1,0 +1,224 @@
+"""Transactional outbox: rows written with the ticket, published to RabbitMQ by the relay.
+
+The relay takes due PENDING rows with ``FOR UPDATE SKIP LOCKED`` (so several instances share the work),
+publishes them with publisher confirms and marks them SENT. A publish the broker refuses counts an attempt
+and is retried after ``backoff * 2^attempts``; after ``max_attempts`` the row is FAILED. When the link to the
+broker itself is lost no attempt is counted: the rows stay PENDING and the relay reconnects with backoff,
+so a broker outage of any length loses nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+from typing import Any
+
+import aio_pika
+from psycopg import AsyncConnection
+from psycopg.types.json import Jsonb
+from psycopg_pool import AsyncConnectionPool
+
+from ticketero import amqp
+from ticketero.config import Settings
+from ticketero.domain import ROUTING_KEYS, mask_url
+
+log = logging.getLogger("ticketero.outbox")
+
+INSERT_OUTBOX = """
+INSERT INTO outbox_message (aggregate_id, event_type, routing_key, payload)
+VALUES (%s, %s, %s, %s)
+"""
+
+SELECT_DUE = """
+SELECT id, routing_key, payload, attempts
+FROM outbox_message
+WHERE status = 'PENDING' AND next_attempt_at <= now()
+ORDER BY next_attempt_at, id
+LIMIT %s
+FOR UPDATE SKIP LOCKED
+"""
+
+MARK_SENT = "UPDATE outbox_message SET status = 'SENT', sent_at = now(), last_error = NULL WHERE id = ANY(%s)"
+
+# attempts here is the value before this failure: first retry after base, then 2*base, 4*base, ...
+MARK_FAILED_ATTEMPT = """
+UPDATE outbox_message
+SET attempts = attempts + 1,
+    last_error = %(error)s,
+    status = CASE WHEN attempts + 1 >= %(max_attempts)s THEN 'FAILED' ELSE 'PENDING' END,
+    next_attempt_at = now() + make_interval(secs => %(backoff)s * power(2, attempts))
+WHERE id = %(id)s
+"""
+
+# The failing-relay fault: the relay gives up on every due row without trying.
+FAIL_DUE_ROWS = """
+UPDATE outbox_message
+SET status = 'FAILED', attempts = attempts + 1, last_error = 'failing-relay fault: publishing disabled'
+WHERE id IN (
+    SELECT id FROM outbox_message
+    WHERE status = 'PENDING' AND next_attempt_at <= now()
+    ORDER BY id LIMIT %s FOR UPDATE SKIP LOCKED
+)
+"""
+
+
+def ticket_message(ticket_id: int, numero: str, queue_type: str, telefono: str | None) -> dict[str, Any]:
+    """The message body the workers read; the same shape the original service publishes."""
+    return {"ticketId": ticket_id, "numero": numero, "queueType": queue_type, "telefono": telefono}
+
+
+async def enqueue(
+    conn: AsyncConnection[Any],
+    event_type: str,
+    ticket_id: int,
+    numero: str,
+    queue_type: str,
+    telefono: str | None,
+) -> None:
+    """Add an outbox row inside the caller's transaction (so it commits or rolls back with the ticket)."""
+    payload = ticket_message(ticket_id, numero, queue_type, telefono)
+    await conn.execute(INSERT_OUTBOX, (ticket_id, event_type, ROUTING_KEYS[queue_type], Jsonb(payload)))
+
+
+class BrokerLost(Exception):
+    """The connection to the broker closed under a batch: retry after reconnecting, count no attempt."""
+
+
+class OutboxRelay:
+    """Publishes the outbox; one long-running task, ``start`` / ``stop``."""
+
+    def __init__(self, pool: AsyncConnectionPool, settings: Settings) -> None:
+        self._pool = pool
+        self._settings = settings
+        self._wake = asyncio.Event()
+        self._stopping = asyncio.Event()
+        self._connection: aio_pika.abc.AbstractConnection | None = None
+        self._task: asyncio.Task[None] | None = None
+
+    @property
+    def connected(self) -> bool:
+        return self._connection is not None and not self._connection.is_closed
+
+    def wake(self) -> None:
+        """Called after a ticket commits, so it is published now rather than at the next poll."""
+        self._wake.set()
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="outbox-relay")
+
+    async def stop(self, drain_seconds: float = 10.0) -> None:
+        """Publish what is due (if the broker is there), then stop."""
+        self._stopping.set()
+        self._wake.set()
+        if self._task is None:
+            return
+        try:
+            await asyncio.wait_for(asyncio.shield(self._task), drain_seconds)
+        except TimeoutError:
+            log.warning("outbox relay did not finish within %.0f s; stopping it", drain_seconds)
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+
+    async def _idle(self, seconds: float) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._wake.wait(), seconds)
+        self._wake.clear()
+
+    async def _run(self) -> None:
+        url = self._settings.amqp_url
+        backoff = amqp.BACKOFF_FIRST_SECONDS
+        outage_logged = False
+        while not self._stopping.is_set():
+            try:
+                self._connection = await amqp.connect(url)
+            except amqp.BROKER_ERRORS as exc:
+                if not outage_logged:
+                    log.warning("outbox relay cannot reach broker %s (%s); retrying", mask_url(url), exc)
+                    outage_logged = True
+                await self._idle(backoff)
+                backoff = amqp.next_backoff(backoff)
+                continue
+            backoff = amqp.BACKOFF_FIRST_SECONDS
+            outage_logged = False
+            log.info("outbox relay connected to %s", mask_url(url))
+            try:
+                channel = await self._connection.channel(publisher_confirms=True)
+                exchange = await amqp.declare_topology(channel)
+                await self._publish_loop(exchange)
+            except (BrokerLost, *amqp.BROKER_ERRORS) as exc:  # type: ignore[misc]
+                log.warning("outbox relay lost the broker (%s); rows stay PENDING, reconnecting", exc)
+            finally:
+                connection, self._connection = self._connection, None
+                await _close_quietly(connection)
+        log.info("outbox relay stopped")
+
+    async def _publish_loop(self, exchange: aio_pika.abc.AbstractExchange) -> None:
+        batch_size = self._settings.relay_batch_size
+        while True:
+            handled = await self.relay_batch(exchange)
+            if self._stopping.is_set() and handled == 0:
+                return
+            if handled < batch_size and not self._stopping.is_set():
+                await self._idle(self._settings.relay_interval)
+
+    async def relay_batch(self, exchange: aio_pika.abc.AbstractExchange) -> int:
+        """Publish one batch of due rows; returns how many rows were handled."""
+        settings = self._settings
+        async with self._pool.connection() as conn:
+            if settings.faults.failing_relay:
+                cursor = await conn.execute(FAIL_DUE_ROWS, (settings.relay_batch_size,))
+                if cursor.rowcount:
+                    log.warning("failing-relay fault: marked %d outbox rows FAILED", cursor.rowcount)
+                return 0
+            async with conn.transaction():
+                rows = await (await conn.execute(SELECT_DUE, (settings.relay_batch_size,))).fetchall()
+                if not rows:
+                    return 0
+                results = await asyncio.gather(
+                    *(self._publish(exchange, row[0], row[1], row[2]) for row in rows), return_exceptions=True
+                )
+                if self._connection is None or self._connection.is_closed:
+                    # Rolling back leaves every row PENDING with its attempts untouched.
+                    raise BrokerLost("connection closed during publish")
+                sent = [row[0] for row, result in zip(rows, results, strict=True) if result is None]
+                if sent:
+                    await conn.execute(MARK_SENT, (sent,))
+                for row, result in zip(rows, results, strict=True):
+                    if result is None:
+                        continue
+                    if not isinstance(result, Exception):
+                        raise result
+                    log.warning("outbox row %s: publish failed (%s)", row[0], result)
+                    await conn.execute(
+                        MARK_FAILED_ATTEMPT,
+                        {
+                            "id": row[0],
+                            "error": f"{type(result).__name__}: {result}"[:500],
+                            "max_attempts": settings.relay_max_attempts,
+                            "backoff": settings.relay_backoff,
+                        },
+                    )
+        return len(rows)
+
+    @staticmethod
+    async def _publish(
+        exchange: aio_pika.abc.AbstractExchange, row_id: int, routing_key: str, payload: Any
+    ) -> None:
+        body = json.dumps(payload).encode()
+        message = aio_pika.Message(
+            body,
+            content_type="application/json",
+            delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+            message_id=str(row_id),
+        )
+        await exchange.publish(message, routing_key=routing_key, mandatory=True, timeout=10)
+
+
+async def _close_quietly(connection: aio_pika.abc.AbstractConnection | None) -> None:
+    if connection is None or connection.is_closed:
+        return
+    # Closing a dead link may fail in many ways; there is nothing to do about any of them.
+    with contextlib.suppress(Exception):
+        await asyncio.wait_for(connection.close(), 5)
