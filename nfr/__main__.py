@@ -1,0 +1,250 @@
+"""``ticketero-nfr`` / ``python -m nfr``: the demo job and the stand-alone verdict.
+
+Exit codes: 0 every NFR passed, 1 at least one NFR failed or had no data, 2 bad input (unknown scenario,
+bad option, unreadable file, unreachable Prometheus), 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import sys
+import time
+from datetime import datetime
+from pathlib import Path
+
+from nfr.promclient import PrometheusClient, PrometheusQueryError
+from nfr.report_text import console_table
+from nfr.reports import write_reports
+from nfr.rulescale import RuleScaleError, parse_duration
+
+EXIT_PASS, EXIT_FAIL, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
+
+
+def parse_time(text: str, now: float | None = None) -> float:
+    """Unix seconds, RFC 3339 (``2026-11-23T18:00:00Z``), ``now`` or ``now-10m``."""
+    now = time.time() if now is None else now
+    text = text.strip()
+    match = re.fullmatch(r"now(?:\s*([-+])\s*(\S+))?", text)
+    if match:
+        if not match.group(1):
+            return now
+        delta = parse_duration(match.group(2))
+        return now - delta if match.group(1) == "-" else now + delta
+    try:
+        return float(text)
+    except ValueError:
+        pass
+    try:
+        return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r}: expected unix seconds, RFC 3339 (2026-11-23T18:00:00Z), 'now' or 'now-10m'"
+        ) from None
+
+
+def _duration(text: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        pass
+    try:
+        return parse_duration(text)
+    except RuleScaleError as err:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected seconds or a duration like 90s, 2m") from err
+
+
+def _positive(text: str) -> float:
+    value = float(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected a number > 0")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="ticketero-nfr",
+        description=(
+            "Prove Ticketero's NFRs (RNF-01..07) with the alerts that watch it: 'demo' runs a scenario on a "
+            "local stack and judges it, 'verdict' judges any window on any Prometheus. An NFR FAILS when one "
+            "of its alerts (label nfr) fired in the window plus a settle period, has NO DATA when its "
+            "indicator series is missing (never a pass), and PASSES otherwise."
+        ),
+        epilog="Exit codes: 0 all NFRs passed, 1 an NFR failed or had no data, 2 bad input, 130 interrupted.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    demo = sub.add_parser(
+        "demo",
+        help="start the local stack, run a scenario, print the verdict, write reports, stop everything",
+        description=(
+            "Creates a database and a vhost of its own on the local PostgreSQL/RabbitMQ "
+            "(TICKETERO_NFR_PG_DSN, TICKETERO_NFR_AMQP_URL, TICKETERO_NFR_RABBIT_API), starts the reference "
+            "service, the exporter (process backend on the service's pid) and Prometheus (Debian package) "
+            "with the repository's rules and alerts, runs the scenario through the load generator, waits a "
+            "settle period and judges the run. Everything it started is stopped on exit, error or Ctrl-C."
+        ),
+    )
+    demo.add_argument(
+        "--scenario", default="PERF-01", help="scenario id in loadgen/scenarios or a YAML file (PERF-01)"
+    )
+    demo.add_argument(
+        "--compress", type=float, default=1.0, metavar="FACTOR",
+        help="divide every rule for:/range/offset by FACTOR (floor: 4 scrape intervals) for short runs (1)",
+    )  # fmt: skip
+    demo.add_argument(
+        "--keep-running", action="store_true", help="leave the stack up after the verdict, until Ctrl-C"
+    )
+    demo.add_argument(
+        "--results", type=Path, default=Path("results"), help="reports go to DIR/<run-id>/ (results)"
+    )
+    demo.add_argument("--run-id", default=None, help="name of the run (default: UTC time + random suffix)")
+    demo.add_argument("--duration", type=_duration, help="override the scenario's load duration (e.g. 60s)")
+    demo.add_argument("--rate", type=_positive, help="override the scenario's arrival rate (requests/s)")
+    demo.add_argument(
+        "--settle", type=_duration, help="wait after the load before judging (60s / FACTOR, >= 10 scrapes)"
+    )
+    demo.add_argument(
+        "--scrape-interval", type=_duration, help="scrape and evaluation interval (5s; 1s when compressed)"
+    )
+    demo.add_argument(
+        "--expect", nargs="*", default=[], metavar="ALERT", help="alerts this run expects to fire and clear"
+    )
+    demo.add_argument(
+        "--faults", default="", help="service fault switches, comma-separated (e.g. slow-api,memory-leak)"
+    )
+    demo.add_argument(
+        "--no-recovery", action="store_true", help="start the service with its recovery disabled"
+    )
+    demo.add_argument("--workers-per-queue", type=int, default=3, help="service consumers per queue (3)")
+    demo.add_argument("--service-time", type=float, help="seconds a ticket is worked on (service default)")
+    demo.add_argument(
+        "--heartbeat-timeout", type=float, help="service heartbeat timeout, seconds (service default)"
+    )
+    demo.add_argument(
+        "--heartbeat-interval", type=float, help="service heartbeat interval, seconds (service default)"
+    )
+    demo.add_argument(
+        "--recovery-interval", type=float, help="service recovery interval, seconds (service default)"
+    )
+    demo.add_argument("--advisors", type=int, help="advisors seeded at start (service default)")
+
+    verdict = sub.add_parser(
+        "verdict",
+        help="judge a time window from a Prometheus's alerts",
+        description=(
+            "Reads ALERTS{alertstate='firing'} over [start, end + settle] and each NFR's indicator series from "
+            "PROMETHEUS. Works against any Prometheus that loaded the repository's alerts (local, compose, "
+            "staging). Prints the table; --results DIR also writes the reports."
+        ),
+    )
+    verdict.add_argument("--prometheus", required=True, help="base URL, e.g. http://127.0.0.1:9090")
+    verdict.add_argument(
+        "--start", required=True, type=parse_time, help="window start: unix s, RFC 3339, now-10m"
+    )
+    verdict.add_argument("--end", required=True, type=parse_time, help="end of the load (same forms)")
+    verdict.add_argument(
+        "--settle", type=_duration, default=60.0, help="extra time after --end to watch alerts (60s)"
+    )
+    verdict.add_argument(
+        "--expect", nargs="*", default=[], metavar="ALERT", help="alerts expected to fire and clear"
+    )
+    verdict.add_argument(
+        "--rate-window", default=None, help="rate() window of the indicators (default: 4 scrapes, >= 1m)"
+    )
+    verdict.add_argument(
+        "--results", type=Path, help="write NFR-TEST-RESULTS.md, junit.xml, results.json, report.html here"
+    )
+    verdict.add_argument("--scenario", default="", help="scenario name to print in the reports")
+    verdict.add_argument("--json", action="store_true", help="print the verdict as JSON instead of the table")
+    return parser
+
+
+def _cmd_verdict(args: argparse.Namespace) -> int:
+    from nfr.report_text import json_report
+    from nfr.rulescale import format_duration
+    from nfr.verdict import compute_verdict
+
+    client = PrometheusClient(args.prometheus)
+    if args.end <= args.start:
+        print(
+            f"ticketero-nfr verdict: --end must be after --start ({args.start} >= {args.end})",
+            file=sys.stderr,
+        )
+        return EXIT_BAD_INPUT
+    try:
+        window = args.rate_window
+        scrape = None
+        if window is None:
+            scrape, _ = client.config_intervals()
+            window = format_duration(max(60.0, 4 * scrape))
+        result = compute_verdict(
+            client,
+            args.start,
+            args.end,
+            settle=args.settle,
+            expected=args.expect,
+            rate_window=window,
+            step=scrape,
+        )
+    except PrometheusQueryError as err:
+        print(f"ticketero-nfr verdict: {err}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    result.scenario = args.scenario
+    print(json_report(result) if args.json else console_table(result))
+    if args.results:
+        paths = write_reports(result, args.results)
+        print(f"reports: {', '.join(str(p) for p in paths.values())}", file=sys.stderr)
+    return EXIT_PASS if result.passed else EXIT_FAIL
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from nfr.demo import BadInput, DemoOptions, run_demo
+    from nfr.processes import ProcessError
+    from nfr.stack import new_run_id
+
+    options = DemoOptions(
+        scenario=args.scenario,
+        compress=args.compress,
+        keep_running=args.keep_running,
+        results=args.results,
+        run_id=args.run_id or new_run_id(),
+        duration=args.duration,
+        rate=args.rate,
+        settle=args.settle,
+        scrape_interval=args.scrape_interval,
+        expect=tuple(args.expect),
+        faults=tuple(f.strip() for f in args.faults.split(",") if f.strip()),
+        no_recovery=args.no_recovery,
+        workers_per_queue=args.workers_per_queue,
+        service_time=args.service_time,
+        heartbeat_timeout=args.heartbeat_timeout,
+        heartbeat_interval=args.heartbeat_interval,
+        recovery_interval=args.recovery_interval,
+        advisors=args.advisors,
+    )
+    try:
+        result = run_demo(options)
+    except BadInput as err:
+        print(f"ticketero-nfr demo: {err}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except ProcessError as err:
+        print(f"ticketero-nfr demo: the stack did not start: {err}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    return EXIT_PASS if result.verdict.passed else EXIT_FAIL
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        if args.command == "verdict":
+            return _cmd_verdict(args)
+        return _cmd_demo(args)
+    except KeyboardInterrupt:
+        print("ticketero-nfr: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,333 @@
+"""The demo job: start the local stack, run one scenario, wait a settle period, judge, report, clean up.
+
+Phases: stack up → load → settle → verdict → reports → stop. The stack is stopped in every case (error,
+Ctrl-C, SIGTERM) unless ``keep_running`` asks to leave it up for a look, and then it is stopped on Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TextIO
+
+import yaml
+
+from nfr.promclient import PrometheusQueryError
+from nfr.report_text import console_table, fmt_value
+from nfr.reports import write_reports
+from nfr.stack import LocalStack, StackSettings, new_run_id
+from nfr.verdict import Verdict, compute_verdict
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+SCENARIO_DIR = REPO_ROOT / "loadgen" / "scenarios"
+EXPECT_KEY = "expect_alerts"
+
+
+class BadInput(ValueError):
+    """A scenario or option the demo cannot use (exit code 2)."""
+
+
+@dataclass
+class DemoOptions:
+    scenario: str = "PERF-01"
+    compress: float = 1.0
+    keep_running: bool = False
+    results: Path = Path("results")
+    run_id: str = field(default_factory=new_run_id)
+    duration: float | None = None
+    rate: float | None = None
+    settle: float | None = None
+    scrape_interval: float | None = None
+    expect: tuple[str, ...] = ()
+    faults: tuple[str, ...] = ()
+    no_recovery: bool = False
+    workers_per_queue: int = 3
+    service_time: float | None = None
+    heartbeat_timeout: float | None = None
+    heartbeat_interval: float | None = None
+    recovery_interval: float | None = None
+    advisors: int | None = None
+    rule_files: list[Path] | None = None
+    progress_interval: float = 5.0
+    on_stack_ready: Callable[[LocalStack], None] | None = None  # hook for tests (e.g. dashboard queries)
+
+    @property
+    def effective_scrape(self) -> float:
+        if self.scrape_interval is not None:
+            return self.scrape_interval
+        return 5.0 if self.compress <= 1 else 1.0
+
+    @property
+    def effective_settle(self) -> float:
+        if self.settle is not None:
+            return self.settle
+        return max(60.0 / self.compress, 10 * self.effective_scrape)
+
+
+@dataclass
+class DemoResult:
+    verdict: Verdict
+    reports: dict[str, Path]
+    results_dir: Path
+    extra: dict[str, Any]
+
+
+def resolve_scenario(name: str) -> Path:
+    """A path to a scenario file, or a shipped scenario by id (``PERF-01`` → loadgen/scenarios/...)."""
+    path = Path(name)
+    if path.suffix in (".yml", ".yaml"):
+        if not path.is_file():
+            raise BadInput(f"scenario file {path} does not exist")
+        return path
+    wanted = name.lower()
+    candidates = sorted(SCENARIO_DIR.glob("*.y*ml")) if SCENARIO_DIR.is_dir() else []
+    for candidate in candidates:
+        stem = candidate.stem.lower()
+        if stem == wanted or stem.startswith(wanted + "-") or stem.startswith(wanted + "_"):
+            return candidate
+    for candidate in candidates:
+        try:
+            doc = yaml.safe_load(candidate.read_text()) or {}
+        except (OSError, yaml.YAMLError):
+            continue
+        if isinstance(doc, dict) and str(doc.get("name", "")).lower() == wanted:
+            return candidate
+    known = ", ".join(c.stem for c in candidates) or "(none shipped yet)"
+    raise BadInput(f"unknown scenario {name!r}: not a .yml file and not one of {known}")
+
+
+def prepare_scenario(source: Path, run_dir: Path) -> tuple[Path, tuple[str, ...], str]:
+    """Read ``expect_alerts`` (the alerts a fault scenario expects) and hand the load generator a copy
+    without it; return (file for the load generator, expected alerts, scenario name)."""
+    try:
+        doc = yaml.safe_load(source.read_text())
+    except (OSError, yaml.YAMLError) as err:
+        raise BadInput(f"{source}: cannot read scenario: {err}") from err
+    if not isinstance(doc, dict):
+        raise BadInput(f"{source}: (top level): expected a mapping of scenario settings")
+    name = str(doc.get("name") or source.stem)
+    expected = doc.pop(EXPECT_KEY, None) or []
+    if isinstance(expected, str):
+        expected = [expected]
+    if not isinstance(expected, list) or not all(isinstance(e, str) for e in expected):
+        raise BadInput(f"{source}: {EXPECT_KEY}: expected a list of alert names")
+    if not expected:
+        return source, (), name
+    copy = run_dir / source.name
+    copy.write_text(yaml.safe_dump(doc, sort_keys=False))
+    return copy, tuple(expected), name
+
+
+class Progress:
+    """Phase lines and a live line of key figures (rewritten in place on a terminal)."""
+
+    def __init__(self, stream: TextIO = sys.stderr) -> None:
+        self.stream = stream
+        self.t0 = time.monotonic()
+        self.tty = stream.isatty()
+        self._live = False
+
+    def elapsed(self) -> str:
+        return f"{time.monotonic() - self.t0:6.1f}s"
+
+    def phase(self, text: str) -> None:
+        if self._live and self.tty:
+            self.stream.write("\n")
+        self._live = False
+        self.stream.write(f"[{self.elapsed()}] == {text}\n")
+        self.stream.flush()
+
+    def live(self, text: str) -> None:
+        line = f"[{self.elapsed()}]    {text}"
+        if self.tty:
+            self.stream.write("\r\033[K" + line)
+            self._live = True
+        else:
+            self.stream.write(line + "\n")
+        self.stream.flush()
+
+
+def live_figures(stack: LocalStack, window: str) -> str:
+    """One line: completed/min, p95, errors, in flight, firing alerts — straight from Prometheus."""
+    client = stack.client
+    queries = {
+        "done/min": f"sum(rate(ticketero_tickets_completed_total[{window}])) * 60",
+        "p95": f"histogram_quantile(0.95, sum by (le) (rate(loadgen_request_duration_seconds_bucket[{window}])))",
+        "errors": "sum(loadgen_request_failures_total) or vector(0)",
+        "sent": "sum(loadgen_requests_total)",
+    }
+    parts = []
+    for label, expr in queries.items():
+        try:
+            value = client.scalar(expr)
+        except PrometheusQueryError:
+            value = None
+        parts.append(f"{label}={fmt_value(value, 's' if label == 'p95' else '')}")
+    try:
+        firing = sorted({a["labels"]["alertname"] for a in client.alerts() if a.get("state") == "firing"})
+    except PrometheusQueryError:
+        firing = []
+    parts.append("firing=" + (",".join(firing) if firing else "none"))
+    return "  ".join(parts)
+
+
+def _wait_load(stack: LocalStack, options: DemoOptions, progress: Progress) -> tuple[float, float]:
+    """Block while the load generator runs; return (load start, load end) wall-clock times."""
+    assert stack.loadgen is not None
+    start = stack.loadgen.started_at or time.time()
+    seen_active = False
+    next_live = time.monotonic()
+    while True:
+        active = stack.loadgen_sample("loadgen_run_active")
+        if active == 1 and not seen_active:
+            seen_active = True
+        if (seen_active and active == 0) or not stack.loadgen.alive():
+            break
+        if time.monotonic() >= next_live:
+            progress.live(live_figures(stack, stack.settings.rate_window))
+            next_live = time.monotonic() + options.progress_interval
+        time.sleep(0.25)
+    return start, time.time()
+
+
+def run_demo(options: DemoOptions, progress: Progress | None = None) -> DemoResult:
+    """Run the whole job; returns the verdict and report paths (raises BadInput for bad input)."""
+    progress = progress or Progress()
+    if options.compress < 1:
+        raise BadInput(f"--compress: expected a factor >= 1, got {options.compress:g}")
+    scenario_source = resolve_scenario(options.scenario)
+    work = Path(tempfile.mkdtemp(prefix=f"nfr-{options.run_id}-"))
+    scenario_file, scenario_expect, scenario_name = prepare_scenario(scenario_source, work)
+    expected = tuple(dict.fromkeys(scenario_expect + options.expect))
+    settings = StackSettings(
+        run_dir=work,
+        run_id=options.run_id,
+        compress=options.compress,
+        scrape_interval=options.effective_scrape,
+        rule_files=options.rule_files,
+        workers_per_queue=options.workers_per_queue,
+        advisors=options.advisors,
+        service_time=options.service_time,
+        heartbeat_interval=options.heartbeat_interval,
+        heartbeat_timeout=options.heartbeat_timeout,
+        recovery_interval=options.recovery_interval,
+        faults=options.faults,
+        no_recovery=options.no_recovery,
+    )
+    settle = options.effective_settle
+    stack = LocalStack(settings)
+    previous_term = signal.getsignal(signal.SIGTERM)
+    in_main_thread = _in_main_thread()
+    if in_main_thread:
+        signal.signal(signal.SIGTERM, _raise_interrupt)
+    try:
+        progress.phase(
+            f"run {options.run_id}: scenario {scenario_name} ({scenario_source}), compress x{options.compress:g}, "
+            f"scrape {settings.scrape_interval:g}s, faults {','.join(options.faults) or 'none'}"
+        )
+        progress.phase("starting database, vhost, service, exporter, Prometheus")
+        stack.start()
+        progress.phase(
+            f"stack up: service {stack.service_url}, exporter :{stack.exporter_port}, "
+            f"Prometheus {stack.client.url}, {len(stack.rule_files)} rule files (work dir {work})"
+        )
+        progress.phase("load: running the scenario through the load generator")
+        stack.start_loadgen(
+            scenario_file,
+            duration=options.duration,
+            rate=options.rate,
+            linger=settle + 4 * settings.scrape_interval + 10,
+        )
+        if options.on_stack_ready is not None:
+            options.on_stack_ready(stack)
+        load_start, load_end = _wait_load(stack, options, progress)
+        progress.phase(f"load finished after {load_end - load_start:.0f}s; settling for {settle:g}s")
+        deadline = time.time() + settle + settings.scrape_interval
+        while time.time() < deadline:
+            progress.live(live_figures(stack, settings.rate_window))
+            time.sleep(min(options.progress_interval, max(0.1, deadline - time.time())))
+        progress.phase("verdict: reading alerts and indicators from Prometheus")
+        verdict = compute_verdict(
+            stack.client,
+            load_start,
+            load_end,
+            settle=settle,
+            expected=expected,
+            rate_window=settings.rate_window,
+            step=settings.scrape_interval,
+        )
+        verdict.run_id = options.run_id
+        verdict.scenario = scenario_name
+        extra = _extra(options, stack, verdict, load_start, work)
+        results_dir = Path(options.results) / options.run_id
+        reports = write_reports(verdict, results_dir, extra)
+        _copy_logs(work, results_dir)
+        print(console_table(verdict), flush=True)
+        progress.phase(f"reports written to {results_dir}/ ({', '.join(p.name for p in reports.values())})")
+        if options.keep_running:
+            progress.phase(
+                f"--keep-running: Prometheus {stack.client.url}, service {stack.service_url}; Ctrl-C to stop"
+            )
+            try:
+                while True:
+                    time.sleep(3600)
+            except KeyboardInterrupt:
+                pass
+        return DemoResult(verdict, reports, results_dir, extra)
+    finally:
+        progress.phase("stopping everything the run started")
+        stack.stop()
+        if in_main_thread:
+            signal.signal(signal.SIGTERM, previous_term)
+
+
+def _extra(
+    options: DemoOptions, stack: LocalStack, verdict: Verdict, load_start: float, work: Path
+) -> dict[str, Any]:
+    """Settings and timings that belong in results.json: among them fault → first alert per NFR."""
+    fault_to_alert = {
+        r.nfr: round(r.first_fired - load_start, 1) for r in verdict.results if r.first_fired is not None
+    }
+    summary_path = work / "loadgen-summary.json"
+    loadgen_summary: Any = None
+    if summary_path.is_file():
+        try:
+            loadgen_summary = json.loads(summary_path.read_text())
+        except ValueError:
+            loadgen_summary = None
+    return {
+        "faults": list(options.faults),
+        "compress": options.compress,
+        "scrape_interval_seconds": stack.settings.scrape_interval,
+        "rate_window": stack.settings.rate_window,
+        "fault_started_at": load_start if options.faults else None,
+        "fault_to_alert_seconds": fault_to_alert if options.faults else {},
+        "service": " ".join(stack.service_command()[2:]).replace(stack.database_dsn or "", "<dsn>"),
+        "loadgen_exit_code": stack.loadgen.returncode() if stack.loadgen else None,
+        "loadgen_summary": loadgen_summary,
+    }
+
+
+def _copy_logs(work: Path, results_dir: Path) -> None:
+    logs = work / "logs"
+    if logs.is_dir():
+        target = results_dir / "logs"
+        target.mkdir(parents=True, exist_ok=True)
+        for log_file in logs.iterdir():
+            (target / log_file.name).write_bytes(log_file.read_bytes()[-2_000_000:])
+
+
+def _raise_interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+def _in_main_thread() -> bool:
+    import threading
+
+    return threading.current_thread() is threading.main_thread()

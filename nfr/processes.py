@@ -1,0 +1,141 @@
+"""Child processes the local stack owns: start with a log file, wait for a URL, stop for sure.
+
+Every process is started in its own process group so that stopping it also stops anything it forked
+(the load generator's worker processes), and nothing the stack did not start is ever signalled.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import IO
+
+
+class ProcessError(RuntimeError):
+    """A child process exited early or never became ready; the message carries its log tail."""
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def python_module(module: str, *args: str) -> list[str]:
+    """Command line running ``python -m module args`` with this interpreter (the project's venv)."""
+    return [sys.executable, "-m", module, *args]
+
+
+class ManagedProcess:
+    """One child process with its output in ``log_path``."""
+
+    def __init__(
+        self,
+        name: str,
+        args: Sequence[str],
+        log_path: Path,
+        env: Mapping[str, str] | None = None,
+        cwd: Path | None = None,
+    ) -> None:
+        self.name = name
+        self.args = list(args)
+        self.log_path = log_path
+        self.env = dict(os.environ, **(env or {}))
+        self.cwd = cwd
+        self.process: subprocess.Popen[bytes] | None = None
+        self._log: IO[bytes] | None = None
+        self.started_at: float | None = None
+
+    @property
+    def pid(self) -> int:
+        if self.process is None:
+            raise ProcessError(f"{self.name} not started")
+        return self.process.pid
+
+    def start(self) -> ManagedProcess:
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        self._log = open(self.log_path, "ab")  # noqa: SIM115 - closed in stop()
+        self.process = subprocess.Popen(
+            self.args,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            env=self.env,
+            cwd=self.cwd,
+            start_new_session=True,
+        )
+        self.started_at = time.time()
+        return self
+
+    def alive(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def returncode(self) -> int | None:
+        return None if self.process is None else self.process.poll()
+
+    def log_tail(self, lines: int = 25) -> str:
+        try:
+            text = self.log_path.read_text(errors="replace")
+        except OSError:
+            return "(no log)"
+        return "\n".join(text.splitlines()[-lines:])
+
+    def wait_http(self, url: str, timeout: float, ok: Sequence[int] = (200,)) -> None:
+        """Block until ``url`` answers one of ``ok``; raise with the log tail if the process dies first."""
+        deadline = time.monotonic() + timeout
+        last = "no answer"
+        while time.monotonic() < deadline:
+            if not self.alive():
+                raise ProcessError(
+                    f"{self.name} exited with code {self.returncode()} before {url} answered; "
+                    f"log {self.log_path}:\n{self.log_tail()}"
+                )
+            try:
+                with urllib.request.urlopen(url, timeout=2) as response:
+                    if response.status in ok:
+                        return
+                    last = f"HTTP {response.status}"
+            except urllib.error.HTTPError as err:
+                if err.code in ok:
+                    return
+                last = f"HTTP {err.code}"
+            except (urllib.error.URLError, OSError) as err:
+                last = str(err)
+            time.sleep(0.2)
+        raise ProcessError(
+            f"{self.name}: {url} not ready after {timeout:.0f}s ({last}); log {self.log_path}:\n{self.log_tail()}"
+        )
+
+    def wait(self, timeout: float | None = None) -> int:
+        if self.process is None:
+            raise ProcessError(f"{self.name} not started")
+        return self.process.wait(timeout=timeout)
+
+    def signal(self, sig: int) -> None:
+        if self.alive():
+            assert self.process is not None
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.process.pid, sig)
+
+    def stop(self, grace: float = 10.0) -> int | None:
+        """SIGTERM the process group, SIGKILL after ``grace`` seconds; returns the exit code."""
+        if self.process is not None and self.process.poll() is None:
+            self.signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=grace)
+            except subprocess.TimeoutExpired:
+                self.signal(signal.SIGKILL)
+                self.process.wait(timeout=10)
+        if self._log is not None:
+            self._log.close()
+            self._log = None
+        return self.returncode()

@@ -1,0 +1,186 @@
+"""Plain-text renderings of a verdict: the console table, NFR-TEST-RESULTS.md, JUnit XML and JSON."""
+
+from __future__ import annotations
+
+import json
+import xml.etree.ElementTree as ET
+from datetime import UTC, datetime
+from typing import Any
+
+from nfr.verdict import FAIL, NO_DATA, PASS, NfrResult, Verdict
+
+
+def iso(ts: float | None) -> str:
+    if ts is None:
+        return "-"
+    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def fmt_value(value: float | None, unit: str = "") -> str:
+    """Human formatting: bytes in MiB, ratios in %, small numbers with 3 significant digits."""
+    if value is None:
+        return "-"
+    if unit == "bytes":
+        return f"{value / 1048576:.1f} MiB"
+    if "ratio" in unit:
+        return f"{value * 100:.2f} %"
+    if abs(value) >= 100 or value == int(value):
+        return f"{value:.0f}"
+    return f"{value:.3g}"
+
+
+def threshold_text(result: NfrResult) -> str:
+    if result.threshold is None:
+        return result.requirement
+    sign = ">=" if result.higher_is_better else "<="
+    if result.nfr == "RNF-05":
+        sign = "<"
+    return (
+        f"{sign} {fmt_value(result.threshold, result.unit)} {'' if 'ratio' in result.unit else result.unit}"
+    )
+
+
+def offset_text(verdict: Verdict, ts: float | None) -> str:
+    if ts is None:
+        return "-"
+    return f"t+{ts - verdict.start:.0f}s"
+
+
+def console_table(verdict: Verdict) -> str:
+    lines = [f"{'NFR':<7} {'title':<14} {'verdict':<8} {'measured':>14}  detail"]
+    for r in verdict.results:
+        detail = r.reason
+        if r.first_fired is not None:
+            detail += f" (first fired {offset_text(verdict, r.first_fired)})"
+        lines.append(f"{r.nfr:<7} {r.title:<14} {r.status:<8} {fmt_value(r.measured, r.unit):>14}  {detail}")
+    for alert in verdict.meta_alerts:
+        lines.append(
+            f"{'meta':<7} {alert.name:<14} fired {offset_text(verdict, alert.first_fired)} "
+            f"{json.dumps({k: v for k, v in alert.labels.items() if k not in ('alertname', 'nfr')})}"
+        )
+    lines.append(f"RESULT: {'PASS' if verdict.passed else 'FAIL'}")
+    return "\n".join(lines)
+
+
+_FIGURE_ROWS = (
+    ("throughput_per_minute", "Throughput over the run", "tickets/min", ">= 50"),
+    ("latency_p95_seconds", "API latency p95 (load generator)", "s", "< 2"),
+    ("latency_p99_seconds", "API latency p99 (load generator)", "s", ""),
+    ("ratio_within_2s", "Requests answered within 2 s", "ratio", ">= 95 %"),
+    ("service_ratio_within_2s", "Requests within 2 s (service histogram)", "ratio", ">= 95 %"),
+    ("error_rate", "Error rate", "ratio", "< 1 %"),
+    ("probe_success_ratio", "Health probe success", "ratio", ">= 99.9 %"),
+    ("max_busy_heartbeat_age_seconds", "Oldest BUSY heartbeat", "s", "< 90"),
+    ("recovery_events", "Recovery events", "", ""),
+    ("deadlocks", "Deadlocks", "", "0"),
+    ("max_db_connections", "DB connections (max)", "", "< 15"),
+    ("memory_growth_ratio", "Service memory growth (max/min - 1)", "ratio", "< 20 % / 30 min"),
+    ("tickets_created", "Tickets created", "", ""),
+    ("tickets_completed", "Tickets completed", "", ""),
+    ("requests", "Requests sent", "", ""),
+    ("request_failures", "Requests failed", "", ""),
+)
+
+
+def markdown(verdict: Verdict, extra: dict[str, Any] | None = None) -> str:
+    """NFR-TEST-RESULTS.md: scenarios run, metrics against thresholds, PASS/FAIL per NFR."""
+    extra = extra or {}
+    icon = {PASS: "PASS", FAIL: "**FAIL**", NO_DATA: "**NO DATA**"}
+    out = [
+        "# NFR test results",
+        "",
+        f"- Run: `{verdict.run_id or '-'}`",
+        f"- Scenario: `{verdict.scenario or '-'}`",
+        f"- Window: {iso(verdict.start)} → {iso(verdict.end)} (+ {verdict.settle:.0f} s settle), "
+        f"{verdict.end - verdict.start:.0f} s under load",
+        f"- Prometheus: {verdict.prometheus}",
+        f"- Overall: **{'PASS' if verdict.passed else 'FAIL'}**",
+    ]
+    for key, value in extra.items():
+        out.append(f"- {key}: {value}")
+    if verdict.expected:
+        out.append(f"- Alerts the scenario expects: {', '.join(verdict.expected)}")
+    out += [
+        "",
+        "## Verdict per NFR",
+        "",
+        "| NFR | Requirement | Threshold | Measured | Verdict | Detail |",
+        "|---|---|---|---|---|---|",
+    ]
+    for r in verdict.results:
+        detail = r.reason
+        if r.first_fired is not None:
+            detail += f"; first fired {iso(r.first_fired)} ({offset_text(verdict, r.first_fired)})"
+        out.append(
+            f"| {r.nfr} | {r.title} | {threshold_text(r)} | {fmt_value(r.measured, r.unit)} | "
+            f"{icon[r.status]} | {detail} |"
+        )
+    out += ["", "## Metrics captured", "", "| Metric | Value | Threshold |", "|---|---|---|"]
+    for key, label, unit, limit in _FIGURE_ROWS:
+        if key in verdict.figures:
+            out.append(f"| {label} | {fmt_value(verdict.figures[key], unit)} | {limit} |")
+    fired = [a for r in verdict.results for a in r.alerts + r.expected_alerts] + verdict.meta_alerts
+    out += ["", "## Alerts fired in the window", ""]
+    if not fired:
+        out.append("None.")
+    else:
+        out += ["| Alert | NFR | First fired | Last firing | Resolved | Value |", "|---|---|---|---|---|---|"]
+        for a in sorted(fired, key=lambda a: a.first_fired):
+            out.append(
+                f"| {a.name} | {a.nfr} | {iso(a.first_fired)} ({offset_text(verdict, a.first_fired)}) | "
+                f"{iso(a.last_firing)} | {'yes' if a.resolved else 'no'} | "
+                f"{fmt_value(a.value_at_first_fire)} |"
+            )
+    if verdict.notes:
+        out += ["", "## Notes", ""] + [f"- {note}" for note in verdict.notes]
+    out += [
+        "",
+        "## How this verdict was reached",
+        "",
+        "An NFR fails when one of its Prometheus alerts (label `nfr`) fired between the start of the load "
+        "and the end of the settle period; it has NO DATA when its indicator series was missing; "
+        "otherwise it passes. Indicators used:",
+        "",
+    ]
+    for r in verdict.results:
+        out.append(f"- {r.nfr}: `{r.indicator_expr}`")
+    return "\n".join(out) + "\n"
+
+
+def junit_xml(verdict: Verdict) -> str:
+    """One testcase per NFR: ``failure`` for FAIL, ``error`` for NO DATA (missing data is no pass)."""
+    failures = sum(r.status == FAIL for r in verdict.results)
+    errors = sum(r.status == NO_DATA for r in verdict.results)
+    suite = ET.Element(
+        "testsuite",
+        name=f"ticketero-nfr {verdict.scenario}".strip(),
+        tests=str(len(verdict.results)),
+        failures=str(failures),
+        errors=str(errors),
+        skipped="0",
+        time=f"{verdict.window_end - verdict.start:.1f}",
+        timestamp=iso(verdict.start),
+    )
+    for r in verdict.results:
+        case = ET.SubElement(
+            suite, "testcase", classname="ticketero.nfr", name=f"{r.nfr} {r.title}", time="0"
+        )
+        message = f"{r.reason}; measured {fmt_value(r.measured, r.unit)} (threshold {threshold_text(r)})"
+        if r.status == FAIL:
+            element = ET.SubElement(case, "failure", message=message, type="AlertFired")
+            element.text = "\n".join(
+                f"{a.name} first fired {iso(a.first_fired)} labels={json.dumps(a.labels, sort_keys=True)}"
+                for a in r.alerts
+            )
+        elif r.status == NO_DATA:
+            ET.SubElement(case, "error", message=message, type="NoData")
+        out = ET.SubElement(case, "system-out")
+        out.text = f"indicator: {r.indicator_expr}"
+    ET.indent(suite)
+    return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(suite, encoding="unicode") + "\n"
+
+
+def json_report(verdict: Verdict, extra: dict[str, Any] | None = None) -> str:
+    data = verdict.to_dict()
+    data.update(extra or {})
+    return json.dumps(data, indent=2, sort_keys=False, default=str) + "\n"

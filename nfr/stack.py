@@ -1,0 +1,305 @@
+"""The local stack without Docker: the run's database and vhost, the reference service, the exporter,
+a private Prometheus with the repository's rules (optionally time-compressed) and the load generator.
+
+Everything here is started by the stack and stopped by it (``stop()`` is idempotent and is what the demo
+calls from ``finally``), in reverse order; the database and the vhost are removed last.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from nfr.backends import Backends
+from nfr.processes import ManagedProcess, ProcessError, free_port, python_module
+from nfr.promclient import PrometheusClient
+from nfr.prometheus import PrometheusServer, default_rule_files, render_config
+from nfr.rulescale import compress_rule_files, default_floor, format_duration
+
+log = logging.getLogger("nfr.stack")
+
+SERVICE_CONTAINER_NAME = "ticketero-app"
+
+
+def new_run_id() -> str:
+    return time.strftime("%Y%m%d-%H%M%S", time.gmtime()) + "-" + uuid.uuid4().hex[:6]
+
+
+@dataclass
+class StackSettings:
+    """What to start. Times in seconds; ``compress`` > 1 divides every rule time span (see rulescale)."""
+
+    run_dir: Path
+    run_id: str = field(default_factory=new_run_id)
+    backends: Backends = field(default_factory=Backends.from_env)
+    compress: float = 1.0
+    scrape_interval: float = 5.0
+    floor: float | None = None
+    rule_files: list[Path] | None = None
+    workers_per_queue: int = 3
+    advisors: int | None = None
+    service_time: float | None = None
+    heartbeat_interval: float | None = None
+    heartbeat_timeout: float | None = None
+    recovery_interval: float | None = None
+    faults: tuple[str, ...] = ()
+    no_recovery: bool = False
+    service_args: tuple[str, ...] = ()
+    start_timeout: float = 60.0
+
+    @property
+    def rate_window(self) -> str:
+        """Window for the verdict's rate() indicators: a minute, compressed, never under 4 scrapes."""
+        return format_duration(max(60.0 / self.compress, 4 * self.scrape_interval))
+
+
+class LocalStack:
+    """Start with :meth:`start`, run load with :meth:`start_loadgen`, always :meth:`stop`."""
+
+    def __init__(self, settings: StackSettings) -> None:
+        self.settings = settings
+        self.name = "nfr_" + settings.run_id.replace("-", "_")
+        self.dir = settings.run_dir
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.database_dsn: str | None = None
+        self.amqp_url: str | None = None
+        self.service: ManagedProcess | None = None
+        self.exporter: ManagedProcess | None = None
+        self.loadgen: ManagedProcess | None = None
+        self.prometheus: PrometheusServer | None = None
+        self.service_port = 0
+        self.exporter_port = 0
+        self.loadgen_port = 0
+        self.rule_files: list[Path] = []
+        self._db_created = False
+        self._vhost_created = False
+        self._targets: dict[str, list[str]] = {}
+        self._stopped = False
+
+    # -- addresses ---------------------------------------------------------------------------------------
+
+    @property
+    def service_url(self) -> str:
+        return f"http://127.0.0.1:{self.service_port}"
+
+    @property
+    def pid_file(self) -> Path:
+        return self.dir / "ticketero-app.pid"
+
+    @property
+    def client(self) -> PrometheusClient:
+        if self.prometheus is None:
+            raise ProcessError("Prometheus not started")
+        return PrometheusClient(self.prometheus.url)
+
+    # -- start ---------------------------------------------------------------------------------------
+
+    def start(self) -> LocalStack:
+        """Database + vhost, service, exporter, Prometheus; raises ProcessError with logs on failure."""
+        s = self.settings
+        try:
+            self.database_dsn = s.backends.create_database(self.name)
+            self._db_created = True
+            self.amqp_url = s.backends.create_vhost(self.name)
+            self._vhost_created = True
+            self.start_service()
+            self.start_exporter()
+            self.start_prometheus()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def service_command(self, faults: tuple[str, ...] | None = None) -> list[str]:
+        s = self.settings
+        assert self.database_dsn and self.amqp_url
+        args = [
+            "--dsn", self.database_dsn,
+            "--amqp-url", self.amqp_url,
+            "--host", "127.0.0.1",
+            "--port", str(self.service_port),
+            "--workers-per-queue", str(s.workers_per_queue),
+        ]  # fmt: skip
+        optional = {
+            "--advisors": s.advisors,
+            "--service-time": s.service_time,
+            "--heartbeat-interval": s.heartbeat_interval,
+            "--heartbeat-timeout": s.heartbeat_timeout,
+            "--recovery-interval": s.recovery_interval,
+        }
+        for flag, value in optional.items():
+            if value is not None:
+                args += [flag, f"{value:g}" if isinstance(value, float) else str(value)]
+        chosen = s.faults if faults is None else faults
+        if chosen:
+            args += ["--faults", ",".join(chosen)]
+        if s.no_recovery:
+            args.append("--no-recovery")
+        return python_module("ticketero", *args, *s.service_args)
+
+    def start_service(self, faults: tuple[str, ...] | None = None) -> ManagedProcess:
+        """(Re)start the reference service on its port; the pid file follows the new process."""
+        if self.service is not None:
+            self.service.stop()
+        if not self.service_port:
+            self.service_port = free_port()
+        self.service = ManagedProcess(
+            "ticketero", self.service_command(faults), self.dir / "logs" / "ticketero.log"
+        ).start()
+        self.pid_file.write_text(f"{self.service.pid}\n")
+        self.service.wait_http(f"{self.service_url}/actuator/health", self.settings.start_timeout)
+        return self.service
+
+    def start_exporter(self) -> ManagedProcess:
+        s = self.settings
+        assert self.database_dsn and self.amqp_url
+        self.exporter_port = free_port()
+        env = {
+            "EXPORTER_LISTEN_ADDRESS": "127.0.0.1",
+            "EXPORTER_LISTEN_PORT": str(self.exporter_port),
+            "EXPORTER_DSN": self.database_dsn,
+            "EXPORTER_AMQP_URL": self.amqp_url,
+            "EXPORTER_RABBITMQ_MANAGEMENT_URL": s.backends.management_url,
+            "EXPORTER_HEALTH_URL": f"{self.service_url}/actuator/health",
+            "EXPORTER_RESOURCES_BACKEND": "process",
+            "EXPORTER_RESOURCES_TARGETS": f"{SERVICE_CONTAINER_NAME}=pid_file:{self.pid_file}",
+        }
+        self.exporter = ManagedProcess(
+            "exporter", python_module("exporters"), self.dir / "logs" / "exporter.log", env=env
+        ).start()
+        self.exporter.wait_http(f"http://127.0.0.1:{self.exporter_port}/metrics", s.start_timeout)
+        return self.exporter
+
+    def start_prometheus(self) -> PrometheusServer:
+        s = self.settings
+        sources = s.rule_files if s.rule_files is not None else default_rule_files()
+        if s.compress > 1:
+            floor = s.floor if s.floor is not None else default_floor(s.scrape_interval)
+            self.rule_files = compress_rule_files(sources, self.dir / "rules", s.compress, floor)
+        else:
+            self.rule_files = [Path(p) for p in sources]
+        port = free_port()
+        self._targets = {
+            "ticketero-exporter": [f"127.0.0.1:{self.exporter_port}"],
+            "ticketero-app": [f"127.0.0.1:{self.service_port}"],
+            "prometheus": [f"127.0.0.1:{port}"],
+        }
+        rabbit = s.backends.rabbit_prometheus_address()
+        if rabbit:
+            self._targets["rabbitmq"] = [rabbit]
+        self._render()
+        self.prometheus = PrometheusServer(
+            self.dir / "prometheus.yml", self.dir / "prometheus", port=port, start_timeout=s.start_timeout
+        )
+        self.prometheus.start()
+        return self.prometheus
+
+    def _render(self) -> None:
+        interval = format_duration(self.settings.scrape_interval)
+        render_config(
+            self.dir / "prometheus.yml",
+            self._targets,
+            rule_files=self.rule_files,
+            scrape_interval=interval,
+            evaluation_interval=interval,
+        )
+
+    def add_target(self, job: str, address: str) -> None:
+        """Add a scrape target and reload Prometheus (used for the load generator once it listens)."""
+        self._targets.setdefault(job, [])
+        if address not in self._targets[job]:
+            self._targets[job].append(address)
+        self._render()
+        if self.prometheus is not None:
+            self.prometheus.reload()
+
+    # -- load ----------------------------------------------------------------------------------------
+
+    def start_loadgen(
+        self,
+        scenario: Path,
+        *,
+        duration: float | None = None,
+        rate: float | None = None,
+        linger: float = 30.0,
+        extra_args: tuple[str, ...] = (),
+    ) -> ManagedProcess:
+        """Run the scenario against the service; its metrics port is added to Prometheus once it serves."""
+        self.loadgen_port = free_port()
+        args = [
+            "run", str(scenario),
+            "--target", self.service_url,
+            "--metrics-port", str(self.loadgen_port),
+            "--linger", format_duration(linger),
+            "--summary-json", str(self.dir / "loadgen-summary.json"),
+        ]  # fmt: skip
+        if duration is not None:
+            args += ["--duration", format_duration(duration)]
+        if rate is not None:
+            args += ["--rate", f"{rate:g}"]
+        if self.database_dsn:
+            args += ["--database-dsn", self.database_dsn]
+        if self.amqp_url:
+            args += ["--amqp-url", self.amqp_url]
+        self.loadgen = ManagedProcess(
+            "loadgen", python_module("loadgen", *args, *extra_args), self.dir / "logs" / "loadgen.log"
+        ).start()
+        self.loadgen.wait_http(f"http://127.0.0.1:{self.loadgen_port}/metrics", self.settings.start_timeout)
+        self.add_target("loadgen", f"127.0.0.1:{self.loadgen_port}")
+        return self.loadgen
+
+    def loadgen_sample(self, name: str) -> float | None:
+        """A sample straight from the load generator's endpoint (not via Prometheus), e.g. run_active."""
+        import urllib.request
+
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{self.loadgen_port}/metrics", timeout=2) as resp:
+                text = resp.read().decode()
+        except OSError:
+            return None
+        for line in text.splitlines():
+            if line.startswith(name + " ") or line.startswith(name + "{"):
+                try:
+                    return float(line.rsplit(" ", 1)[1])
+                except ValueError:
+                    return None
+        return None
+
+    # -- stop ----------------------------------------------------------------------------------------
+
+    def stop(self, keep_data: bool = False) -> None:
+        """Stop everything this stack started, newest first; drop the database and the vhost."""
+        if self._stopped:
+            return
+        self._stopped = True
+        for process in (self.loadgen, self.exporter, self.service):
+            if process is not None:
+                try:
+                    process.stop()
+                except Exception as err:  # keep stopping the rest
+                    log.warning("stopping %s: %s", process.name, err)
+        if self.prometheus is not None:
+            self.prometheus.stop()
+        backends = self.settings.backends
+        if self._vhost_created:
+            try:
+                backends.delete_vhost(self.name)
+            except Exception as err:
+                log.warning("deleting vhost %s: %s", self.name, err)
+        if self._db_created and not keep_data:
+            try:
+                backends.drop_database(self.name)
+            except Exception as err:
+                log.warning("dropping database %s: %s", self.name, err)
+        if not keep_data:
+            shutil.rmtree(self.dir / "prometheus" / "tsdb", ignore_errors=True)
+
+    def __enter__(self) -> LocalStack:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
