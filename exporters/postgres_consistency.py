@@ -1,0 +1,222 @@
+"""Consistency (RNF-03, RNF-04): the test plan's integrity checks as gauges, plus deadlocks and connections.
+
+Each check is the plan's own SQL (validate-consistency.sh, the race-condition test) restricted to what the
+partial indexes cover, so its cost follows the active tickets. The one check over the whole history, the
+served-counter drift (sum of ``advisor.total_tickets_served`` against completed tickets), is kept
+incrementally by ``ServedDrift``: see its docstring.
+"""
+
+from __future__ import annotations
+
+import time
+
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+
+from exporters.base import ConcernCollector
+from exporters.ledger import RowLedger
+from exporters.postgres import PostgresClient
+
+# Rules on active tickets go through ix_ticket_active_queue (same predicate as the index).
+INCONSISTENT_ACTIVE_SQL = """
+SELECT count(*) FILTER (WHERE status = 'IN_PROGRESS' AND started_at IS NULL),
+       count(*) FILTER (WHERE status = 'CALLED' AND assigned_advisor_id IS NULL)
+FROM ticket WHERE status IN ('WAITING', 'CALLED', 'IN_PROGRESS')
+"""
+# Over the whole history: cheap only with ix_ticket_completed_without_completed_at (exporters/sql/indexes.sql).
+COMPLETED_WITHOUT_COMPLETED_AT_SQL = """
+SELECT count(*) FROM ticket WHERE status = 'COMPLETED' AND completed_at IS NULL
+"""
+BUSY_WITHOUT_TICKET_SQL = """
+SELECT count(*) FROM advisor a
+WHERE a.status = 'BUSY'
+  AND NOT EXISTS (SELECT 1 FROM ticket t
+                  WHERE t.assigned_advisor_id = a.id AND t.status IN ('CALLED', 'IN_PROGRESS'))
+"""
+DOUBLE_ASSIGNED_SQL = """
+SELECT count(*) FROM (
+    SELECT assigned_advisor_id FROM ticket
+    WHERE assigned_advisor_id IS NOT NULL AND status IN ('CALLED', 'IN_PROGRESS')
+    GROUP BY assigned_advisor_id HAVING count(*) > 1
+) doubles
+"""
+DUPLICATE_ACTIVE_SQL = """
+SELECT count(*) FROM (
+    SELECT national_id, queue_type FROM ticket
+    WHERE status IN ('WAITING', 'CALLED', 'IN_PROGRESS')
+    GROUP BY national_id, queue_type HAVING count(*) > 1
+) dups
+"""
+# Active tickets only: a ticket and its outbox row are written in one transaction, so a missing row shows
+# while the ticket is still active; scanning the whole history would cost as much as the history.
+WITHOUT_OUTBOX_SQL = """
+SELECT count(*) FROM ticket t
+WHERE t.status IN ('WAITING', 'CALLED', 'IN_PROGRESS')
+  AND NOT EXISTS (SELECT 1 FROM outbox_message o WHERE o.aggregate_id = t.id)
+"""
+DATABASE_SQL = """
+SELECT d.deadlocks, (SELECT count(*) FROM pg_stat_activity a WHERE a.datname = current_database())
+FROM pg_stat_database d WHERE d.datname = current_database()
+"""
+
+# --- served drift ---
+DRIFT_STATE_SQL = """
+SELECT (SELECT COALESCE(sum(total_tickets_served), 0) FROM advisor),
+       (SELECT n_tup_del FROM pg_stat_user_tables WHERE relid = 'ticket'::regclass),
+       EXTRACT(EPOCH FROM now())::float8,
+       (SELECT COALESCE(max(id), 0) FROM ticket)
+"""
+DRIFT_BASELINE_SLICE_SQL = """
+SELECT count(*) FROM ticket
+WHERE id > %s AND id <= %s
+  AND status = 'COMPLETED' AND assigned_advisor_id IS NOT NULL AND completed_at <= to_timestamp(%s)
+"""
+DRIFT_STREAM_SQL = """
+SELECT id, EXTRACT(EPOCH FROM completed_at)::float8, status = 'COMPLETED' AND assigned_advisor_id IS NOT NULL
+FROM ticket WHERE completed_at >= to_timestamp(%s)
+"""
+
+RULES = ("in_progress_without_started_at", "completed_without_completed_at", "called_without_advisor")
+
+
+class ServedDrift:
+    """sum(total_tickets_served) − completed tickets with an advisor, without recounting the history each scrape.
+
+    The completed tickets are split by ``completed_at`` at a reset time T0: those completed up to T0 are counted
+    once, in primary-key slices of a few tens of milliseconds per scrape (the *baseline*); those completed after
+    T0 are added as they appear, from the same watermark range scan the counters use (the *stream*). The drift
+    is exported once the baseline is complete. A DELETE on ``ticket`` (seen as a change of
+    ``pg_stat_user_tables.n_tup_del``, which PostgreSQL publishes within about a second) starts over with a new T0:
+    right after a clean-up the table is small and the new baseline is immediate.
+    """
+
+    def __init__(self, slack: float, slice_budget: float = 0.03) -> None:
+        self.slack = slack
+        self.slice_budget = slice_budget
+        self.deletions: int | None = None
+        self.reset_epoch = 0.0
+        self.max_id = 0
+        self.cursor = 0
+        self.step = 50_000
+        self.baseline = 0
+        self.stream_count = 0
+        self.stream = RowLedger(0.0, slack)
+        self.ready = False
+
+    def _reset(self, deletions: int, now_epoch: float, max_id: int) -> None:
+        self.deletions = deletions
+        self.reset_epoch = now_epoch
+        self.max_id = max_id
+        self.cursor = 0
+        self.baseline = 0
+        self.stream_count = 0
+        self.stream = RowLedger(now_epoch + 1e-6, self.slack)
+        self.ready = max_id == 0
+
+    def update(self, cur, deadline: float) -> float | None:
+        """Advance by one scrape; returns the drift, or None while the baseline is still being counted."""
+        cur.execute(DRIFT_STATE_SQL)
+        served, deletions, now_epoch, max_id = cur.fetchone()
+        deletions = deletions or 0
+        if self.deletions != deletions:
+            self._reset(deletions, now_epoch, max_id)
+        started = time.monotonic()
+        budget_end = min(deadline - 0.1, started + self.slice_budget)
+        while not self.ready and time.monotonic() < budget_end:
+            upper = min(self.max_id, self.cursor + self.step)
+            t0 = time.monotonic()
+            cur.execute(DRIFT_BASELINE_SLICE_SQL, (self.cursor, upper, self.reset_epoch))
+            self.baseline += cur.fetchone()[0]
+            self.cursor = upper
+            self.ready = self.cursor >= self.max_id
+            took = max(time.monotonic() - t0, 1e-4)
+            # Aim each slice at a third of the budget, growing or shrinking at most 4x at a time.
+            self.step = int(max(1_000, min(self.step * 4, self.step * (self.slice_budget / 3) / took)))
+        cur.execute(DRIFT_STREAM_SQL, (self.stream.since(),))
+        fresh = self.stream.admit(cur.fetchall())
+        self.stream_count += sum(1 for row in fresh if row[2])
+        if not self.ready:
+            return None
+        return float(served) - float(self.baseline + self.stream_count)
+
+
+class ConsistencyCollector(ConcernCollector):
+    """The plan's consistency checks (inconsistent tickets, advisors, duplicates, outbox atomicity, drift)."""
+
+    name = "consistency"
+    backend = "postgres"
+
+    def __init__(
+        self, client: PostgresClient, *, slack: float = 30.0, drift_slice_budget: float = 0.03
+    ) -> None:
+        self.client = client
+        self.drift = ServedDrift(slack, drift_slice_budget)
+
+    def families(self) -> list[Metric]:
+        return [
+            GaugeMetricFamily(
+                "ticketero_tickets_inconsistent",
+                "Tickets breaking a state rule (in_progress_without_started_at, completed_without_completed_at, "
+                "called_without_advisor).",
+                labels=["rule"],
+            ),
+            GaugeMetricFamily(
+                "ticketero_advisors_busy_without_ticket", "BUSY advisors with no CALLED / IN_PROGRESS ticket."
+            ),
+            GaugeMetricFamily(
+                "ticketero_advisors_double_assigned",
+                "Advisors holding more than one CALLED / IN_PROGRESS ticket (race condition).",
+            ),
+            GaugeMetricFamily(
+                "ticketero_tickets_duplicate_active",
+                "(national_id, queue) pairs with more than one active ticket.",
+            ),
+            GaugeMetricFamily(
+                "ticketero_tickets_without_outbox",
+                "Active tickets with no outbox_message row (ticket + outbox atomicity broken).",
+            ),
+            GaugeMetricFamily(
+                "ticketero_advisor_served_drift",
+                "sum(advisor.total_tickets_served) minus completed tickets with an advisor. Kept incrementally: "
+                "history counted once in slices (absent until done), newer completions added from completed_at; "
+                "recounted after a DELETE on ticket.",
+            ),
+            CounterMetricFamily(
+                "ticketero_database_deadlocks", "pg_stat_database.deadlocks of the Ticketero database."
+            ),
+            GaugeMetricFamily(
+                "ticketero_database_connections", "Backends connected to the Ticketero database."
+            ),
+        ]
+
+    def scrape(self, deadline: float) -> list[Metric]:
+        with self.client.cursor(deadline) as cur:
+            cur.execute(INCONSISTENT_ACTIVE_SQL)
+            in_progress_no_start, called_no_advisor = cur.fetchone()
+            cur.execute(COMPLETED_WITHOUT_COMPLETED_AT_SQL)
+            (completed_no_time,) = cur.fetchone()
+            cur.execute(BUSY_WITHOUT_TICKET_SQL)
+            (busy_without,) = cur.fetchone()
+            cur.execute(DOUBLE_ASSIGNED_SQL)
+            (double,) = cur.fetchone()
+            cur.execute(DUPLICATE_ACTIVE_SQL)
+            (duplicates,) = cur.fetchone()
+            cur.execute(WITHOUT_OUTBOX_SQL)
+            (without_outbox,) = cur.fetchone()
+            cur.execute(DATABASE_SQL)
+            deadlocks, connections = cur.fetchone()
+            drift = self.drift.update(cur, deadline)
+
+        rules_f, busy_f, double_f, dup_f, outbox_f, drift_f, deadlocks_f, conn_f = self.families()
+        for rule, value in zip(
+            RULES, (in_progress_no_start, completed_no_time, called_no_advisor), strict=True
+        ):
+            rules_f.add_metric([rule], value)
+        busy_f.add_metric([], busy_without)
+        double_f.add_metric([], double)
+        dup_f.add_metric([], duplicates)
+        outbox_f.add_metric([], without_outbox)
+        if drift is not None:
+            drift_f.add_metric([], drift)
+        deadlocks_f.add_metric([], deadlocks)
+        conn_f.add_metric([], connections)
+        return [rules_f, busy_f, double_f, dup_f, outbox_f, drift_f, deadlocks_f, conn_f]
