@@ -3,8 +3,8 @@
 Every transaction is read-only (``default_transaction_read_only``) and gets ``statement_timeout`` and
 ``lock_timeout`` no longer than what is left of the scrape, so a locked table or a slow plan costs one
 collector, never the scrape. The pool holds at most ``pool_size`` connections; when the server goes away the
-pool is thrown away and rebuilt on a later scrape, with a backoff that is capped low so the metrics come back
-on the first scrape after the server does.
+broken connections are dropped and reconnected on a later scrape, with a backoff capped at 5 s so the
+metrics come back on the first scrape after the server does.
 """
 
 from __future__ import annotations
@@ -17,7 +17,6 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 import psycopg
-from psycopg_pool import ConnectionPool
 
 from exporters.config import mask_secret
 
@@ -56,7 +55,13 @@ class BudgetExhausted(Exception):
 
 
 class PostgresClient:
-    """Read-only, time-limited access to the Ticketero database for the collectors."""
+    """Read-only, time-limited access to the Ticketero database for the collectors.
+
+    A deliberately small pool of its own (at most ``pool_size`` idle connections, connected on demand, checked
+    with an empty query before use). psycopg_pool was tried first: it connects in background workers and
+    ``getconn`` waits out its whole timeout while the server refuses connections, which turns a database
+    outage into a slow scrape; here a refused connection fails the collector at once.
+    """
 
     MAX_BACKOFF = 5.0
 
@@ -74,7 +79,7 @@ class PostgresClient:
         self.lock_timeout = lock_timeout
         self.connect_timeout = connect_timeout
         self.pool_size = pool_size
-        self._pool: ConnectionPool | None = None
+        self._idle: list[psycopg.Connection] = []
         self._lock = threading.Lock()
         self._retry_at = 0.0
         self._backoff = 0.0
@@ -84,80 +89,80 @@ class PostgresClient:
     def masked_dsn(self) -> str:
         return mask_secret(self._dsn)
 
-    def _new_pool(self) -> ConnectionPool:
+    def _connect(self) -> psycopg.Connection:
+        now = time.monotonic()
+        if now < self._retry_at:
+            raise psycopg.OperationalError("PostgreSQL unreachable (backing off after a failed connect)")
         options = (
             "-c default_transaction_read_only=on"
             f" -c statement_timeout={int(self.statement_timeout * 1000)}"
             f" -c lock_timeout={int(self.lock_timeout * 1000)}"
             " -c idle_in_transaction_session_timeout=10000"
         )
-        pool = ConnectionPool(
-            self._dsn,
-            min_size=1,
-            max_size=self.pool_size,
-            open=False,
-            name="ticketero-exporter",
-            kwargs={
-                "options": options,
-                "connect_timeout": max(2, round(self.connect_timeout)),
-                "application_name": "ticketero-exporter",
-                "autocommit": False,
-            },
-            # A connection that died while idle (server restart) is replaced before a collector gets it.
-            check=ConnectionPool.check_connection,
-            reconnect_timeout=self.MAX_BACKOFF,
-            reconnect_failed=lambda _pool: None,
-        )
-        pool.open(wait=False)
-        return pool
-
-    def _get_pool(self) -> ConnectionPool:
-        with self._lock:
-            if self._pool is None:
-                now = time.monotonic()
-                if now < self._retry_at:
-                    raise psycopg.OperationalError(
-                        f"PostgreSQL unreachable, next attempt in {self._retry_at - now:.1f}s"
-                    )
-                self._pool = self._new_pool()
-            return self._pool
-
-    def _failed(self) -> None:
-        """Drop the pool after a connection-level failure; the next attempt waits a (capped) backoff."""
-        with self._lock:
-            pool, self._pool = self._pool, None
+        try:
+            conn = psycopg.connect(
+                self._dsn,
+                options=options,
+                connect_timeout=max(2, round(self.connect_timeout)),  # libpq's minimum is 2 s
+                application_name="ticketero-exporter",
+                autocommit=False,
+            )
+        except psycopg.Error:
+            # Back off (capped low) so an outage costs one refused connect per few seconds, not one per query.
             self._backoff = min(self.MAX_BACKOFF, max(0.25, self._backoff * 2))
             self._retry_at = time.monotonic() + self._backoff
-        if pool is not None:
-            pool.close(timeout=0)
-
-    def _succeeded(self) -> None:
+            raise
         self._backoff = 0.0
+        return conn
+
+    def _acquire(self) -> psycopg.Connection:
+        while True:
+            with self._lock:
+                conn = self._idle.pop() if self._idle else None
+            if conn is None:
+                return self._connect()
+            try:
+                conn.execute("")  # a dead connection (server restarted) is replaced, not handed out
+                conn.rollback()
+                return conn
+            except psycopg.Error:
+                conn.close()
+
+    def _release(self, conn: psycopg.Connection) -> None:
+        with self._lock:
+            if not conn.closed and len(self._idle) < self.pool_size:
+                self._idle.append(conn)
+                return
+        conn.close()
 
     @contextmanager
     def cursor(self, deadline: float) -> Iterator[psycopg.Cursor]:
         """A cursor in a read-only transaction that must finish before ``deadline`` (time.monotonic())."""
-        remaining = deadline - time.monotonic()
-        if remaining <= 0.005:
+        if deadline - time.monotonic() <= 0.005:
             raise BudgetExhausted("scrape budget used up before this collector ran")
-        pool = self._get_pool()
+        conn = self._acquire()
         try:
-            with pool.connection(timeout=remaining) as conn:
-                statement_ms = max(1, int(min(self.statement_timeout, deadline - time.monotonic()) * 1000))
-                lock_ms = max(1, min(statement_ms, int(self.lock_timeout * 1000)))
-                with conn.cursor() as cur:
-                    cur.execute(
-                        "SELECT set_config('statement_timeout', %s, true), set_config('lock_timeout', %s, true)",
-                        (str(statement_ms), str(lock_ms)),
-                    )
-                    yield cur
-        except psycopg.errors.QueryCanceled:
-            raise  # timeout or lock wait: the connection is fine
-        except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
-            # PoolTimeout is an OperationalError too: no connection could be made in time.
-            self._failed()
-            raise psycopg.OperationalError(str(exc)) from exc
-        self._succeeded()
+            statement_ms = max(1, int(min(self.statement_timeout, deadline - time.monotonic()) * 1000))
+            lock_ms = max(1, min(statement_ms, int(self.lock_timeout * 1000)))
+            with conn.cursor() as cur:
+                cur.execute(
+                    "SELECT set_config('statement_timeout', %s, true), set_config('lock_timeout', %s, true)",
+                    (str(statement_ms), str(lock_ms)),
+                )
+                yield cur
+            conn.rollback()  # read-only: nothing to commit
+        except BaseException:
+            if conn.broken or conn.closed:
+                conn.close()
+            else:
+                try:
+                    conn.rollback()
+                except psycopg.Error:
+                    conn.close()
+            raise
+        finally:
+            if not conn.closed:
+                self._release(conn)
 
     def columns(self, deadline: float) -> dict[str, set[str]]:
         """table -> column names, read once (the schema does not change under a running exporter)."""
@@ -188,6 +193,6 @@ class PostgresClient:
 
     def close(self) -> None:
         with self._lock:
-            pool, self._pool = self._pool, None
-        if pool is not None:
-            pool.close(timeout=1)
+            idle, self._idle = self._idle, []
+        for conn in idle:
+            conn.close()

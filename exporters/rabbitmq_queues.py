@@ -15,6 +15,7 @@ are not duplicated here. A queue that does not exist yet is simply absent from t
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import logging
 import time
@@ -85,10 +86,8 @@ class QueuesCollector(ConcernCollector):
     def _drop(self) -> None:
         connection, self._connection, self._channel = self._connection, None, None
         if connection is not None:
-            try:
+            with contextlib.suppress(Exception):  # already broken: nothing to close cleanly
                 connection.close()
-            except Exception:  # noqa: BLE001 - already broken
-                pass
 
     def _declare(self, queue: str) -> tuple[int, int] | None:
         channel = self._open_channel()

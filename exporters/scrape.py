@@ -89,7 +89,8 @@ class ScrapeCollector(Collector):
                 ok = True
             except Exception as exc:  # noqa: BLE001 - any backend failure drops only this concern
                 families, ok = [], False
-                message = f"{type(exc).__name__}: {exc}".strip().replace("\n", " ")
+                first_line = (str(exc).strip().splitlines() or [""])[0]
+                message = f"{type(exc).__name__}: {first_line}"
                 # Log a failure once per distinct message, not at every scrape of an outage.
                 if self._last_error.get(concern.name) != message:
                     log.warning("collector %s failed: %s", concern.name, message)
