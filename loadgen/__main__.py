@@ -1,0 +1,247 @@
+"""Command line: `loadgen run <scenario.yml>` and `loadgen validate <file...>`."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import logging
+import signal
+import sys
+from pathlib import Path
+from typing import Any
+
+from loadgen.config import (
+    SETTINGS,
+    ConfigError,
+    Scenario,
+    environment_overrides,
+    flag_overrides,
+    load_scenario,
+)
+from loadgen.metrics import LoadgenMetrics
+from loadgen.report import EXIT_CONFIG, EXIT_INTERRUPTED, print_summary
+from loadgen.runner import Experiment, run_worker
+from loadgen.safety import check_scenario
+
+SCENARIO_DIR = Path(__file__).resolve().parent / "scenarios"
+
+DESCRIPTION = """\
+Load generator and fault injector for Ticketero.
+
+A scenario file (YAML, see loadgen/scenarios/) describes the target, the workload (closed virtual users,
+open arrival rate, burst or contention), request mix, thresholds, and a chaos experiment around the load:
+setup, steady-state probes, timed fault actions, settle, verify, and rollbacks that always run.
+"""
+
+EPILOG = f"""\
+settings are resolved in this order (later wins):
+  scenario file  →  LOADGEN_* environment variables  →  command-line flags
+  e.g. LOADGEN_TARGET, LOADGEN_RATE, LOADGEN_DURATION, LOADGEN_METRICS_PORT, LOADGEN_DATABASE_DSN,
+  LOADGEN_AMQP_URL, LOADGEN_ALLOW_TARGETS (comma separated)
+
+safety: a target (or probe URL) outside 127.0.0.0/8, ::1 and localhost is refused (exit 2) unless its host
+is listed in allow_targets. Every run is bounded by its duration/schedule and stops by itself.
+
+metrics: the loadgen_* series of docs/metrics.md are served on --metrics-port (default 9646; 0 disables)
+during the run and for --linger after it. With --processes N, worker i serves on port + i.
+
+exit codes:
+  0   run passed (steady state held, thresholds met)
+  1   an action failed or the run hit an unexpected error
+  2   invalid scenario or settings, or a target refused by the allow-list (nothing was sent)
+  97  the steady-state hypothesis did not hold (before or after the load)
+  99  a threshold failed (as k6 does)
+  130 interrupted by SIGINT/SIGTERM (rollbacks were run)
+
+shipped scenarios: {SCENARIO_DIR}
+"""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="loadgen",
+        description=DESCRIPTION,
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    run = commands.add_parser(
+        "run",
+        help="run one scenario",
+        description=DESCRIPTION,
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    run.add_argument("scenario", help="scenario file (YAML); a bare name looks in the shipped scenarios")
+    run.add_argument("--target", help="base URL of the service, e.g. http://127.0.0.1:8080")
+    run.add_argument("--duration", help="load duration for closed/open models, e.g. 2m, 30s")
+    run.add_argument("--rate", help="open model arrival rate, e.g. 50/min, 200/s, 200")
+    run.add_argument("--vus", help="closed model: number of virtual users")
+    run.add_argument("--max-requests", dest="max_requests", help="stop after this many requests")
+    run.add_argument("--timeout", help="per-request timeout, e.g. 5s")
+    run.add_argument("--metrics-port", dest="metrics_port", help="Prometheus port (default 9646, 0 = off)")
+    run.add_argument("--linger", help="keep serving metrics this long after the run, e.g. 15s")
+    run.add_argument("--summary-json", dest="summary_json", help="write the result document here")
+    run.add_argument("--processes", help="split the load across N worker processes (one core each)")
+    run.add_argument(
+        "--progress-interval", dest="progress_interval", help="seconds between progress lines (0 = none)"
+    )
+    run.add_argument("--settle", help="wait this long after the load before verifying")
+    run.add_argument(
+        "--allow-target",
+        dest="allow_targets",
+        action="append",
+        default=[],
+        help="host (or host:port) outside loopback that may receive traffic; repeatable",
+    )
+    run.add_argument("--database-dsn", dest="database_dsn", help="PostgreSQL DSN for sql actions and probes")
+    run.add_argument("--amqp-url", dest="amqp_url", help="RabbitMQ URL for amqp actions")
+    run.add_argument(
+        "--quiet", action="store_true", help="no progress or phase lines (summary still printed)"
+    )
+    # internal: how the coordinating process starts its workers
+    run.add_argument("--worker-index", dest="worker_index", type=int, help=argparse.SUPPRESS)
+    run.add_argument("--worker-count", dest="worker_count", type=int, help=argparse.SUPPRESS)
+    run.add_argument("--raw-json", dest="raw_json", help=argparse.SUPPRESS)
+
+    validate = commands.add_parser(
+        "validate", help="check scenario files without running them (exit 2 on the first problem file)"
+    )
+    validate.add_argument("files", nargs="*", help="scenario files (default: every shipped scenario)")
+    return parser
+
+
+def resolve_path(name: str) -> Path:
+    path = Path(name)
+    if path.exists() or path.suffix:
+        return path
+    shipped = SCENARIO_DIR / f"{name}.yml"
+    return shipped if shipped.exists() else path
+
+
+def _flag_values(args: argparse.Namespace) -> dict[str, Any]:
+    return {setting: getattr(args, setting, None) for setting in SETTINGS}
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    files = [Path(f) for f in args.files] or sorted(SCENARIO_DIR.glob("*.yml"))
+    status = 0
+    for path in files:
+        try:
+            scenario = load_scenario(resolve_path(str(path)))
+            check_scenario(scenario)
+        except ConfigError as error:
+            print(f"error: {error}", file=sys.stderr)
+            status = EXIT_CONFIG
+            continue
+        print(f"ok: {path} ({scenario.name}, {scenario.workload.model} model)")
+    return status
+
+
+def worker_argv(args: argparse.Namespace) -> list[str]:
+    argv = [sys.executable, "-m", "loadgen", "run", str(resolve_path(args.scenario))]
+    for setting, (_path, _variable, flag) in SETTINGS.items():
+        value = getattr(args, setting, None)
+        if setting == "allow_targets":
+            for host in value or []:
+                argv += [flag, host]
+        elif value is not None and setting not in ("summary_json", "processes"):
+            argv += [flag, str(value)]
+    if args.quiet:
+        argv.append("--quiet")
+    return argv
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    try:
+        overrides = environment_overrides() + flag_overrides(_flag_values(args))
+        scenario = load_scenario(resolve_path(args.scenario), overrides)
+        check_scenario(scenario)
+    except ConfigError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return EXIT_CONFIG
+    if args.worker_index is not None:
+        return asyncio.run(_worker_main(scenario, args))
+    return asyncio.run(_main(scenario, args))
+
+
+def _serve_metrics(metrics: LoadgenMetrics, port: int) -> None:
+    try:
+        metrics.serve(port)
+    except OSError as error:
+        raise ConfigError(f"metrics_port: cannot listen on port {port}: {error.strerror or error}") from error
+
+
+async def _linger(seconds: float) -> None:
+    if seconds <= 0:
+        return
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(stop.wait(), seconds)
+
+
+def _write_json(path: Path, document: dict[str, Any]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(document, indent=2, default=str) + "\n")
+
+
+async def _main(scenario: Scenario, args: argparse.Namespace) -> int:
+    metrics = LoadgenMetrics()
+    if scenario.processes == 1 and scenario.metrics_port:
+        try:
+            _serve_metrics(metrics, scenario.metrics_port)
+        except ConfigError as error:
+            print(f"error: {error}", file=sys.stderr)
+            return EXIT_CONFIG
+    experiment = Experiment(scenario, metrics, worker_argv=worker_argv(args), quiet=args.quiet)
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, experiment.interrupt, signum)
+    try:
+        result = await experiment.run()
+    finally:
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(signum)
+    if result["exit_code"] == EXIT_INTERRUPTED and experiment.interrupted == signal.SIGTERM:
+        result["exit_code"] = 128 + signal.SIGTERM
+    print_summary(result)
+    if scenario.summary_json:
+        _write_json(Path(scenario.summary_json), result)
+    await _linger(scenario.linger if not experiment.interrupted else 0)
+    metrics.shutdown()
+    return int(result["exit_code"])
+
+
+async def _worker_main(scenario: Scenario, args: argparse.Namespace) -> int:
+    metrics = LoadgenMetrics()
+    index, count = args.worker_index, args.worker_count or 1
+    if scenario.metrics_port:
+        try:
+            _serve_metrics(metrics, scenario.metrics_port + index)
+        except ConfigError as error:
+            print(f"error: worker {index}: {error}", file=sys.stderr)
+            return EXIT_CONFIG
+    raw = await run_worker(scenario, index, count, metrics, args.quiet)
+    if args.raw_json:
+        _write_json(Path(args.raw_json), raw)
+    await _linger(scenario.linger)
+    metrics.shutdown()
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    args = build_parser().parse_args(argv)
+    if args.command == "validate":
+        return cmd_validate(args)
+    return cmd_run(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

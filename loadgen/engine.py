@@ -1,0 +1,292 @@
+"""The load phase: closed (virtual users), open (arrival rate, constant or ramping), burst and contention.
+
+Open model and coordinated omission: every arrival has an intended send time from the schedule; its
+latency is measured from that time, not from when the generator got round to sending it. If the service
+stalls and the generator falls behind, the wait shows up in the percentiles instead of being hidden. The
+generator keeps at most ``max_in_flight`` requests outstanding; an arrival that finds them all busy waits in
+a backlog of ``max_backlog`` (0 by default) and is otherwise dropped and counted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import json
+import math
+import random
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import aiohttp
+
+from loadgen.config import RequestSpec, Scenario, Stage, UserClass
+from loadgen.stats import Recorder
+from loadgen.templates import ClassPicker, RequestFactory
+
+NETWORK_ERRORS = (aiohttp.ClientError, asyncio.TimeoutError, OSError)
+
+
+@dataclass
+class Arrival:
+    intended: float
+    spec: RequestSpec
+
+
+def constant_schedule(rate: float, duration: float) -> Iterator[float]:
+    """Offsets (s) of arrivals at a fixed rate for ``duration`` seconds."""
+    count = int(math.floor(rate * duration + 1e-9))
+    for index in range(count):
+        yield index / rate
+
+
+def ramping_schedule(start_rate: float, stages: tuple[Stage, ...]) -> Iterator[float]:
+    """Offsets of arrivals whose rate changes linearly within each stage (k6's ramping-arrival-rate).
+
+    The number of arrivals by time t is the integral of the rate; arrival k happens where that integral
+    reaches k, found per stage by solving r0·t + (r1−r0)/(2d)·t² = k.
+    """
+    offset = 0.0
+    base = 0.0  # arrivals due by the start of the stage (the integral so far)
+    k = 0
+    rate = start_rate
+    for stage in stages:
+        r0, r1, d = rate, stage.target, stage.duration
+        expected = (r0 + r1) / 2.0 * d
+        while d > 0 and k < base + expected - 1e-9:
+            local = k - base
+            if abs(r1 - r0) < 1e-12:
+                t = local / r0
+            else:
+                a = (r1 - r0) / (2.0 * d)
+                t = (-r0 + math.sqrt(max(r0 * r0 + 4.0 * a * local, 0.0))) / (2.0 * a)
+            yield offset + min(max(t, 0.0), d)
+            k += 1
+        base += expected
+        offset += d
+        rate = r1
+
+
+def burst_schedule(requests: int, within: float) -> Iterator[float]:
+    """``requests`` arrivals spread evenly over ``within`` seconds (all at once when within is 0)."""
+    for index in range(requests):
+        yield within * index / requests if within > 0 else 0.0
+
+
+class LoadEngine:
+    """Runs the load phase of one scenario in this process until its schedule, duration or count ends."""
+
+    def __init__(
+        self,
+        scenario: Scenario,
+        recorder: Recorder,
+        process_index: int = 0,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.scenario = scenario
+        self.recorder = recorder
+        self.rng = rng or random.Random()
+        self.factory = RequestFactory(scenario.target, scenario.ticket, process_index, self.rng)
+        self.picker = ClassPicker(scenario.classes, self.rng)
+        self.stopping = asyncio.Event()
+        self._issued = 0
+        self._session: aiohttp.ClientSession | None = None
+        self._timeouts: dict[float, aiohttp.ClientTimeout] = {}
+        self._stats = {}
+        for user_class in scenario.classes:
+            for spec in user_class.requests:
+                self._stats[spec.endpoint] = recorder.endpoint(spec.endpoint)
+        # get_ticket needs a ticket number; until a create has answered, a get becomes a create.
+        self._first_create = RequestSpec("create_ticket", method="POST", path="/api/tickets", expect=(201,))
+
+    def stop(self) -> None:
+        """Ask the load to end early (Ctrl-C, a failed action); in-flight requests finish or time out."""
+        self.stopping.set()
+
+    # -- one request ------------------------------------------------------------------------------------
+
+    def _timeout(self, spec: RequestSpec) -> aiohttp.ClientTimeout:
+        seconds = spec.timeout or self.scenario.timeout
+        timeout = self._timeouts.get(seconds)
+        if timeout is None:
+            timeout = self._timeouts[seconds] = aiohttp.ClientTimeout(total=seconds)
+        return timeout
+
+    async def send(self, spec: RequestSpec, intended: float | None = None, body: bytes | None = None) -> int:
+        """Send one request and record it; returns the HTTP status (0 when no answer came)."""
+        session = self._session
+        assert session is not None
+        if spec.endpoint == "get_ticket" and not self.factory.known_numeros and "{numero}" in spec.path:
+            spec = self._first_create
+            if "create_ticket" not in self._stats:
+                self._stats["create_ticket"] = self.recorder.endpoint("create_ticket")
+        method, url, built_body, headers = self.factory.build(spec)
+        if body is not None:
+            built_body = body
+            headers = {"Content-Type": "application/json"}
+        recorder = self.recorder
+        sent = time.perf_counter()
+        if intended is None:
+            intended = sent
+        recorder.begin()
+        status = 0
+        payload = b""
+        try:
+            async with session.request(
+                method, url, data=built_body, headers=headers, timeout=self._timeout(spec)
+            ) as response:
+                payload = await response.read()
+                status = response.status
+        except NETWORK_ERRORS:
+            status = 0
+        done = time.perf_counter()
+        recorder.complete(self._stats[spec.endpoint], status, status in spec.expect, intended, sent, done)
+        if status == 201:
+            self.factory.remember(spec, status, payload)
+        return status
+
+    def _budget(self) -> bool:
+        """True while the run may issue another request (count bound)."""
+        limit = self.scenario.max_requests
+        if limit is not None and self._issued >= limit:
+            return False
+        self._issued += 1
+        return True
+
+    # -- models -----------------------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        workload = self.scenario.workload
+        limit = workload.connections or max(workload.vus, workload.max_in_flight, workload.clients, 1)
+        if workload.model == "closed":
+            limit = workload.connections or workload.vus
+        connector = aiohttp.TCPConnector(limit=limit, limit_per_host=limit, ttl_dns_cache=300)
+        async with aiohttp.ClientSession(connector=connector, cookie_jar=aiohttp.DummyCookieJar()) as session:
+            self._session = session
+            try:
+                if workload.model == "closed":
+                    await self._closed()
+                elif workload.model == "open":
+                    if workload.stages:
+                        schedule = ramping_schedule(workload.start_rate, workload.stages)
+                    else:
+                        schedule = constant_schedule(workload.rate, self.scenario.duration)
+                    await self._open(schedule)
+                elif workload.model == "burst":
+                    await self._open(burst_schedule(workload.requests, workload.within))
+                else:
+                    await self._contention()
+            finally:
+                self._session = None
+
+    async def _closed(self) -> None:
+        """Virtual users: send, wait for the answer, think, repeat — until duration or request count ends."""
+        deadline = time.perf_counter() + self.scenario.duration
+        users = self.picker.assign(self.scenario.workload.vus)
+        await asyncio.gather(*(self._virtual_user(user_class, deadline) for user_class in users))
+
+    async def _virtual_user(self, user_class: UserClass, deadline: float) -> None:
+        think = user_class.think_time
+        picker = self.picker
+        stopping = self.stopping
+        uniform = self.rng.uniform
+        while not stopping.is_set() and time.perf_counter() < deadline and self._budget():
+            await self.send(picker.pick_request(user_class))
+            if think.maximum > 0:
+                pause = uniform(think.minimum, think.maximum)
+                remaining = deadline - time.perf_counter()
+                if remaining <= 0:
+                    break
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stopping.wait(), min(pause, remaining))
+
+    async def _open(self, schedule: Iterator[float]) -> None:
+        """Dispatch arrivals at their intended times; backlog or drop when ``max_in_flight`` are busy."""
+        workload = self.scenario.workload
+        cap = workload.max_in_flight
+        backlog: collections.deque[Arrival] = collections.deque()
+        max_backlog = workload.max_backlog
+        picker = self.picker
+        recorder = self.recorder
+        running: set[asyncio.Task[None]] = set()
+        state = {"busy": 0}
+        hard_end = time.perf_counter() + self.scenario.planned_seconds() + self.scenario.timeout + 5
+
+        async def worker(first: Arrival) -> None:
+            arrival: Arrival | None = first
+            while arrival is not None:
+                recorder.lag(time.perf_counter() - arrival.intended)
+                await self.send(arrival.spec, arrival.intended)
+                arrival = backlog.popleft() if backlog and not self.stopping.is_set() else None
+            state["busy"] -= 1
+
+        start = time.perf_counter()
+        loop_sleep = asyncio.sleep
+        for offset in schedule:
+            if self.stopping.is_set() or not self._budget():
+                break
+            intended = start + offset
+            delay = intended - time.perf_counter()
+            if delay > 0.0005:
+                await loop_sleep(delay)
+            if self.stopping.is_set() or time.perf_counter() > hard_end:
+                break
+            spec = picker.pick_request(picker.pick_class())
+            arrival = Arrival(intended, spec)
+            if state["busy"] < cap:
+                state["busy"] += 1
+                task = asyncio.create_task(worker(arrival))
+                running.add(task)
+                task.add_done_callback(running.discard)
+            elif len(backlog) < max_backlog:
+                backlog.append(arrival)
+            else:
+                recorder.drop(self._stats[spec.endpoint])
+        if running:
+            await asyncio.gather(*running, return_exceptions=True)
+        # arrivals still queued when the run was stopped were never sent
+        while backlog:
+            recorder.drop(self._stats[backlog.popleft().spec.endpoint])
+
+    async def _contention(self) -> None:
+        """Seed 003: ``clients`` identical requests at the same instant; exactly one may win each round."""
+        workload = self.scenario.workload
+        user_class = self.scenario.classes[0]
+        spec = user_class.requests[0]
+        for round_index in range(workload.rounds):
+            if self.stopping.is_set():
+                break
+            if spec.body is None and spec.endpoint == "create_ticket":
+                body = self.factory.ticket_body()
+            else:
+                body = spec.body
+            encoded = json.dumps(body).encode() if body is not None else None
+            contention_spec = RequestSpec(
+                endpoint=spec.endpoint,
+                weight=1.0,
+                method=spec.method,
+                path=spec.path,
+                body=body,
+                expect=(workload.winner_status, workload.loser_status),
+                timeout=spec.timeout,
+            )
+            intended = time.perf_counter()
+            statuses = await asyncio.gather(
+                *(self.send(contention_spec, intended, encoded) for _ in range(workload.clients))
+            )
+            winners = sum(1 for status in statuses if status == workload.winner_status)
+            losers = sum(1 for status in statuses if status == workload.loser_status)
+            others = len(statuses) - winners - losers
+            self.recorder.contention_rounds.append(
+                {
+                    "round": round_index,
+                    "winners": winners,
+                    "losers": losers,
+                    "others": others,
+                    "ok": winners == 1 and others == 0,
+                }
+            )
+            if round_index + 1 < workload.rounds:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self.stopping.wait(), workload.round_interval)

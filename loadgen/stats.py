@@ -1,0 +1,283 @@
+"""Exact end-of-run statistics (HdrHistogram) next to the live Prometheus series.
+
+Prometheus histograms answer "how many under 2 s"; the summary needs exact p50/p95/p99/max, so every
+latency is also recorded into an HdrHistogram (microseconds, 3 significant digits). Histograms travel
+encoded in the JSON summary, which is how worker processes' results merge exactly.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from hdrh.histogram import HdrHistogram
+
+from loadgen.metrics import STATUS_CLASSES, LoadgenMetrics, status_class
+
+MICROS = 1_000_000
+HIGHEST_MICROS = 3600 * MICROS
+PERCENTILES = (50.0, 90.0, 95.0, 99.0)
+
+
+def new_histogram() -> HdrHistogram:
+    return HdrHistogram(1, HIGHEST_MICROS, 3)
+
+
+def _record(histogram: HdrHistogram, seconds: float) -> None:
+    micros = int(seconds * MICROS)
+    histogram.record_value(min(max(micros, 1), HIGHEST_MICROS))
+
+
+class EndpointStats:
+    """Everything recorded for one endpoint; holds the metric children so the hot path skips label lookups."""
+
+    __slots__ = (
+        "name",
+        "latency",
+        "service_time",
+        "statuses",
+        "requests",
+        "failures",
+        "dropped",
+        "_observe",
+        "_request_counters",
+        "_failure_counters",
+        "_dropped_counter",
+    )
+
+    def __init__(self, name: str, metrics: LoadgenMetrics | None) -> None:
+        self._observe: Any
+        self._dropped_counter: Any
+        self.name = name
+        self.latency = new_histogram()  # from intended send time (coordinated-omission corrected)
+        self.service_time = new_histogram()  # from actual send time (what a naive tool reports)
+        self.statuses: dict[int, int] = {}
+        self.requests = 0
+        self.failures = 0
+        self.dropped = 0
+        if metrics is not None:
+            self._observe = metrics.request_duration.labels(name).observe
+            self._request_counters = {c: metrics.requests.labels(name, c) for c in STATUS_CLASSES}
+            self._failure_counters = {c: metrics.failures.labels(name, c) for c in STATUS_CLASSES}
+            self._dropped_counter = metrics.dropped.labels(name)
+        else:
+            self._observe = None
+            self._request_counters = {}
+            self._failure_counters = {}
+            self._dropped_counter = None
+
+
+class Recorder:
+    """Counts and times every request of this process, for the summary and for Prometheus at once."""
+
+    def __init__(self, metrics: LoadgenMetrics | None = None) -> None:
+        self.metrics = metrics
+        self.endpoints: dict[str, EndpointStats] = {}
+        self.overall = new_histogram()
+        self.schedule_lag = new_histogram()
+        self.lag_samples = 0
+        self.started = time.perf_counter()
+        self.finished: float | None = None
+        self.sent = 0
+        self.in_flight = 0
+        self._in_flight_gauge = metrics.in_flight if metrics is not None else None
+        self.contention_rounds: list[dict[str, Any]] = []
+
+    def endpoint(self, name: str) -> EndpointStats:
+        stats = self.endpoints.get(name)
+        if stats is None:
+            stats = self.endpoints[name] = EndpointStats(name, self.metrics)
+        return stats
+
+    # -- hot path ---------------------------------------------------------------------------------------
+
+    def begin(self) -> None:
+        self.sent += 1
+        self.in_flight += 1
+        if self._in_flight_gauge is not None:
+            self._in_flight_gauge.inc()
+
+    def complete(
+        self, stats: EndpointStats, status: int, ok: bool, intended: float, sent: float, done: float
+    ) -> None:
+        self.in_flight -= 1
+        latency = done - intended
+        _record(stats.latency, latency)
+        _record(stats.service_time, done - sent)
+        _record(self.overall, latency)
+        stats.requests += 1
+        stats.statuses[status] = stats.statuses.get(status, 0) + 1
+        if stats._observe is not None:
+            self._in_flight_gauge.inc(-1)  # type: ignore[union-attr]
+            stats._observe(latency)
+            klass = status_class(status)
+            stats._request_counters[klass].inc()
+            if not ok:
+                stats._failure_counters[klass].inc()
+        if not ok:
+            stats.failures += 1
+
+    def lag(self, seconds: float) -> None:
+        self.lag_samples += 1
+        _record(self.schedule_lag, max(seconds, 0.0))
+
+    def drop(self, stats: EndpointStats) -> None:
+        stats.dropped += 1
+        if stats._dropped_counter is not None:
+            stats._dropped_counter.inc()
+
+    # -- reading ----------------------------------------------------------------------------------------
+
+    def stop(self) -> None:
+        self.finished = time.perf_counter()
+
+    def elapsed(self) -> float:
+        return (self.finished or time.perf_counter()) - self.started
+
+    def progress(self) -> dict[str, float]:
+        completed = sum(stats.requests for stats in self.endpoints.values())
+        failures = sum(stats.failures for stats in self.endpoints.values())
+        dropped = sum(stats.dropped for stats in self.endpoints.values())
+        elapsed = self.elapsed()
+        p95 = self.overall.get_value_at_percentile(95.0) / MICROS if completed else 0.0
+        return {
+            "elapsed": elapsed,
+            "sent": self.sent,
+            "completed": completed,
+            "rate": completed / elapsed if elapsed > 0 else 0.0,
+            "p95": p95,
+            "failures": failures,
+            "dropped": dropped,
+            "in_flight": self.in_flight,
+        }
+
+    def to_raw(self) -> dict[str, Any]:
+        """Everything needed to merge with other processes' results, JSON-serialisable."""
+        return {
+            "elapsed": self.elapsed(),
+            "lag_samples": self.lag_samples,
+            "schedule_lag": self.schedule_lag.encode().decode("ascii"),
+            "contention_rounds": self.contention_rounds,
+            "endpoints": {
+                name: {
+                    "requests": stats.requests,
+                    "failures": stats.failures,
+                    "dropped": stats.dropped,
+                    "statuses": {str(code): count for code, count in stats.statuses.items()},
+                    "latency": stats.latency.encode().decode("ascii"),
+                    "service_time": stats.service_time.encode().decode("ascii"),
+                }
+                for name, stats in self.endpoints.items()
+            },
+        }
+
+
+@dataclass
+class MergedEndpoint:
+    requests: int = 0
+    failures: int = 0
+    dropped: int = 0
+    statuses: dict[str, int] = field(default_factory=dict)
+    latency: HdrHistogram = field(default_factory=new_histogram)
+    service_time: HdrHistogram = field(default_factory=new_histogram)
+
+
+def _decode(encoded: str) -> HdrHistogram:
+    histogram = new_histogram()
+    if encoded:
+        histogram.add(HdrHistogram.decode(encoded.encode("ascii")))
+    return histogram
+
+
+def merge_raw(parts: list[dict[str, Any]]) -> dict[str, Any]:
+    """Exact merge of several processes' raw results (histograms are added, not averaged)."""
+    endpoints: dict[str, MergedEndpoint] = {}
+    lag = new_histogram()
+    lag_samples = 0
+    elapsed = 0.0
+    rounds: list[dict[str, Any]] = []
+    for part in parts:
+        elapsed = max(elapsed, float(part.get("elapsed", 0.0)))
+        lag_samples += int(part.get("lag_samples", 0))
+        lag.add(_decode(part.get("schedule_lag", "")))
+        rounds.extend(part.get("contention_rounds", []))
+        for name, raw in part.get("endpoints", {}).items():
+            merged = endpoints.setdefault(name, MergedEndpoint())
+            merged.requests += raw["requests"]
+            merged.failures += raw["failures"]
+            merged.dropped += raw["dropped"]
+            for code, count in raw["statuses"].items():
+                merged.statuses[code] = merged.statuses.get(code, 0) + count
+            merged.latency.add(_decode(raw["latency"]))
+            merged.service_time.add(_decode(raw["service_time"]))
+    return {
+        "elapsed": elapsed,
+        "lag": lag,
+        "lag_samples": lag_samples,
+        "endpoints": endpoints,
+        "contention_rounds": rounds,
+    }
+
+
+def _latency_block(histogram: HdrHistogram, count: int) -> dict[str, float]:
+    if count == 0 or histogram.get_total_count() == 0:
+        return {"p50": 0.0, "p90": 0.0, "p95": 0.0, "p99": 0.0, "max": 0.0}
+    block = {f"p{int(p)}": histogram.get_value_at_percentile(p) / MICROS for p in PERCENTILES}
+    block["max"] = histogram.get_max_value() / MICROS
+    return block
+
+
+def summarize(parts: list[dict[str, Any]], scenario_name: str, processes: int) -> dict[str, Any]:
+    """The run's result: per-endpoint and total counts, exact percentiles, rates and schedule lag."""
+    merged = merge_raw(parts)
+    elapsed = merged["elapsed"] or 1e-9
+    total = MergedEndpoint()
+    per_endpoint = {}
+    for name, data in sorted(merged["endpoints"].items()):
+        total.requests += data.requests
+        total.failures += data.failures
+        total.dropped += data.dropped
+        total.latency.add(data.latency)
+        total.service_time.add(data.service_time)
+        for code, count in data.statuses.items():
+            total.statuses[code] = total.statuses.get(code, 0) + count
+        per_endpoint[name] = _block(data, elapsed)
+    lag = merged["lag"]
+    rounds = merged["contention_rounds"]
+    summary: dict[str, Any] = {
+        "scenario": scenario_name,
+        "processes": processes,
+        "elapsed_seconds": elapsed,
+        "total": _block(total, elapsed),
+        "endpoints": per_endpoint,
+        "schedule_lag": {
+            "samples": merged["lag_samples"],
+            **_latency_block(lag, merged["lag_samples"]),
+        },
+    }
+    if rounds:
+        summary["contention"] = {
+            "rounds": len(rounds),
+            "rounds_failed": sum(1 for item in rounds if not item["ok"]),
+            "winners": [item["winners"] for item in rounds],
+            "losers": [item["losers"] for item in rounds],
+            "others": [item["others"] for item in rounds],
+        }
+    return summary
+
+
+def _block(data: MergedEndpoint, elapsed: float) -> dict[str, Any]:
+    attempted = data.requests + data.dropped
+    return {
+        "requests": data.requests,
+        "failures": data.failures,
+        "dropped": data.dropped,
+        "error_rate": data.failures / data.requests if data.requests else 0.0,
+        "dropped_ratio": data.dropped / attempted if attempted else 0.0,
+        "throughput": data.requests / elapsed,
+        "throughput_per_min": data.requests * 60.0 / elapsed,
+        "statuses": dict(sorted(data.statuses.items())),
+        "latency": _latency_block(data.latency, data.requests),
+        "service_time": _latency_block(data.service_time, data.requests),
+    }
