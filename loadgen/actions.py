@@ -215,7 +215,24 @@ async def _http(params: Mapping[str, Any], context: ActionContext) -> str:
         return f"http {method} {url}: {response.status}"
 
 
+async def _wait(params: Mapping[str, Any], context: ActionContext) -> str:
+    from loadgen.config import Probe
+    from loadgen.probes import check_probe
+
+    probe = Probe(
+        kind=params["probe_kind"],
+        params=params["probe"],
+        within=float(params["within"]),
+        interval=float(params["interval"]),
+    )
+    result = await check_probe(probe, context)
+    if not result.ok:
+        raise ActionError(f"wait: not met within {params['within']}s: {result.detail}")
+    return f"wait: met after {result.seconds:.1f}s: {result.detail}"
+
+
 _HANDLERS = {
+    "wait": _wait,
     "sql": _sql,
     "docker": _docker,
     "command": _command,

@@ -104,6 +104,10 @@ class Workload:
     round_interval: float = 1.0
     winner_status: int = 201
     loser_status: int = 409
+    # breaking-point search (open model with stages): a stage breaks when either limit is exceeded
+    break_p95: float | None = None
+    break_error_rate: float | None = None
+    stop_at_break: bool = False
 
 
 @dataclass(frozen=True)
@@ -527,6 +531,7 @@ class _ScenarioReader:
                 "round_interval",
                 "winner_status",
                 "loser_status",
+                "breaking_point",
             ),
         )
         model = node.get("model", "closed")
@@ -545,6 +550,18 @@ class _ScenarioReader:
                 )
             )
         rate = self.parsed(node, "rate", path, 10.0, parse_rate)
+        breaking = self.mapping(node, "breaking_point", path)
+        break_path = (*path, "breaking_point")
+        self.known_keys(breaking, break_path, ("p95", "error_rate", "stop"))
+        if breaking and not stages:
+            raise self.fail((*path, "stages"), "stages (a ramp) when breaking_point is set", None)
+        break_p95 = self.duration(breaking, "p95", break_path, None) if "p95" in breaking else None
+        break_error_rate = (
+            self.number(breaking, "error_rate", break_path, 0.0) if "error_rate" in breaking else None
+        )
+        stop_at_break = breaking.get("stop", False)
+        if not isinstance(stop_at_break, bool):
+            raise self.fail((*break_path, "stop"), "true or false", stop_at_break)
         if model == "open" and not stages and rate <= 0:
             raise self.fail((*path, "rate"), "a rate greater than 0 for the open model", node.get("rate"))
         return Workload(
@@ -563,6 +580,9 @@ class _ScenarioReader:
             round_interval=self.duration(node, "round_interval", path, "1s"),
             winner_status=self.integer(node, "winner_status", path, 201, minimum=100, maximum=599),
             loser_status=self.integer(node, "loser_status", path, 409, minimum=100, maximum=599),
+            break_p95=break_p95,
+            break_error_rate=break_error_rate,
+            stop_at_break=stop_at_break,
         )
 
     def think_time(self, node: Mapping, key: str, path: tuple, default: ThinkTime) -> ThinkTime:
@@ -753,6 +773,21 @@ class _ScenarioReader:
         "proxy": ("proxy", "op", "seconds"),
         "sleep": ("duration",),
         "http": ("url", "path", "method", "body", "expect_status", "timeout"),
+        # wait until a probe holds (e.g. "an advisor is BUSY") before the next action
+        "wait": (
+            "dsn",
+            "query",
+            "equals",
+            "max",
+            "min",
+            "url",
+            "path",
+            "expect_status",
+            "expect_json",
+            "timeout",
+            "within",
+            "interval",
+        ),
     }
     DOCKER_OPS = ("stop", "start", "restart", "pause", "unpause", "kill")
     PROXY_OPS = ("cut", "restore", "latency")
@@ -812,6 +847,13 @@ class _ScenarioReader:
                 raise self.fail(path, "url or path", params)
             params["timeout"] = self.duration(params, "timeout", path, "10s")
             params["expect_status"] = self.status_list(params, "expect_status", path)
+        elif kind == "wait":
+            probe_kind = "sql" if "query" in params else "http"
+            probe_params = {k: v for k, v in params.items() if k not in ("within", "interval")}
+            params["probe"] = self.probe_params(probe_kind, probe_params, path)
+            params["probe_kind"] = probe_kind
+            params["within"] = self.duration(params, "within", path, "60s")
+            params["interval"] = self.duration(params, "interval", path, "1s")
 
     def status_list(self, node: Mapping, key: str, path: tuple) -> list[int]:
         raw = node.get(key, [200])
@@ -868,6 +910,25 @@ class _ScenarioReader:
                 )
             )
         return tuple(result)
+
+    def probe_params(self, kind: str, params: dict, path: tuple) -> dict:
+        if kind == "http":
+            if "url" not in params and "path" not in params:
+                raise self.fail(path, "url or path", params)
+            params["timeout"] = self.duration(params, "timeout", path, "5s")
+            params["expect_status"] = self.status_list(params, "expect_status", path)
+            if "expect_json" in params and not isinstance(params["expect_json"], dict):
+                raise self.fail(
+                    (*path, "expect_json"), "a mapping the JSON answer must contain", params["expect_json"]
+                )
+        else:
+            self.text(params, "query", path)
+            if not any(bound in params for bound in ("equals", "max", "min")):
+                raise self.fail(path, "equals, max or min for the query's value", params)
+            for bound in ("max", "min"):
+                if bound in params:
+                    self.number(params, bound, path, 0.0, minimum=float("-inf"))
+        return params
 
     def check_proxy_references(self, scenario: Scenario) -> None:
         names = {proxy.name for proxy in scenario.proxies}

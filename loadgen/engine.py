@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import aiohttp
 
 from loadgen.config import RequestSpec, Scenario, Stage, UserClass
-from loadgen.stats import Recorder
+from loadgen.stats import Recorder, StageStats
 from loadgen.templates import ClassPicker, RequestFactory
 
 NETWORK_ERRORS = (aiohttp.ClientError, asyncio.TimeoutError, OSError)
@@ -32,6 +32,7 @@ NETWORK_ERRORS = (aiohttp.ClientError, asyncio.TimeoutError, OSError)
 class Arrival:
     intended: float
     spec: RequestSpec
+    stage: int | None = None
 
 
 def constant_schedule(rate: float, duration: float) -> Iterator[float]:
@@ -211,13 +212,27 @@ class LoadEngine:
         recorder = self.recorder
         running: set[asyncio.Task[None]] = set()
         state = {"busy": 0}
+        stage_ends: list[float] = []
+        if workload.stages:
+            elapsed, start_rate = 0.0, workload.start_rate
+            for stage in workload.stages:
+                elapsed += stage.duration
+                stage_ends.append(elapsed)
+                recorder.stages.append(StageStats(stage.target, stage.duration, start_rate))
+                start_rate = stage.target
+        stages = recorder.stages
+        current_stage = 0
         hard_end = time.perf_counter() + self.scenario.planned_seconds() + self.scenario.timeout + 5
 
         async def worker(first: Arrival) -> None:
             arrival: Arrival | None = first
             while arrival is not None:
                 recorder.lag(time.perf_counter() - arrival.intended)
-                await self.send(arrival.spec, arrival.intended)
+                status = await self.send(arrival.spec, arrival.intended)
+                if arrival.stage is not None:
+                    stages[arrival.stage].record(
+                        time.perf_counter() - arrival.intended, status in arrival.spec.expect
+                    )
                 arrival = backlog.popleft() if backlog and not self.stopping.is_set() else None
             state["busy"] -= 1
 
@@ -233,7 +248,17 @@ class LoadEngine:
             if self.stopping.is_set() or time.perf_counter() > hard_end:
                 break
             spec = picker.pick_request(picker.pick_class())
-            arrival = Arrival(intended, spec)
+            stage_index = None
+            if stage_ends:
+                while current_stage < len(stage_ends) - 1 and offset >= stage_ends[current_stage]:
+                    current_stage += 1
+                    # the stage before the one just finished has had a whole stage to complete its requests
+                    if workload.stop_at_break and current_stage >= 2 and self._stage_broke(current_stage - 2):
+                        self.stopping.set()
+                stage_index = current_stage
+            if self.stopping.is_set():
+                break
+            arrival = Arrival(intended, spec, stage_index)
             if state["busy"] < cap:
                 state["busy"] += 1
                 task = asyncio.create_task(worker(arrival))
@@ -243,11 +268,17 @@ class LoadEngine:
                 backlog.append(arrival)
             else:
                 recorder.drop(self._stats[spec.endpoint])
+                if stage_index is not None:
+                    stages[stage_index].dropped += 1
         if running:
             await asyncio.gather(*running, return_exceptions=True)
         # arrivals still queued when the run was stopped were never sent
         while backlog:
             recorder.drop(self._stats[backlog.popleft().spec.endpoint])
+
+    def _stage_broke(self, index: int) -> bool:
+        workload = self.scenario.workload
+        return self.recorder.stages[index].verdict(workload.break_p95, workload.break_error_rate) is not None
 
     async def _contention(self) -> None:
         """Seed 003: ``clients`` identical requests at the same instant; exactly one may win each round."""

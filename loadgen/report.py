@@ -92,6 +92,23 @@ def print_summary(result: dict[str, Any], out: TextIO = sys.stdout) -> None:
             f"schedule lag: p50 {format_seconds(lag['p50'])}, p99 {format_seconds(lag['p99'])}, "
             f"max {format_seconds(lag['max'])} over {lag['samples']} arrivals\n"
         )
+    if summary.get("stages"):
+        write("ramp stages (latency from intended send time):\n")
+        for stage in summary["stages"]:
+            write(
+                f"  stage {stage['stage']:>2}: rate {stage['start_rate']:.1f}→{stage['target_rate']:.1f}/s "
+                f"planned {stage['planned_rate']:8.1f}/s achieved {stage['achieved_rate']:8.1f}/s "
+                f"p95 {format_seconds(stage['p95']):>9} errors {stage['error_rate'] * 100:6.2f}% "
+                f"dropped {stage['dropped']:>6}{'  BROKEN: ' + stage['broken'] if stage['broken'] else ''}\n"
+            )
+        knee = summary.get("breaking_point")
+        if knee:
+            write(
+                f"breaking point: stage {knee['stage']} at {knee['target_rate']:.1f}/s ({knee['reason']}); "
+                f"last good rate {knee['last_good_rate'] if knee['last_good_rate'] is not None else 'none'}/s\n"
+            )
+        else:
+            write("breaking point: not reached\n")
     contention = summary.get("contention")
     if contention:
         write(

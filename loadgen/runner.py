@@ -313,7 +313,14 @@ class Experiment:
 
     def load_summary(self) -> dict[str, Any]:
         raw = self._worker_raw or [self.recorder.to_raw()]
-        return summarize(raw, self.scenario.name, max(1, len(self._worker_raw)))
+        workload = self.scenario.workload
+        return summarize(
+            raw,
+            self.scenario.name,
+            max(1, len(self._worker_raw)),
+            workload.break_p95,
+            workload.break_error_rate,
+        )
 
     def _result(self, outcome: str, exit_code: int, error: str | None) -> dict[str, Any]:
         load = self.load_summary()

@@ -68,6 +68,39 @@ class EndpointStats:
             self._dropped_counter = None
 
 
+class StageStats:
+    """Requests whose intended time fell in one ramp stage (breaking-point search)."""
+
+    __slots__ = ("start", "target", "duration", "latency", "requests", "failures", "dropped")
+
+    def __init__(self, target: float, duration: float, start: float = 0.0) -> None:
+        self.start = start
+        self.target = target
+        self.duration = duration
+        self.latency = new_histogram()
+        self.requests = 0
+        self.failures = 0
+        self.dropped = 0
+
+    def record(self, seconds: float, ok: bool) -> None:
+        _record(self.latency, seconds)
+        self.requests += 1
+        if not ok:
+            self.failures += 1
+
+    def verdict(self, break_p95: float | None, break_error_rate: float | None) -> str | None:
+        """Why this stage broke, or None when it held."""
+        if self.requests == 0:
+            return "no answers" if self.dropped else None
+        p95 = self.latency.get_value_at_percentile(95.0) / MICROS
+        error_rate = (self.failures + self.dropped) / (self.requests + self.dropped)
+        if break_p95 is not None and p95 > break_p95:
+            return f"p95 {p95:.3f}s > {break_p95:g}s"
+        if break_error_rate is not None and error_rate > break_error_rate:
+            return f"error rate {error_rate:.3f} > {break_error_rate:g}"
+        return None
+
+
 class Recorder:
     """Counts and times every request of this process, for the summary and for Prometheus at once."""
 
@@ -83,6 +116,7 @@ class Recorder:
         self.in_flight = 0
         self._in_flight_gauge = metrics.in_flight if metrics is not None else None
         self.contention_rounds: list[dict[str, Any]] = []
+        self.stages: list[StageStats] = []
 
     def endpoint(self, name: str) -> EndpointStats:
         stats = self.endpoints.get(name)
@@ -159,6 +193,18 @@ class Recorder:
             "lag_samples": self.lag_samples,
             "schedule_lag": self.schedule_lag.encode().decode("ascii"),
             "contention_rounds": self.contention_rounds,
+            "stages": [
+                {
+                    "start": stage.start,
+                    "target": stage.target,
+                    "duration": stage.duration,
+                    "requests": stage.requests,
+                    "failures": stage.failures,
+                    "dropped": stage.dropped,
+                    "latency": stage.latency.encode().decode("ascii"),
+                }
+                for stage in self.stages
+            ],
             "endpoints": {
                 name: {
                     "requests": stats.requests,
@@ -197,7 +243,18 @@ def merge_raw(parts: list[dict[str, Any]]) -> dict[str, Any]:
     lag_samples = 0
     elapsed = 0.0
     rounds: list[dict[str, Any]] = []
+    stages: list[StageStats] = []
     for part in parts:
+        for index, raw_stage in enumerate(part.get("stages", [])):
+            if index >= len(stages):
+                stages.append(StageStats(0.0, raw_stage["duration"]))
+            stage = stages[index]
+            stage.target += raw_stage["target"]
+            stage.start += raw_stage.get("start", 0.0)
+            stage.requests += raw_stage["requests"]
+            stage.failures += raw_stage["failures"]
+            stage.dropped += raw_stage["dropped"]
+            stage.latency.add(_decode(raw_stage["latency"]))
         elapsed = max(elapsed, float(part.get("elapsed", 0.0)))
         lag_samples += int(part.get("lag_samples", 0))
         lag.add(_decode(part.get("schedule_lag", "")))
@@ -217,6 +274,7 @@ def merge_raw(parts: list[dict[str, Any]]) -> dict[str, Any]:
         "lag_samples": lag_samples,
         "endpoints": endpoints,
         "contention_rounds": rounds,
+        "stages": stages,
     }
 
 
@@ -228,7 +286,13 @@ def _latency_block(histogram: HdrHistogram, count: int) -> dict[str, float]:
     return block
 
 
-def summarize(parts: list[dict[str, Any]], scenario_name: str, processes: int) -> dict[str, Any]:
+def summarize(
+    parts: list[dict[str, Any]],
+    scenario_name: str,
+    processes: int,
+    break_p95: float | None = None,
+    break_error_rate: float | None = None,
+) -> dict[str, Any]:
     """The run's result: per-endpoint and total counts, exact percentiles, rates and schedule lag."""
     merged = merge_raw(parts)
     elapsed = merged["elapsed"] or 1e-9
@@ -256,6 +320,36 @@ def summarize(parts: list[dict[str, Any]], scenario_name: str, processes: int) -
             **_latency_block(lag, merged["lag_samples"]),
         },
     }
+    if merged["stages"]:
+        stages = []
+        knee = None
+        for index, stage in enumerate(merged["stages"]):
+            reason = stage.verdict(break_p95, break_error_rate)
+            attempted = stage.requests + stage.dropped
+            stages.append(
+                {
+                    "stage": index,
+                    "start_rate": stage.start,
+                    "target_rate": stage.target,
+                    "planned_rate": (stage.start + stage.target) / 2.0,
+                    "achieved_rate": stage.requests / stage.duration if stage.duration else 0.0,
+                    "requests": stage.requests,
+                    "failures": stage.failures,
+                    "dropped": stage.dropped,
+                    "error_rate": (stage.failures + stage.dropped) / attempted if attempted else 0.0,
+                    **_latency_block(stage.latency, stage.requests),
+                    "broken": reason,
+                }
+            )
+            if reason and knee is None and (break_p95 is not None or break_error_rate is not None):
+                knee = {
+                    "stage": index,
+                    "target_rate": stage.target,
+                    "reason": reason,
+                    "last_good_rate": stages[index - 1]["target_rate"] if index else None,
+                }
+        summary["stages"] = stages
+        summary["breaking_point"] = knee
     if rounds:
         summary["contention"] = {
             "rounds": len(rounds),
