@@ -27,11 +27,16 @@ class PrometheusClient:
         self.url = url.rstrip("/")
         self.timeout = timeout
 
-    def _api(self, path: str, params: Mapping[str, Any] | None = None) -> Any:
+    def _api(self, path: str, params: Mapping[str, Any] | None = None, post: bool = False) -> Any:
         data = None
+        url = f"{self.url}{path}"
         if params:
-            data = urllib.parse.urlencode({k: v for k, v in params.items() if v is not None}).encode()
-        request = urllib.request.Request(f"{self.url}{path}", data=data, method="POST" if data else "GET")
+            encoded = urllib.parse.urlencode({k: v for k, v in params.items() if v is not None})
+            if post:  # queries go in the body: PromQL can be longer than a URL may be
+                data = encoded.encode()
+            else:
+                url = f"{url}?{encoded}"
+        request = urllib.request.Request(url, data=data, method="POST" if post else "GET")
         if data is not None:
             request.add_header("Content-Type", "application/x-www-form-urlencoded")
         try:
@@ -53,7 +58,7 @@ class PrometheusClient:
 
     def query(self, expr: str, at: float | None = None) -> list[dict[str, Any]]:
         """Instant query; a vector's (or matrix's) ``result`` list, or ``[[t, v]]`` for a scalar."""
-        data = self._api("/api/v1/query", {"query": expr, "time": at})
+        data = self._api("/api/v1/query", {"query": expr, "time": at}, post=True)
         if data["resultType"] in ("vector", "matrix"):
             return list(data["result"])
         return [{"metric": {}, "value": data["result"]}]
@@ -68,7 +73,9 @@ class PrometheusClient:
 
     def query_range(self, expr: str, start: float, end: float, step: float) -> list[dict[str, Any]]:
         """Range query; ``[{metric, values: [[t, "v"], ...]}, ...]``."""
-        data = self._api("/api/v1/query_range", {"query": expr, "start": start, "end": end, "step": step})
+        data = self._api(
+            "/api/v1/query_range", {"query": expr, "start": start, "end": end, "step": step}, post=True
+        )
         return list(data["result"])
 
     def alerts(self) -> list[dict[str, Any]]:

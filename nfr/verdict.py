@@ -89,7 +89,11 @@ class Verdict:
 
     @property
     def target_down(self) -> list[FiredAlert]:
-        return [a for a in self.meta_alerts if a.name == TARGET_DOWN_ALERT]
+        """TargetDown alerts that make the run unjudgeable (severity info — the load generator between
+        runs — is context only)."""
+        return [
+            a for a in self.meta_alerts if a.name == TARGET_DOWN_ALERT and a.labels.get("severity") != "info"
+        ]
 
     @property
     def passed(self) -> bool:

@@ -1,0 +1,99 @@
+"""Shared fixtures: one real Prometheus with the repository's (compressed) alerts over a steered target.
+
+The timeline, in seconds from the start (scrape and evaluation every 1 s, rules compressed 60x with a
+4 s floor):
+
+    0 ........ 12   healthy                              → window "healthy"
+    12 ....... 20   1 double-assigned advisor (RNF-03)   → window "race" = [10, 24] + 3 s settle
+    24 ....... 34   heartbeat series removed (RNF-05)    → window "absent" = [25, 34]
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from nfr.processes import free_port
+from nfr.prometheus import PrometheusServer, default_rule_files, render_config
+from nfr.promclient import PrometheusClient
+from nfr.rulescale import compress_rule_files
+from tests.nfr.synthetic import SyntheticTicketero, serve
+
+
+@dataclass
+class SyntheticRun:
+    client: PrometheusClient
+    t0: float
+    race_at: float
+    race_cleared_at: float
+    absent_at: float
+    end: float
+
+    def window(self, name: str) -> tuple[float, float]:
+        return {
+            "healthy": (self.t0 + 3, self.race_at - 1),
+            "race": (self.race_at - 2, self.absent_at),
+            "absent": (self.absent_at + 1, self.end),
+        }[name]
+
+
+def _sleep_until(t: float) -> None:
+    time.sleep(max(0.0, t - time.time()))
+
+
+@pytest.fixture(scope="session")
+def synthetic_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SyntheticRun]:
+    if not default_rule_files():
+        pytest.skip("no rule files shipped yet")
+    work = tmp_path_factory.mktemp("synthetic")
+    rules = compress_rule_files(default_rule_files(), work / "rules", factor=60, floor=4)
+    collector = SyntheticTicketero()
+    port = free_port()
+    server, thread = serve(collector, port)
+    prom_port = free_port()
+    config = render_config(
+        work / "prometheus.yml",
+        {"ticketero-exporter": [f"127.0.0.1:{port}"]},
+        rule_files=rules,
+        scrape_interval="1s",
+        evaluation_interval="1s",
+    )
+    prometheus = PrometheusServer(config, work / "data", port=prom_port).start()
+    try:
+        t0 = time.time()
+        _sleep_until(t0 + 12)
+        race_at = time.time()
+        collector.set(double_assigned=1.0)
+        _sleep_until(t0 + 20)
+        race_cleared_at = time.time()
+        collector.set(double_assigned=0.0)
+        _sleep_until(t0 + 24)
+        absent_at = time.time()
+        collector.set(heartbeat_series=False)
+        _sleep_until(t0 + 34)
+        end = time.time()
+        time.sleep(1.5)  # let the last evaluation land
+        yield SyntheticRun(PrometheusClient(prometheus.url), t0, race_at, race_cleared_at, absent_at, end)
+    finally:
+        prometheus.stop()
+        server.shutdown()
+        server.server_close()
+
+
+@pytest.fixture(scope="session")
+def race_report_dir(synthetic_run: SyntheticRun, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Reports of the verdict over the race window (RNF-03 fails, every NFR has data)."""
+    from nfr.reports import write_reports
+    from nfr.verdict import compute_verdict
+
+    start, end = synthetic_run.window("race")
+    verdict = compute_verdict(synthetic_run.client, start, end, settle=3, rate_window="4s", step=1)
+    verdict.run_id = "synthetic-race"
+    verdict.scenario = "synthetic"
+    out = tmp_path_factory.mktemp("reports")
+    write_reports(verdict, out, {"faults": ["planted double assignment"]})
+    return out
