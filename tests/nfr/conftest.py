@@ -18,8 +18,8 @@ from pathlib import Path
 import pytest
 
 from nfr.processes import free_port
-from nfr.prometheus import PrometheusServer, default_rule_files, render_config
 from nfr.promclient import PrometheusClient
+from nfr.prometheus import PrometheusServer, default_rule_files, render_config
 from nfr.rulescale import compress_rule_files
 from tests.nfr.synthetic import SyntheticTicketero, serve
 
