@@ -63,7 +63,8 @@ DRIFT_STATE_SQL = """
 SELECT (SELECT COALESCE(sum(total_tickets_served), 0) FROM advisor),
        (SELECT n_tup_del FROM pg_stat_user_tables WHERE relid = 'ticket'::regclass),
        EXTRACT(EPOCH FROM now())::float8,
-       (SELECT COALESCE(max(id), 0) FROM ticket)
+       (SELECT COALESCE(max(id), 0) FROM ticket),
+       (SELECT min(id) FROM ticket)
 """
 DRIFT_BASELINE_SLICE_SQL = """
 SELECT count(*) FROM ticket
@@ -84,15 +85,16 @@ class ServedDrift:
     The completed tickets are split by ``completed_at`` at a reset time T0: those completed up to T0 are counted
     once, in primary-key slices of a few tens of milliseconds per scrape (the *baseline*); those completed after
     T0 are added as they appear, from the same watermark range scan the counters use (the *stream*). The drift
-    is exported once the baseline is complete. A DELETE on ``ticket`` (seen as a change of
-    ``pg_stat_user_tables.n_tup_del``, which PostgreSQL publishes within about a second) starts over with a new T0:
-    right after a clean-up the table is small and the new baseline is immediate.
+    is exported once the baseline is complete. A DELETE on ``ticket`` starts over with a new T0; it is seen at
+    once when it removes the oldest rows (``min(id)`` moves: the test plan's ``DELETE FROM ticket`` between
+    runs), and otherwise through ``pg_stat_user_tables.n_tup_del``, which PostgreSQL may publish up to ~10 s late.
+    Right after a clean-up the table is small, so the new baseline is immediate.
     """
 
     def __init__(self, slack: float, slice_budget: float = 0.03) -> None:
         self.slack = slack
         self.slice_budget = slice_budget
-        self.deletions: int | None = None
+        self.fingerprint: tuple[int, int | None] | None = None
         self.reset_epoch = 0.0
         self.max_id = 0
         self.cursor = 0
@@ -102,8 +104,8 @@ class ServedDrift:
         self.stream = RowLedger(0.0, slack)
         self.ready = False
 
-    def _reset(self, deletions: int, now_epoch: float, max_id: int) -> None:
-        self.deletions = deletions
+    def _reset(self, fingerprint: tuple[int, int | None], now_epoch: float, max_id: int) -> None:
+        self.fingerprint = fingerprint
         self.reset_epoch = now_epoch
         self.max_id = max_id
         self.cursor = 0
@@ -115,10 +117,10 @@ class ServedDrift:
     def update(self, cur, deadline: float) -> float | None:
         """Advance by one scrape; returns the drift, or None while the baseline is still being counted."""
         cur.execute(DRIFT_STATE_SQL)
-        served, deletions, now_epoch, max_id = cur.fetchone()
-        deletions = deletions or 0
-        if self.deletions != deletions:
-            self._reset(deletions, now_epoch, max_id)
+        served, deletions, now_epoch, max_id, min_id = cur.fetchone()
+        fingerprint = (deletions or 0, min_id)
+        if self.fingerprint != fingerprint:
+            self._reset(fingerprint, now_epoch, max_id)
         started = time.monotonic()
         budget_end = min(deadline - 0.1, started + self.slice_budget)
         while not self.ready and time.monotonic() < budget_end:

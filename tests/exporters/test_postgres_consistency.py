@@ -1,0 +1,202 @@
+"""Consistency collector: for every check, the test plan's own SQL and the exporter agree on planted violations."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from exporters.postgres import PostgresClient
+from exporters.postgres_consistency import ConsistencyCollector
+from tests.exporters.helpers import add_advisor, add_ticket, connect, registry_with, scrape, value
+
+# The plan's checks, verbatim in meaning (validate-consistency.sh and the race-condition test).
+SEED_INCONSISTENT = """
+SELECT COUNT(*) FROM ticket t
+WHERE (t.status = 'IN_PROGRESS' AND t.started_at IS NULL)
+   OR (t.status = 'COMPLETED' AND t.completed_at IS NULL)
+   OR (t.status = 'CALLED' AND t.assigned_advisor_id IS NULL)
+"""
+SEED_BUSY_NO_TICKET = """
+SELECT COUNT(*) FROM advisor a WHERE a.status = 'BUSY'
+AND NOT EXISTS (SELECT 1 FROM ticket t WHERE t.assigned_advisor_id = a.id AND t.status IN ('CALLED', 'IN_PROGRESS'))
+"""
+SEED_DUPLICATES = """
+SELECT COUNT(*) FROM (SELECT national_id, queue_type, COUNT(*) as cnt FROM ticket
+WHERE status IN ('WAITING', 'CALLED', 'IN_PROGRESS') GROUP BY national_id, queue_type HAVING COUNT(*) > 1) dups
+"""
+SEED_DOUBLE_ASSIGNED = """
+SELECT COUNT(*) FROM (SELECT assigned_advisor_id, COUNT(*) FROM ticket WHERE assigned_advisor_id IS NOT NULL
+AND status IN ('CALLED', 'IN_PROGRESS') GROUP BY assigned_advisor_id HAVING COUNT(*) > 1) doubles
+"""
+SEED_DEADLOCKS = "SELECT deadlocks FROM pg_stat_database WHERE datname = current_database()"
+SEED_SERVED = "SELECT SUM(total_tickets_served) FROM advisor"
+
+
+@pytest.fixture
+def setup(database_dsn):
+    client = PostgresClient(database_dsn)
+    collector = ConsistencyCollector(client, slack=30.0)
+    registry = registry_with(collector)
+    with connect(database_dsn) as conn:
+        yield conn, registry, collector
+    client.close()
+
+
+def seed(conn, sql: str) -> float:
+    return float(conn.execute(sql).fetchone()[0] or 0)
+
+
+def rules(registry) -> dict[str, float]:
+    return {
+        rule: value(registry, "ticketero_tickets_inconsistent", rule=rule)
+        for rule in (
+            "in_progress_without_started_at",
+            "completed_without_completed_at",
+            "called_without_advisor",
+        )
+    }
+
+
+def test_clean_data_reports_zero_everywhere(setup):
+    conn, registry, _ = setup
+    advisor = add_advisor(conn, status="BUSY", served=1)
+    add_ticket(conn, status="IN_PROGRESS", advisor=advisor, started_after=1)
+    add_ticket(conn, status="COMPLETED", advisor=advisor, started_after=1, completed_after=2)
+    add_ticket(conn, status="WAITING")
+    assert rules(registry) == {
+        "in_progress_without_started_at": 0,
+        "completed_without_completed_at": 0,
+        "called_without_advisor": 0,
+    }
+    for name in (
+        "ticketero_advisors_busy_without_ticket",
+        "ticketero_advisors_double_assigned",
+        "ticketero_tickets_duplicate_active",
+        "ticketero_tickets_without_outbox",
+        "ticketero_advisor_served_drift",
+    ):
+        assert value(registry, name) == 0, name
+
+
+def test_inconsistent_ticket_rules_match_the_plan_sql(setup):
+    conn, registry, _ = setup
+    advisor = add_advisor(conn, status="BUSY")
+    add_ticket(conn, status="IN_PROGRESS", advisor=advisor)  # no started_at
+    add_ticket(conn, status="IN_PROGRESS", advisor=advisor)
+    add_ticket(conn, status="COMPLETED", advisor=advisor, started_after=1)  # no completed_at
+    add_ticket(conn, status="CALLED")  # no advisor
+    add_ticket(conn, status="IN_PROGRESS", advisor=advisor, started_after=1)  # fine
+    got = rules(registry)
+    assert got == {
+        "in_progress_without_started_at": 2,
+        "completed_without_completed_at": 1,
+        "called_without_advisor": 1,
+    }
+    assert sum(got.values()) == seed(conn, SEED_INCONSISTENT) == 4
+
+
+def test_busy_without_ticket_matches_the_plan_sql(setup):
+    conn, registry, _ = setup
+    add_advisor(conn, status="BUSY")
+    add_advisor(conn, status="BUSY")
+    holding = add_advisor(conn, status="BUSY")
+    add_ticket(conn, status="CALLED", advisor=holding)
+    released = add_advisor(conn, status="BUSY")
+    add_ticket(conn, status="COMPLETED", advisor=released, started_after=1, completed_after=2)
+    assert value(registry, "ticketero_advisors_busy_without_ticket") == seed(conn, SEED_BUSY_NO_TICKET) == 3
+
+
+def test_double_assignment_matches_the_race_test_sql(setup):
+    conn, registry, _ = setup
+    raced = add_advisor(conn, status="BUSY")
+    add_ticket(conn, status="CALLED", advisor=raced)
+    add_ticket(conn, status="IN_PROGRESS", advisor=raced, started_after=1)
+    fine = add_advisor(conn, status="BUSY")
+    add_ticket(conn, status="CALLED", advisor=fine)
+    add_ticket(conn, status="COMPLETED", advisor=fine, started_after=1, completed_after=2)
+    assert value(registry, "ticketero_advisors_double_assigned") == seed(conn, SEED_DOUBLE_ASSIGNED) == 1
+
+
+def test_duplicate_active_tickets_match_the_plan_sql(setup):
+    conn, registry, _ = setup
+    add_ticket(conn, national_id="11111111", queue="CAJA")
+    add_ticket(conn, national_id="11111111", queue="CAJA")
+    add_ticket(conn, national_id="11111111", queue="PERSONAL")  # other queue: allowed
+    add_ticket(conn, national_id="22222222", queue="CAJA")
+    add_ticket(
+        conn, national_id="22222222", queue="CAJA", status="COMPLETED", started_after=1, completed_after=2
+    )
+    assert value(registry, "ticketero_tickets_duplicate_active") == seed(conn, SEED_DUPLICATES) == 1
+
+
+def test_ticket_without_outbox_row(setup):
+    conn, registry, _ = setup
+    add_ticket(conn, outbox=True)
+    add_ticket(conn, outbox=False)
+    add_ticket(conn, outbox=False)
+    assert value(registry, "ticketero_tickets_without_outbox") == 2
+
+
+def test_deadlocks_and_connections_match_pg_stat(setup):
+    conn, registry, _ = setup
+    assert value(registry, "ticketero_database_deadlocks_total") == seed(conn, SEED_DEADLOCKS)
+    # The test's connection and the exporter's own are both connected to this database.
+    assert value(registry, "ticketero_database_connections") >= 2
+
+
+def test_served_drift_matches_the_plan_sums(setup):
+    conn, registry, _ = setup
+    a = add_advisor(conn, served=3)
+    b = add_advisor(conn, served=1)
+    for _ in range(2):
+        add_ticket(conn, status="COMPLETED", advisor=a, started_after=1, completed_after=2, age=50)
+    add_ticket(conn, status="COMPLETED", advisor=b, started_after=1, completed_after=2, age=50)
+    completed_with_advisor = seed(
+        conn, "SELECT count(*) FROM ticket WHERE status = 'COMPLETED' AND assigned_advisor_id IS NOT NULL"
+    )
+    assert (
+        value(registry, "ticketero_advisor_served_drift")
+        == seed(conn, SEED_SERVED) - completed_with_advisor
+        == 1
+    )
+    # A completion the service forgot to count after the exporter's baseline: drift stays right.
+    add_ticket(conn, status="COMPLETED", advisor=b, started_after=0, completed_after=0)
+    assert value(registry, "ticketero_advisor_served_drift") == 0
+    conn.execute("UPDATE advisor SET total_tickets_served = total_tickets_served + 1 WHERE id = %s", (b,))
+    assert value(registry, "ticketero_advisor_served_drift") == 1
+
+
+def test_served_drift_baseline_is_counted_in_slices_and_reset_by_delete(setup):
+    conn, registry, collector = setup
+    a = add_advisor(conn, served=0)
+    conn.execute(
+        """INSERT INTO ticket (numero, national_id, branch_office, queue_type, status, position_in_queue,
+                               assigned_advisor_id, created_at, started_at, completed_at)
+           SELECT 'H' || g, g::text, 'Centro', 'CAJA', 'COMPLETED', 1, %s,
+                  now() - interval '1 day', now() - interval '1 day', now() - interval '1 day'
+           FROM generate_series(1, 5000) g""",
+        (a,),
+    )
+    conn.execute("UPDATE advisor SET total_tickets_served = 4990 WHERE id = %s", (a,))
+    # Tiny slices and budget: the history takes several scrapes; the gauge stays absent until it is done.
+    collector.drift.step = 1000
+    collector.drift.slice_budget = 0.0001
+    scrape(registry)
+    assert not collector.drift.ready
+    assert value(registry, "ticketero_advisor_served_drift") is None or collector.drift.ready
+    for _ in range(20):
+        if collector.drift.ready:
+            break
+        scrape(registry)
+    assert collector.drift.ready
+    assert value(registry, "ticketero_advisor_served_drift") == -10
+
+    # The test plan's reset between runs: DELETE tickets, zero the served counters.
+    conn.execute("DELETE FROM outbox_message")
+    conn.execute("DELETE FROM ticket")
+    conn.execute("UPDATE advisor SET total_tickets_served = 0")
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline and value(registry, "ticketero_advisor_served_drift") != 0:
+        time.sleep(0.2)  # PostgreSQL publishes n_tup_del within about a second
+    assert value(registry, "ticketero_advisor_served_drift") == 0
