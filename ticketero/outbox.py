@@ -95,11 +95,21 @@ class OutboxRelay:
         self._wake = asyncio.Event()
         self._stopping = asyncio.Event()
         self._connection: aio_pika.abc.AbstractConnection | None = None
+        self._channel: aio_pika.abc.AbstractChannel | None = None
         self._task: asyncio.Task[None] | None = None
 
     @property
     def connected(self) -> bool:
-        return self._connection is not None and not self._connection.is_closed
+        return self._link_open()
+
+    def _link_open(self) -> bool:
+        # A dropped TCP link shows on the channel at once; the connection object may lag behind.
+        return (
+            self._connection is not None
+            and not self._connection.is_closed
+            and self._channel is not None
+            and not self._channel.is_closed
+        )
 
     def wake(self) -> None:
         """Called after a ticket commits, so it is published now rather than at the next poll."""
@@ -144,19 +154,21 @@ class OutboxRelay:
             outage_logged = False
             log.info("outbox relay connected to %s", mask_url(url))
             try:
-                channel = await self._connection.channel(publisher_confirms=True)
-                exchange = await amqp.declare_topology(channel)
+                self._channel = await self._connection.channel(publisher_confirms=True)
+                exchange = await amqp.declare_topology(self._channel)
                 await self._publish_loop(exchange)
             except (BrokerLost, *amqp.BROKER_ERRORS) as exc:  # type: ignore[misc]
                 log.warning("outbox relay lost the broker (%s); rows stay PENDING, reconnecting", exc)
             finally:
-                connection, self._connection = self._connection, None
+                connection, self._connection, self._channel = self._connection, None, None
                 await _close_quietly(connection)
         log.info("outbox relay stopped")
 
     async def _publish_loop(self, exchange: aio_pika.abc.AbstractExchange) -> None:
         batch_size = self._settings.relay_batch_size
         while True:
+            if not self._link_open():
+                raise BrokerLost("channel closed")
             handled = await self.relay_batch(exchange)
             if self._stopping.is_set() and handled == 0:
                 return
@@ -179,7 +191,7 @@ class OutboxRelay:
                 results = await asyncio.gather(
                     *(self._publish(exchange, row[0], row[1], row[2]) for row in rows), return_exceptions=True
                 )
-                if self._connection is None or self._connection.is_closed:
+                if not self._link_open():
                     # Rolling back leaves every row PENDING with its attempts untouched.
                     raise BrokerLost("connection closed during publish")
                 sent = [row[0] for row, result in zip(rows, results, strict=True) if result is None]

@@ -1,0 +1,128 @@
+"""Workers and relay: one advisor never holds two tickets, redelivery is idempotent, outages lose nothing."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import aio_pika
+
+from tests.support.services import AMQP_HOST, AMQP_PORT
+from tests.ticketero.conftest import create_tickets, fetch, scalar, ticket_body, wait_until
+from tests.ticketero.tcp_proxy import TcpProxy
+
+ACTIVE_PER_ADVISOR = """
+SELECT coalesce(max(n), 0) FROM (
+    SELECT count(*) AS n FROM ticket
+    WHERE status IN ('CALLED', 'IN_PROGRESS') AND assigned_advisor_id IS NOT NULL
+    GROUP BY assigned_advisor_id
+) per_advisor
+"""
+
+
+async def watch_max_active_per_advisor(dsn: str, stop: asyncio.Event) -> int:
+    """Poll the database while the run goes on; the highest count of active tickets on one advisor."""
+    worst = 0
+    while not stop.is_set():
+        worst = max(worst, await scalar(dsn, ACTIVE_PER_ADVISOR))
+        await asyncio.sleep(0.01)
+    return worst
+
+
+async def test_one_advisor_five_tickets_never_double_assigned_and_all_complete(start_service):
+    svc = await start_service(advisors=1, service_time=0.2)
+    stop = asyncio.Event()
+    watcher = asyncio.create_task(watch_max_active_per_advisor(svc.dsn, stop))
+    results = await create_tickets(svc.base_url, [ticket_body(30_000_000 + i, "CAJA") for i in range(5)])
+    assert [status for status, _ in results] == [201] * 5
+
+    async def all_completed() -> bool:
+        return await scalar(svc.dsn, "SELECT count(*) FROM ticket WHERE status = 'COMPLETED'") == 5
+
+    await wait_until(all_completed, 30, what="5 tickets COMPLETED by one advisor")
+    stop.set()
+    assert await watcher == 1  # the advisor did work, and never on two tickets at once
+    assert await scalar(svc.dsn, "SELECT total_tickets_served FROM advisor") == 5
+    assert await scalar(svc.dsn, "SELECT status FROM advisor") == "AVAILABLE"
+    # Completions of one advisor never overlap in time.
+    spans = await fetch(svc.dsn, "SELECT called_at, completed_at FROM ticket ORDER BY called_at")
+    for (_, previous_end), (next_start, _) in zip(spans, spans[1:], strict=False):
+        assert next_start >= previous_end
+
+
+async def test_republished_message_changes_nothing(start_service):
+    svc = await start_service(advisors=2)
+    [(status, created)] = await create_tickets(svc.base_url, [ticket_body(40404040, "EMPRESAS")])
+    assert status == 201
+
+    async def completed() -> bool:
+        return await scalar(svc.dsn, "SELECT status FROM ticket") == "COMPLETED"
+
+    await wait_until(completed, 20, what="ticket COMPLETED")
+    events_before = await scalar(svc.dsn, "SELECT count(*) FROM ticket_event")
+    served_before = await scalar(svc.dsn, "SELECT sum(total_tickets_served) FROM advisor")
+    completed_at = await scalar(svc.dsn, "SELECT completed_at FROM ticket")
+    payload = await scalar(svc.dsn, "SELECT payload FROM outbox_message")
+
+    connection = await aio_pika.connect(svc.service.settings.amqp_url)
+    async with connection:
+        channel = await connection.channel()
+        exchange = await channel.get_exchange("ticketero-exchange")
+        for _ in range(3):  # the same message published again, three times
+            await exchange.publish(
+                aio_pika.Message(json.dumps(payload).encode()), routing_key="empresas-queue"
+            )
+        queue = await channel.declare_queue("empresas-queue", durable=True, passive=True)
+
+        async def consumed() -> bool:
+            declared = await queue.declare()
+            return declared.message_count == 0
+
+        await wait_until(consumed, 10, what="duplicates consumed")
+    await asyncio.sleep(0.5)  # let a wrongly-processing worker finish its writes, if there were one
+
+    assert created["numero"] == payload["numero"]
+    assert await scalar(svc.dsn, "SELECT count(*) FROM ticket_event") == events_before
+    assert await scalar(svc.dsn, "SELECT sum(total_tickets_served) FROM advisor") == served_before
+    assert await scalar(svc.dsn, "SELECT completed_at FROM ticket") == completed_at
+
+
+async def test_broker_cut_while_creating_loses_nothing(start_service, amqp_url):
+    proxy = TcpProxy(AMQP_HOST, AMQP_PORT)
+    await proxy.start()
+    try:
+        proxied = amqp_url.replace(f"{AMQP_HOST}:{AMQP_PORT}", f"127.0.0.1:{proxy.port}")
+        svc = await start_service(advisors=4, amqp_url=proxied)
+        [(status, _)] = await create_tickets(svc.base_url, [ticket_body(50_000_000, "CAJA")])
+        assert status == 201
+
+        async def first_done() -> bool:
+            return await scalar(svc.dsn, "SELECT status FROM ticket") == "COMPLETED"
+
+        await wait_until(first_done, 15, what="first ticket through the proxy")
+
+        await proxy.cut()
+
+        async def broker_down() -> bool:
+            return not svc.service.broker_connected()
+
+        await wait_until(broker_down, 10, what="service noticing the cut")
+        results = await create_tickets(
+            svc.base_url, [ticket_body(50_000_001 + i, "PERSONAL") for i in range(20)]
+        )
+        assert [status for status, _ in results] == [201] * 20  # the API keeps working
+        await asyncio.sleep(1.5)  # several relay polls with the broker away
+        assert await scalar(svc.dsn, "SELECT count(*) FROM outbox_message WHERE status = 'PENDING'") == 20
+        assert await scalar(svc.dsn, "SELECT count(*) FROM outbox_message WHERE status = 'FAILED'") == 0
+
+        proxy.restore()
+
+        async def all_through() -> bool:
+            sent = await scalar(svc.dsn, "SELECT count(*) FROM outbox_message WHERE status = 'SENT'")
+            done = await scalar(svc.dsn, "SELECT count(*) FROM ticket WHERE status = 'COMPLETED'")
+            return sent == 21 and done == 21
+
+        await wait_until(all_through, 45, what="all 21 tickets SENT and COMPLETED after the broker is back")
+        assert await scalar(svc.dsn, "SELECT count(*) FROM outbox_message WHERE status = 'FAILED'") == 0
+    finally:
+        await proxy.stop()

@@ -1,0 +1,87 @@
+"""Dead-worker recovery: detected within heartbeat timeout + interval, ticket re-queued and completed."""
+
+from __future__ import annotations
+
+import asyncio
+
+from tests.ticketero.conftest import create_tickets, fetch, scalar, ticket_body, wait_until
+
+TIMEOUT = 3.0
+INTERVAL = 1.0
+
+
+async def test_dead_worker_is_recovered_and_its_ticket_completes(start_service):
+    svc = await start_service(
+        faults="stalled-worker",
+        advisors=2,
+        service_time=0.2,
+        heartbeat_interval=1.0,
+        heartbeat_timeout=TIMEOUT,
+        recovery_interval=INTERVAL,
+    )
+    [(status, created)] = await create_tickets(svc.base_url, [ticket_body(60_000_000, "CAJA")])
+    assert status == 201
+
+    async def recovered() -> bool:
+        return (
+            await scalar(svc.dsn, "SELECT count(*) FROM recovery_event WHERE recovery_type = 'DEAD_WORKER'")
+            > 0
+        )
+
+    await wait_until(recovered, TIMEOUT + INTERVAL + 10, what="DEAD_WORKER recovery_event")
+    [(advisor_id, ticket_id, worker_id, detection)] = await fetch(
+        svc.dsn,
+        "SELECT advisor_id, ticket_id, worker_id, extract(epoch FROM detected_at - last_heartbeat_at)"
+        " FROM recovery_event",
+    )
+    assert TIMEOUT <= float(detection) <= TIMEOUT + INTERVAL + 1.0  # RNF-05's rule, at test scale
+    assert worker_id and ticket_id == await scalar(svc.dsn, "SELECT id FROM ticket")
+    assert await scalar(svc.dsn, "SELECT recovery_count FROM advisor WHERE id = %s", advisor_id) == 1
+
+    async def completed() -> bool:
+        return await scalar(svc.dsn, "SELECT status FROM ticket") == "COMPLETED"
+
+    await wait_until(completed, 15, what="re-queued ticket COMPLETED")
+    events = [row[0] for row in await fetch(svc.dsn, "SELECT event_type FROM ticket_event ORDER BY id")]
+    assert events == ["CREATED", "CALLED", "STARTED", "RECOVERED", "CALLED", "STARTED", "COMPLETED"]
+    outbox = await fetch(svc.dsn, "SELECT event_type, status FROM outbox_message ORDER BY id")
+    assert outbox == [("TICKET_CREATED", "SENT"), ("TICKET_REQUEUED", "SENT")]
+    assert created["numero"] == await scalar(svc.dsn, "SELECT numero FROM ticket")
+
+
+async def test_heartbeats_keep_a_long_ticket_alive(start_service):
+    """Without the fault, a ticket longer than the heartbeat timeout is never mistaken for a dead worker."""
+    svc = await start_service(
+        advisors=1,
+        service_time=TIMEOUT + 2.5,
+        heartbeat_interval=0.5,
+        heartbeat_timeout=TIMEOUT,
+        recovery_interval=0.5,
+    )
+    await create_tickets(svc.base_url, [ticket_body(61_000_000, "GERENCIA")])
+
+    async def completed() -> bool:
+        return await scalar(svc.dsn, "SELECT status FROM ticket") == "COMPLETED"
+
+    await wait_until(completed, TIMEOUT + 15, what="long ticket COMPLETED")
+    assert await scalar(svc.dsn, "SELECT count(*) FROM recovery_event") == 0
+    assert await scalar(svc.dsn, "SELECT total_tickets_served FROM advisor") == 1
+
+
+async def test_recovery_skips_advisors_another_instance_holds(start_service):
+    """FOR UPDATE SKIP LOCKED: an advisor locked elsewhere is left alone, then recovered once."""
+    import psycopg
+
+    svc = await start_service(advisors=1, heartbeat_timeout=1.0, recovery_interval=60.0)
+    async with await psycopg.AsyncConnection.connect(svc.dsn, autocommit=True) as conn:
+        await conn.execute(
+            "UPDATE advisor SET status = 'BUSY', worker_id = 'gone', last_heartbeat = now() - interval '1 hour'"
+        )
+        async with conn.transaction():
+            await conn.execute("SELECT id FROM advisor FOR UPDATE")
+            assert await svc.service.recovery.recover_once() == 0
+        assert await svc.service.recovery.recover_once() == 1
+        assert await svc.service.recovery.recover_once() == 0
+    assert await scalar(svc.dsn, "SELECT count(*) FROM recovery_event") == 1
+    assert await scalar(svc.dsn, "SELECT status FROM advisor") == "AVAILABLE"
+    await asyncio.sleep(0)
