@@ -27,6 +27,10 @@ class ActionError(Exception):
     """An action could not do what it was asked; the message says which action and why."""
 
 
+class SteadyStateViolated(ActionError):
+    """A watch action saw its probe fail during the load: the hypothesis broke, not the tooling."""
+
+
 class ActionContext:
     """What actions need besides their own settings: services, the target, the running proxies."""
 
@@ -231,7 +235,26 @@ async def _wait(params: Mapping[str, Any], context: ActionContext) -> str:
     return f"wait: met after {result.seconds:.1f}s: {result.detail}"
 
 
+async def _watch(params: Mapping[str, Any], context: ActionContext) -> str:
+    from loadgen.config import Probe
+    from loadgen.probes import check_probe
+
+    probe = Probe(kind=params["probe_kind"], params=params["probe"])
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + float(params["within"])
+    polls = 0
+    while True:
+        result = await check_probe(probe, context)
+        polls += 1
+        if not result.ok:
+            raise SteadyStateViolated(f"watch: broke after {polls} poll(s): {result.detail}")
+        if loop.time() + float(params["interval"]) > deadline:
+            return f"watch: held for {params['within']}s ({polls} polls): {result.detail}"
+        await asyncio.sleep(float(params["interval"]))
+
+
 _HANDLERS = {
+    "watch": _watch,
     "wait": _wait,
     "sql": _sql,
     "docker": _docker,

@@ -337,18 +337,23 @@ class _ScenarioReader:
 
     # -- primitives --------------------------------------------------------------------------------------
 
+    @staticmethod
+    def dotted(path: tuple[str | int, ...]) -> str:
+        text = ""
+        for part in path:
+            text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+        return text or "(top level)"
+
     def fail(self, path: tuple[str | int, ...], expected: str, got: Any) -> ConfigError:
         origin = self.origins.get(tuple(str(part) for part in path))
         where = origin or self.source
-        dotted = ".".join(str(part) if not isinstance(part, int) else f"[{part}]" for part in path)
-        dotted = dotted.replace(".[", "[")
-        return ConfigError(f"{where}: {dotted or '(top level)'}: expected {expected}, got {_kind(got)}")
+        return ConfigError(f"{where}: {self.dotted(path)}: expected {expected}, got {_kind(got)}")
 
     def known_keys(self, node: Mapping, path: tuple[str | int, ...], allowed: tuple[str, ...]) -> None:
         for key in node:
             if key not in allowed:
                 raise ConfigError(
-                    f"{self.source}: {'.'.join(map(str, (*path, key)))}: unknown key; expected one of "
+                    f"{self.source}: {self.dotted((*path, str(key)))}: unknown key; expected one of "
                     f"{', '.join(allowed)}"
                 )
 
@@ -789,6 +794,8 @@ class _ScenarioReader:
             "interval",
         ),
     }
+    # the probe must hold at every poll for the whole window ("no double assignment during the load")
+    ACTION_KEYS["watch"] = ACTION_KEYS["wait"]
     DOCKER_OPS = ("stop", "start", "restart", "pause", "unpause", "kill")
     PROXY_OPS = ("cut", "restore", "latency")
 
@@ -847,7 +854,7 @@ class _ScenarioReader:
                 raise self.fail(path, "url or path", params)
             params["timeout"] = self.duration(params, "timeout", path, "10s")
             params["expect_status"] = self.status_list(params, "expect_status", path)
-        elif kind == "wait":
+        elif kind in ("wait", "watch"):
             probe_kind = "sql" if "query" in params else "http"
             probe_params = {k: v for k, v in params.items() if k not in ("within", "interval")}
             params["probe"] = self.probe_params(probe_kind, probe_params, path)

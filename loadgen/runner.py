@@ -23,7 +23,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from loadgen.actions import ActionContext, ActionError, run_action
+from loadgen.actions import ActionContext, ActionError, SteadyStateViolated, run_action
 from loadgen.config import Action, Probe, Scenario, Threshold, with_process_share
 from loadgen.engine import LoadEngine
 from loadgen.metrics import LoadgenMetrics
@@ -146,7 +146,7 @@ class Experiment:
             await self._guard(self._probes(scenario.steady_state + scenario.verify, "verify"))
         except Interrupted:
             outcome, exit_code = "interrupted", EXIT_INTERRUPTED
-        except HypothesisFailed as failed:
+        except (HypothesisFailed, SteadyStateViolated) as failed:
             outcome, exit_code, error = "steady state not met", EXIT_HYPOTHESIS, str(failed)
         except ActionError as failed:
             outcome, exit_code, error = "action failed", EXIT_ERROR, str(failed)
@@ -181,9 +181,12 @@ class Experiment:
 
     async def _action(self, action: Action, phase: str) -> None:
         started = time.perf_counter()
+        violated: SteadyStateViolated | None = None
         try:
             detail = await run_action(action, self.context)
             ok = True
+        except SteadyStateViolated as error:
+            detail, ok, violated = str(error), False, error
         except ActionError as error:
             detail, ok = str(error), False
         self.action_results.append(
@@ -197,6 +200,8 @@ class Experiment:
             }
         )
         self._say(f"action {phase}: {action.label()}: {'ok' if ok else 'FAILED'}: {detail}")
+        if violated is not None and phase != "rollback":
+            raise violated
         if not ok and not action.ignore_failure and phase != "rollback":
             raise ActionError(f"{phase}: {action.label()}: {detail}")
 
