@@ -84,12 +84,14 @@ def plot_svg(verdict: Verdict, result: NfrResult) -> str:
             f'<text x="{LEFT - 6}" y="{y_of(value) + 4:.1f}" text-anchor="end">'
             f"{html.escape(fmt_value(value, result.unit))}</text>"
         )
-    for t, label in ((x0, "t+0"), (verdict.end, offset_text(verdict, verdict.end)), (x1, "")):
+    for t, label in ((x0, "t+0"), (verdict.end, offset_text(verdict, verdict.end))):
         if label:
             parts.append(f'<text x="{x_of(t):.1f}" y="{HEIGHT - 12}" text-anchor="middle">{label}</text>')
     parts.append(
-        f'<text x="{LEFT + plot_w}" y="{HEIGHT - 12}" text-anchor="end">'
-        f"{offset_text(verdict, x1)} (settle shaded grey)</text>"
+        f'<text x="{LEFT + plot_w}" y="{HEIGHT - 12}" text-anchor="end">{offset_text(verdict, x1)}</text>'
+    )
+    parts.append(
+        f'<text x="{LEFT}" y="{HEIGHT - 1}">load window blue, settle period grey, alert firing red</text>'
     )
     if threshold is not None:
         y = y_of(threshold)
