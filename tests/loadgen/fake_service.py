@@ -36,7 +36,8 @@ class ServiceState:
 class FakeTicketero:
     """Start with ``with FakeTicketero() as service:``; ``service.url`` is its base URL."""
 
-    def __init__(self, record_arrivals: bool = False) -> None:
+    def __init__(self, record_arrivals: bool = False, host: str = "127.0.0.1") -> None:
+        self.host = host
         self.state = ServiceState()
         self.record_arrivals = record_arrivals
         self._numbers = itertools.count(1)
@@ -48,7 +49,8 @@ class FakeTicketero:
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        host = "127.0.0.1" if self.host in ("0.0.0.0", "127.0.0.1") else self.host
+        return f"http://{host}:{self.port}"
 
     def stall(self, seconds: float) -> None:
         """Every request arriving in the next ``seconds`` is held until the stall ends."""
@@ -110,7 +112,7 @@ class FakeTicketero:
             app.router.add_get("/actuator/health", self.health)
             runner = web.AppRunner(app, access_log=None)
             loop.run_until_complete(runner.setup())
-            site = web.TCPSite(runner, "127.0.0.1", 0, backlog=1024)
+            site = web.TCPSite(runner, self.host, 0, backlog=1024)
             loop.run_until_complete(site.start())
             self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
             self._runner = runner

@@ -1,0 +1,89 @@
+"""Fixtures of the load generator's tests: a real local HTTP service, scenario files, free ports."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import textwrap
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from loadgen.config import Scenario, load_scenario
+from tests.loadgen.fake_service import FakeTicketero
+from tests.support.docker import docker_client, docker_container, docker_image  # noqa: F401
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture
+def service() -> Iterator[FakeTicketero]:
+    with FakeTicketero(record_arrivals=True) as running:
+        yield running
+
+
+@pytest.fixture
+def scenario_file(tmp_path: Path) -> Callable[[str], Path]:
+    """Write a scenario (YAML text, dedented) into tmp_path; returns its path."""
+    counter = {"n": 0}
+
+    def write(text: str) -> Path:
+        counter["n"] += 1
+        path = tmp_path / f"scenario{counter['n']}.yml"
+        path.write_text(textwrap.dedent(text))
+        return path
+
+    return write
+
+
+@pytest.fixture
+def make_scenario(scenario_file: Callable[[str], Path]) -> Callable[[str], Scenario]:
+    def make(text: str) -> Scenario:
+        return load_scenario(scenario_file(text))
+
+    return make
+
+
+def free_port(consecutive: int = 1) -> int:
+    """A port (and the next ``consecutive - 1``) nobody listens on right now."""
+    for _ in range(50):
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            base = probe.getsockname()[1]
+        if base + consecutive > 65535:
+            continue
+        sockets = []
+        try:
+            for offset in range(consecutive):
+                sock = socket.socket()
+                sock.bind(("127.0.0.1", base + offset))
+                sockets.append(sock)
+            return base
+        except OSError:
+            continue
+        finally:
+            for sock in sockets:
+                sock.close()
+    raise RuntimeError("no free port range")
+
+
+def loadgen_command(*args: str) -> list[str]:
+    return [sys.executable, "-m", "loadgen", *args]
+
+
+def run_loadgen(
+    *args: str, timeout: float = 60, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess:
+    environment = {**os.environ, **(env or {})}
+    environment = {k: v for k, v in environment.items() if not k.startswith("LOADGEN_") or k in (env or {})}
+    return subprocess.run(
+        loadgen_command(*args), cwd=REPO, capture_output=True, text=True, timeout=timeout, env=environment
+    )
+
+
+def read_json(path: Path) -> dict:
+    return json.loads(path.read_text())
