@@ -1,0 +1,170 @@
+"""The command line: settings precedence, exit 2 on bad settings, and /metrics end to end over HTTP."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.parse
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from exporters.config import build_parser, load_settings, mask_secret
+from tests.exporters.helpers import add_ticket, connect
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    full_env = {k: v for k, v in os.environ.items() if not k.startswith("EXPORTER_")}
+    full_env.update(env or {})
+    return subprocess.run(
+        [sys.executable, "-m", "exporters", *args],
+        capture_output=True,
+        text=True,
+        env=full_env,
+        cwd=REPO,
+        timeout=30,
+    )
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def test_file_then_env_then_flags(tmp_path):
+    path = tmp_path / "exporter.yml"
+    path.write_text(
+        "listen:\n  port: 9300\n  address: 0.0.0.0\npostgres:\n  dsn: postgresql://u:filepw@db/ticketero\n"
+        "rabbitmq:\n  queues: [a-queue]\nresources:\n  backend: process\n  targets:\n"
+        "    ticketero-app: {pid_file: /run/app.pid}\n"
+    )
+    args = build_parser().parse_args(["--config", str(path), "--listen-port", "9400"])
+    settings, sources = load_settings(
+        args, {"EXPORTER_LISTEN_PORT": "9350", "EXPORTER_QUEUES": "x-queue,y-queue"}
+    )
+    assert settings.listen_port == 9400 and sources["listen_port"] == "flag --listen-port"
+    assert settings.listen_address == "0.0.0.0"
+    assert settings.queues == ("x-queue", "y-queue")
+    assert settings.dsn == "postgresql://u:filepw@db/ticketero"
+    assert settings.targets[0].kind == "pid_file" and settings.targets[0].value == "/run/app.pid"
+
+
+def test_mask_secret():
+    assert mask_secret("postgresql://u:s3cret@db:5432/t") == "postgresql://u:***@db:5432/t"
+    assert mask_secret("host=db user=u password=s3cret dbname=t") == "host=db user=u password=*** dbname=t"
+    assert mask_secret("amqp://guest:guest@127.0.0.1:5672/%2F") == "amqp://guest:***@127.0.0.1:5672/%2F"
+
+
+@pytest.mark.parametrize(
+    ("yaml_text", "env", "expected"),
+    [
+        ("listen:\n  port: 99999\n", {}, ["listen.port", "TCP port"]),
+        ("listen:\n  prot: 9187\n", {}, ["listen.prot", "one of listen.address, listen.port"]),
+        ("postgress:\n  dsn: x\n", {}, ["postgress", "one of"]),
+        ("resources:\n  backend: kubernetes\n", {}, ["resources.backend", "docker, process"]),
+        ("resources:\n  backend: docker\n", {}, ["resources.targets", "at least one target"]),
+        (
+            "resources:\n  backend: docker\n  targets:\n    app: {pid_file: /x}\n",
+            {},
+            ["resources.targets.app", "container"],
+        ),
+        (
+            "postgres:\n  statement_timeout_seconds: 2\n",
+            {},
+            ["statement_timeout_seconds", "less than scrape"],
+        ),
+        ("listen: [1, 2\n", {}, ["(file)", "valid YAML"]),
+        (
+            "",
+            {"EXPORTER_PROBE_TIMEOUT": "soon"},
+            ["environment variable EXPORTER_PROBE_TIMEOUT", "probe.timeout"],
+        ),
+        ("", {"EXPORTER_AMQP_URL": "http://x"}, ["EXPORTER_AMQP_URL", "rabbitmq.url", "amqp://"]),
+    ],
+)
+def test_bad_settings_exit_2_naming_file_and_key(tmp_path, yaml_text, env, expected):
+    path = tmp_path / "bad.yml"
+    path.write_text(yaml_text)
+    result = run_cli("--config", str(path), "--check-config", env=env)
+    assert result.returncode == 2, result.stderr
+    for fragment in expected:
+        assert fragment in result.stderr
+    if not env:
+        assert str(path) in result.stderr
+
+
+def test_bad_flag_and_missing_file_exit_2(tmp_path):
+    result = run_cli("--listen-port", "http", "--check-config")
+    assert result.returncode == 2 and "flag --listen-port" in result.stderr and "listen.port" in result.stderr
+    missing = tmp_path / "nope.yml"
+    result = run_cli("--config", str(missing))
+    assert result.returncode == 2 and str(missing) in result.stderr
+    custom = tmp_path / "custom.yml"
+    custom.write_text("metrics:\n  - metric_name: a\n    help: h\n    values: []\n    query: q\n")
+    result = run_cli("--custom-queries", str(custom), "--check-config")
+    assert result.returncode == 2 and str(custom) in result.stderr and "metrics[0].values" in result.stderr
+
+
+def test_help_explains_the_order():
+    result = run_cli("--help")
+    assert result.returncode == 0
+    assert "EXPORTER_DSN" in result.stdout and "environment variables" in result.stdout
+
+
+def test_metrics_endpoint_end_to_end(database_dsn, amqp_url, tmp_path):
+    with connect(database_dsn) as conn:
+        add_ticket(conn, queue="PERSONAL")
+        add_ticket(conn, queue="PERSONAL")
+    parts = urllib.parse.urlsplit(database_dsn)
+    secret_dsn = urllib.parse.urlunsplit(
+        parts._replace(netloc=f"{parts.username}:Sup3rSecretPw@{parts.hostname}:{parts.port}")
+    )
+    pid_file = tmp_path / "app.pid"
+    pid_file.write_text(str(os.getpid()))
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("EXPORTER_")}
+    env.update(
+        EXPORTER_DSN=secret_dsn,
+        EXPORTER_AMQP_URL=amqp_url,
+        EXPORTER_HEALTH_URL=f"http://127.0.0.1:{free_port()}/actuator/health",
+        EXPORTER_RESOURCES_BACKEND="process",
+        EXPORTER_RESOURCES_TARGETS=f"ticketero-app=pid_file:{pid_file}",
+    )
+    process = subprocess.Popen(
+        [sys.executable, "-m", "exporters", "--listen-port", str(port)],
+        env=env,
+        cwd=REPO,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        body = ""
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2) as response:
+                    body = response.read().decode()
+                break
+            except OSError:
+                time.sleep(0.2)
+        lines = set(body.splitlines())
+        assert 'ticketero_tickets_active{queue="PERSONAL",status="WAITING"} 2.0' in lines
+        assert "ticketero_postgres_up 1.0" in lines
+        assert "ticketero_rabbitmq_up 1.0" in lines
+        assert "ticketero_probe_success 0.0" in lines
+        assert 'ticketero_container_up{container="ticketero-app"} 1.0' in lines
+        assert 'ticketero_scrape_collector_success{collector="tickets"} 1.0' in lines
+        assert "Sup3rSecretPw" not in body
+    finally:
+        process.terminate()
+        _, stderr = process.communicate(timeout=10)
+    assert process.returncode == 0
+    assert "Sup3rSecretPw" not in stderr
+    assert f"{parts.username}:***@" in stderr  # the start-up line shows the masked DSN
