@@ -24,6 +24,7 @@ class Nfr:
     threshold: float | None  # drawn as a line; None when the threshold is relative (RNF-07)
     higher_is_better: bool
     alerts: tuple[str, ...]
+    figure: str = ""  # run-level figure reported as "measured" when no alert fired (else the worst sample)
 
     def indicator_expr(self, window: str) -> str:
         return self.indicator.replace("{w}", window)
@@ -50,6 +51,7 @@ NFRS: tuple[Nfr, ...] = (
         threshold=50.0,
         higher_is_better=True,
         alerts=("TicketeroThroughputBelowTarget",),
+        figure="throughput_per_minute",
     ),
     Nfr(
         id="RNF-02",
@@ -63,6 +65,7 @@ NFRS: tuple[Nfr, ...] = (
         threshold=0.95,
         higher_is_better=True,
         alerts=("TicketeroApiLatencyHigh",),
+        figure="ratio_within_2s",
     ),
     Nfr(
         id="RNF-03",
@@ -111,6 +114,7 @@ NFRS: tuple[Nfr, ...] = (
         threshold=0.999,
         higher_is_better=True,
         alerts=("TicketeroAvailabilityBelowTarget", "TicketeroHealthProbeFailing"),
+        figure="success_ratio",
     ),
     Nfr(
         id="RNF-07",

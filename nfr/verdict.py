@@ -173,12 +173,16 @@ def _series(
     return points
 
 
-def _summary_figures(client: PrometheusClient, start: float, end: float) -> dict[str, float | None]:
-    span = f"{max(1, int(round(end - start)))}s"
+def _summary_figures(
+    client: PrometheusClient, start: float, end: float, window_end: float
+) -> dict[str, float | None]:
+    """Run-level figures. Counts cover the whole window (work finished during the settle period counts);
+    throughput divides them by the minutes under load."""
+    span = f"{max(1, int(round(window_end - start)))}s"
     figures: dict[str, float | None] = {}
     for name, expr, _unit in SUMMARY_FIGURES:
         try:
-            figures[name] = client.scalar(expr.replace("{range}", span), end)
+            figures[name] = client.scalar(expr.replace("{range}", span), window_end)
         except PrometheusQueryError:
             figures[name] = None
     completed = figures.get("tickets_completed")
@@ -187,6 +191,7 @@ def _summary_figures(client: PrometheusClient, start: float, end: float) -> dict
     requests, failures = figures.get("requests"), figures.get("request_failures")
     if requests:
         figures["error_rate"] = (failures or 0.0) / requests
+        figures["success_ratio"] = 1 - figures["error_rate"]
     mem_max, mem_min = figures.get("memory_max_bytes"), figures.get("memory_min_bytes")
     if mem_max and mem_min:
         figures["memory_growth_ratio"] = mem_max / mem_min - 1
@@ -254,12 +259,15 @@ def compute_verdict(
     fired = _fired_alerts(client, start, window_end, step, rules)
     for alert in fired:
         alert.value_at_first_fire = _value_at(client, rules.get(alert.name), alert)
+    figures = _summary_figures(client, start, end, window_end)
     results = []
     for nfr in nfrs:
         series = _series(client, nfr, rate_window, start, window_end, step)
         status, reason, failing, expected_fired = _judge(nfr, fired, expected_set, series, set(rules))
         first = min((a.first_fired for a in failing), default=None)
         measured = failing[0].value_at_first_fire if failing else None
+        if measured is None and nfr.figure:
+            measured = figures.get(nfr.figure)
         if measured is None:
             measured = nfr.worst([v for _, v in series])
         results.append(
@@ -289,7 +297,7 @@ def compute_verdict(
         step=step,
         results=results,
         meta_alerts=meta,
-        figures=_summary_figures(client, start, end),
+        figures=figures,
         expected=sorted(expected_set),
         notes=notes,
     )
