@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Callable
 
 from psycopg_pool import AsyncConnectionPool
 
@@ -36,7 +37,9 @@ VALUES ('DEAD_WORKER', %s, %s, %s, %s, %s)
 
 
 class RecoveryService:
-    def __init__(self, pool: AsyncConnectionPool, settings: Settings, on_requeue: object = None) -> None:
+    def __init__(
+        self, pool: AsyncConnectionPool, settings: Settings, on_requeue: Callable[[], None] | None = None
+    ) -> None:
         self._pool = pool
         self._settings = settings
         self._on_requeue = on_requeue
@@ -91,6 +94,6 @@ class RecoveryService:
                     "dead worker %s: advisor %s freed, tickets %s re-queued", worker_id, advisor_id, tickets
                 )
                 recovered += 1
-        if recovered and callable(self._on_requeue):
+        if recovered and self._on_requeue is not None:
             self._on_requeue()
         return recovered

@@ -197,7 +197,8 @@ class WorkerPool:
                 log.warning("workers lost the broker while subscribing (%s); reconnecting", exc)
             finally:
                 self._consumers.clear()
-                if not connection.is_closed and self._stopping.is_set() is False:
+                # On stop, stop() closes the connection itself once the in-flight tickets are settled.
+                if not connection.is_closed and not self._stopping.is_set():
                     with contextlib.suppress(Exception):
                         await asyncio.wait_for(connection.close(), 5)
 
