@@ -147,6 +147,8 @@ class Action:
     name: str = ""
     at: float = 0.0  # offset from the start of the load phase (method actions only)
     ignore_failure: bool = False
+    # runs alongside the following actions instead of before them (watch actions do by default)
+    background: bool = False
 
     def label(self) -> str:
         return self.name or f"{self.kind}:{self.params.get('op') or self.params.get('run') or ''}".rstrip(":")
@@ -808,7 +810,7 @@ class _ScenarioReader:
             kind = item.get("type")
             if kind not in self.ACTION_KEYS:
                 raise self.fail((*path, "type"), f"one of {', '.join(self.ACTION_KEYS)}", kind)
-            common = ("type", "name", "ignore_failure") + (("at",) if timed else ())
+            common = ("type", "name", "ignore_failure") + (("at", "background") if timed else ())
             self.known_keys(item, path, common + self.ACTION_KEYS[kind])
             params = {k: v for k, v in item.items() if k not in common}
             self.check_action(kind, params, path)
@@ -819,6 +821,7 @@ class _ScenarioReader:
                     name=str(item.get("name") or ""),
                     at=self.duration(item, "at", path, 0) if timed else 0.0,
                     ignore_failure=bool(item.get("ignore_failure", False)),
+                    background=bool(item.get("background", kind == "watch")) if timed else False,
                 )
             )
         return tuple(result)

@@ -219,12 +219,28 @@ class Experiment:
             raise HypothesisFailed(f"{phase}: " + "; ".join(failed))
 
     async def _method(self, started: float) -> None:
-        """Timed actions at their offsets from the start of the load."""
-        for action in sorted(self.scenario.method, key=lambda item: item.at):
-            delay = started + action.at - time.perf_counter()
-            if delay > 0:
-                await asyncio.sleep(delay)
-            await self._action(action, "method")
+        """Timed actions at their offsets from the start of the load.
+
+        Each action starts at its ``at`` offset, after the previous foreground action has finished (so "wait
+        until an advisor is BUSY, then age its heartbeat" reads top to bottom). Background actions (watches)
+        run alongside the rest; the first failure anywhere cancels the others.
+        """
+
+        async def sequence(group: asyncio.TaskGroup) -> None:
+            for action in sorted(self.scenario.method, key=lambda item: item.at):
+                delay = started + action.at - time.perf_counter()
+                if delay > 0:
+                    await asyncio.sleep(delay)
+                if action.background:
+                    group.create_task(self._action(action, "method"))
+                else:
+                    await self._action(action, "method")
+
+        try:
+            async with asyncio.TaskGroup() as group:
+                group.create_task(sequence(group))
+        except BaseExceptionGroup as failures:
+            raise failures.exceptions[0] from None
 
     async def _progress(self) -> None:
         interval = self.scenario.progress_interval
