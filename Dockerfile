@@ -1,0 +1,22 @@
+# One image for the Python side of the stack: the reference service (`ticketero`), the exporter
+# (`ticketero-exporter`) and the load generator (`loadgen`). docker-compose.yml picks the command.
+# To judge the Java original instead, build its image and set TICKETERO_IMAGE for the ticketero-app service.
+FROM python:3.11-slim
+
+ENV PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1
+
+WORKDIR /app
+COPY pyproject.toml README.md ./
+COPY ticketero ./ticketero
+COPY exporters ./exporters
+COPY loadgen ./loadgen
+COPY nfr ./nfr
+RUN pip install . \
+    && useradd --system --uid 10001 --home-dir /app ticketero
+
+USER ticketero
+EXPOSE 8080 9187 9646
+CMD ["ticketero", "--host", "0.0.0.0", "--port", "8080"]
