@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from typing import Any
 
 from prometheus_client.core import Metric
 from prometheus_client.registry import Collector
@@ -22,7 +23,7 @@ class ConcernCollector(Collector):
     # Used when a test registers a single collector directly: the time it may take for one collect().
     default_timeout = 1.0
 
-    def families(self) -> list[Metric]:
+    def families(self) -> list[Any]:
         raise NotImplementedError
 
     def scrape(self, deadline: float) -> list[Metric]:

@@ -9,6 +9,8 @@ Working set is ``memory_stats.usage`` minus the inactive file cache (``inactive_
 
 from __future__ import annotations
 
+from typing import Any
+
 import docker
 import docker.errors
 from prometheus_client.core import Metric
@@ -37,7 +39,7 @@ class DockerResourcesCollector(ConcernCollector):
         self.timeout = timeout
         self._client: docker.DockerClient | None = None
 
-    def families(self) -> list[Metric]:
+    def families(self) -> list[Any]:
         return resource_families()
 
     def _docker(self) -> docker.DockerClient:

@@ -6,6 +6,7 @@ import json
 import time
 import urllib.error
 import urllib.request
+from typing import Any
 
 from prometheus_client.core import GaugeMetricFamily, Metric
 
@@ -22,7 +23,7 @@ class HealthProbeCollector(ConcernCollector):
         self.url = url
         self.timeout = timeout
 
-    def families(self) -> list[Metric]:
+    def families(self) -> list[Any]:
         return [
             GaugeMetricFamily(
                 "ticketero_probe_success",

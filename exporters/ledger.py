@@ -74,7 +74,8 @@ class HistogramState:
 
     def buckets(self) -> list[tuple[str, float]]:
         """Cumulative (le, count) pairs ending with +Inf, as HistogramMetricFamily wants them."""
-        out, running = [], 0
+        out: list[tuple[str, float]] = []
+        running = 0
         for bound, count in zip((*self.bounds, math.inf), self.counts, strict=True):
             running += count
             out.append(("+Inf" if bound == math.inf else _fmt(bound), running))

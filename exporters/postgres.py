@@ -15,6 +15,7 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 import psycopg
 
@@ -48,6 +49,14 @@ REQUIRED_INDEXES: tuple[tuple[str, str, str, str], ...] = (
     ("outbox_message", "(sent_at)", "", "outbox_messages_sent_total, publish lag"),
     ("recovery_event", "(detected_at)", "", "recovery_events_total, detection histogram"),
 )
+
+
+def one(cur: psycopg.Cursor) -> Any:
+    """The single row an aggregate query returns (fetchone() typed without the None case)."""
+    row = cur.fetchone()
+    if row is None:
+        raise psycopg.DataError("query returned no row")
+    return row
 
 
 class BudgetExhausted(Exception):

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import logging
 import time
+from typing import Any
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 
 from exporters.base import ConcernCollector
 from exporters.ledger import HistogramState, LabelledCounters, RowLedger
-from exporters.postgres import PostgresClient
+from exporters.postgres import PostgresClient, one
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +45,7 @@ class AdvisorsCollector(ConcernCollector):
         self.detection = HistogramState(DETECTION_BUCKETS)
         self._has_heartbeat_column: bool | None = None
 
-    def families(self) -> list[Metric]:
+    def families(self) -> list[Any]:
         return [
             GaugeMetricFamily("ticketero_advisors", "Advisors by status.", labels=["status"]),
             GaugeMetricFamily(
@@ -81,7 +82,7 @@ class AdvisorsCollector(ConcernCollector):
             cur.execute(ADVISORS_SQL)
             statuses = dict(cur.fetchall())
             cur.execute(HEARTBEAT_SQL)
-            (heartbeat_age,) = cur.fetchone()
+            (heartbeat_age,) = one(cur)
             cur.execute(recovery_sql, (self.recoveries.since(),))
             recoveries = cur.fetchall()
         for _id, _at, recovery_type, detection in self.recoveries.admit(recoveries):

@@ -9,12 +9,13 @@ incrementally by ``ServedDrift``: see its docstring.
 from __future__ import annotations
 
 import time
+from typing import Any
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
 from exporters.base import ConcernCollector
 from exporters.ledger import RowLedger
-from exporters.postgres import PostgresClient
+from exporters.postgres import PostgresClient, one
 
 # Rules on active tickets go through ix_ticket_active_queue (same predicate as the index).
 INCONSISTENT_ACTIVE_SQL = """
@@ -117,7 +118,7 @@ class ServedDrift:
     def update(self, cur, deadline: float) -> float | None:
         """Advance by one scrape; returns the drift, or None while the baseline is still being counted."""
         cur.execute(DRIFT_STATE_SQL)
-        served, deletions, now_epoch, max_id, min_id = cur.fetchone()
+        served, deletions, now_epoch, max_id, min_id = one(cur)
         fingerprint = (deletions or 0, min_id)
         if self.fingerprint != fingerprint:
             self._reset(fingerprint, now_epoch, max_id)
@@ -127,7 +128,7 @@ class ServedDrift:
             upper = min(self.max_id, self.cursor + self.step)
             t0 = time.monotonic()
             cur.execute(DRIFT_BASELINE_SLICE_SQL, (self.cursor, upper, self.reset_epoch))
-            self.baseline += cur.fetchone()[0]
+            self.baseline += one(cur)[0]
             self.cursor = upper
             self.ready = self.cursor >= self.max_id
             took = max(time.monotonic() - t0, 1e-4)
@@ -153,7 +154,7 @@ class ConsistencyCollector(ConcernCollector):
         self.client = client
         self.drift = ServedDrift(slack, drift_slice_budget)
 
-    def families(self) -> list[Metric]:
+    def families(self) -> list[Any]:
         return [
             GaugeMetricFamily(
                 "ticketero_tickets_inconsistent",
@@ -193,19 +194,19 @@ class ConsistencyCollector(ConcernCollector):
     def scrape(self, deadline: float) -> list[Metric]:
         with self.client.cursor(deadline) as cur:
             cur.execute(INCONSISTENT_ACTIVE_SQL)
-            in_progress_no_start, called_no_advisor = cur.fetchone()
+            in_progress_no_start, called_no_advisor = one(cur)
             cur.execute(COMPLETED_WITHOUT_COMPLETED_AT_SQL)
-            (completed_no_time,) = cur.fetchone()
+            (completed_no_time,) = one(cur)
             cur.execute(BUSY_WITHOUT_TICKET_SQL)
-            (busy_without,) = cur.fetchone()
+            (busy_without,) = one(cur)
             cur.execute(DOUBLE_ASSIGNED_SQL)
-            (double,) = cur.fetchone()
+            (double,) = one(cur)
             cur.execute(DUPLICATE_ACTIVE_SQL)
-            (duplicates,) = cur.fetchone()
+            (duplicates,) = one(cur)
             cur.execute(WITHOUT_OUTBOX_SQL)
-            (without_outbox,) = cur.fetchone()
+            (without_outbox,) = one(cur)
             cur.execute(DATABASE_SQL)
-            deadlocks, connections = cur.fetchone()
+            deadlocks, connections = one(cur)
             drift = self.drift.update(cur, deadline)
 
         rules_f, busy_f, double_f, dup_f, outbox_f, drift_f, deadlocks_f, conn_f = self.families()

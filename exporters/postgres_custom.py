@@ -123,12 +123,12 @@ class CustomSqlCollector(ConcernCollector):
         self.client = client
         self.metrics = metrics
 
-    def _family(self, metric: CustomMetric) -> Metric:
+    def _family(self, metric: CustomMetric) -> Any:
         labels = list(metric.key_labels) + ([metric.value_label] if metric.value_label else [])
         cls = CounterMetricFamily if metric.type == "counter" else GaugeMetricFamily
         return cls(metric.metric_name, metric.help, labels=labels)
 
-    def families(self) -> list[Metric]:
+    def families(self) -> list[Any]:
         return [self._family(m) for m in self.metrics]
 
     def scrape(self, deadline: float) -> list[Metric]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from typing import Any
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 
@@ -40,7 +41,7 @@ class OutboxCollector(ConcernCollector):
         self.sent_total = 0
         self.lag = HistogramState(LAG_BUCKETS)
 
-    def families(self) -> list[Metric]:
+    def families(self) -> list[Any]:
         return [
             GaugeMetricFamily(
                 "ticketero_outbox_messages", "Outbox rows PENDING / FAILED.", labels=["status"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from typing import Any
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 
@@ -61,7 +62,7 @@ class TicketsCollector(ConcernCollector):
         self.wait = LabelledHistograms(WAIT_BUCKETS, QUEUE_TYPES)
         self.service = LabelledHistograms(SERVICE_BUCKETS, QUEUE_TYPES)
 
-    def families(self) -> list[Metric]:
+    def families(self) -> list[Any]:
         return [
             GaugeMetricFamily(
                 "ticketero_tickets_active",

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
@@ -24,7 +25,7 @@ CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 PROC = Path("/proc")
 
 
-def resource_families() -> list[Metric]:
+def resource_families() -> list[Any]:
     """The three RNF-07 families, shared by the docker and process backends."""
     return [
         GaugeMetricFamily(
@@ -114,7 +115,7 @@ class ProcessResourcesCollector(ConcernCollector):
     def __init__(self, targets: tuple[Target, ...]) -> None:
         self.targets = targets
 
-    def families(self) -> list[Metric]:
+    def families(self) -> list[Any]:
         return resource_families()
 
     def scrape(self, deadline: float) -> list[Metric]:

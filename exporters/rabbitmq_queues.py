@@ -21,6 +21,7 @@ import logging
 import time
 import urllib.parse
 import urllib.request
+from typing import Any
 
 import pika
 import pika.exceptions
@@ -56,7 +57,7 @@ class QueuesCollector(ConcernCollector):
         self._connection: pika.BlockingConnection | None = None
         self._channel = None
 
-    def families(self) -> list[Metric]:
+    def families(self) -> list[Any]:
         return [
             GaugeMetricFamily(
                 "ticketero_queue_messages_ready",
@@ -105,7 +106,7 @@ class QueuesCollector(ConcernCollector):
         parts = urllib.parse.urlsplit(self.management_url)
         user = parts.username or self.params.credentials.username
         password = parts.password or self.params.credentials.password
-        netloc = parts.hostname + (f":{parts.port}" if parts.port else "")
+        netloc = (parts.hostname or "") + (f":{parts.port}" if parts.port else "")
         base = urllib.parse.urlunsplit(parts._replace(netloc=netloc)).rstrip("/")
         request = urllib.request.Request(base + MANAGEMENT_QUEUES_PATH.format(vhost=vhost))
         token = base64.b64encode(f"{user}:{password}".encode()).decode()
