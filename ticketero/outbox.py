@@ -154,7 +154,9 @@ class OutboxRelay:
             outage_logged = False
             log.info("outbox relay connected to %s", mask_url(url))
             try:
-                self._channel = await self._connection.channel(publisher_confirms=True)
+                # on_return_raises: an unroutable message (queue deleted, wrong key) is a failed attempt,
+                # not a silent loss.
+                self._channel = await self._connection.channel(publisher_confirms=True, on_return_raises=True)
                 exchange = await amqp.declare_topology(self._channel)
                 await self._publish_loop(exchange)
             except (BrokerLost, *amqp.BROKER_ERRORS) as exc:  # type: ignore[misc]
