@@ -27,8 +27,9 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(
         level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr
     )
-    # pika logs every connection step at INFO; its failures reach us as exceptions anyway.
-    logging.getLogger("pika").setLevel(logging.WARNING)
+    # pika logs every connection step, and every failure at every scrape of an outage; the failures reach the
+    # queue collector as exceptions, which the scrape logs once per distinct error.
+    logging.getLogger("pika").setLevel(logging.CRITICAL)
     logging.getLogger("psycopg.pool").setLevel(logging.ERROR)
     if args.check_config:
         print(json.dumps(describe_settings(settings), indent=2))

@@ -56,6 +56,7 @@ class QueuesCollector(ConcernCollector):
         self.management_url = management_url.rstrip("/")
         self._connection: pika.BlockingConnection | None = None
         self._channel = None
+        self._missing: set[str] = set()
 
     def families(self) -> list[Any]:
         return [
@@ -97,8 +98,12 @@ class QueuesCollector(ConcernCollector):
         except pika.exceptions.ChannelClosedByBroker as exc:
             if exc.reply_code == 404:  # queue not declared (yet): the channel is closed, reopen next time
                 self._channel = None
+                if queue not in self._missing:
+                    log.info("queue %s does not exist (yet): its metrics are absent until it does", queue)
+                    self._missing.add(queue)
                 return None
             raise
+        self._missing.discard(queue)
         return frame.method.message_count, frame.method.consumer_count
 
     def _unacked(self, deadline: float) -> dict[str, int]:

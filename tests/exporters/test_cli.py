@@ -162,6 +162,9 @@ def test_metrics_endpoint_end_to_end(database_dsn, amqp_url, tmp_path):
         assert 'ticketero_container_up{container="ticketero-app"} 1.0' in lines
         assert 'ticketero_scrape_collector_success{collector="tickets"} 1.0' in lines
         assert "Sup3rSecretPw" not in body
+        # Prometheus's own linter: naming, units, counter suffixes, histogram layout.
+        lint = subprocess.run(["promtool", "check", "metrics"], input=body, capture_output=True, text=True)
+        assert lint.returncode == 0 and not (lint.stdout + lint.stderr).strip(), lint.stdout + lint.stderr
     finally:
         process.terminate()
         _, stderr = process.communicate(timeout=10)
