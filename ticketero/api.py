@@ -55,6 +55,11 @@ INSERT_CREATED_EVENT = """
 INSERT INTO ticket_event (ticket_id, event_type, from_status, to_status) VALUES (%s, 'CREATED', NULL, 'WAITING')
 """
 SELECT_BY_NUMERO = f"SELECT {TICKET_COLUMNS} FROM ticket WHERE numero = %s"
+# Where a WAITING ticket stands now: 1 + WAITING tickets of its queue created before it.
+LIVE_POSITION = """
+SELECT count(*) + 1 FROM ticket
+WHERE queue_type = %s AND status = 'WAITING' AND (created_at, id) < (%s, %s)
+"""
 
 POOL = web.AppKey("pool", AsyncConnectionPool)
 SETTINGS = web.AppKey("settings", Settings)
@@ -177,6 +182,13 @@ async def get_ticket(request: web.Request) -> web.Response:
         cursor = conn.cursor(row_factory=dict_row)
         await cursor.execute(SELECT_BY_NUMERO, (numero,))
         row = await cursor.fetchone()
+        if row is not None and row["status"] == "WAITING":
+            position = await (
+                await conn.execute(LIVE_POSITION, (row["queue_type"], row["created_at"], row["id"]))
+            ).fetchone()
+            assert position is not None
+            row["position_in_queue"] = position[0]
+            row["estimated_wait_minutes"] = position[0] * QUEUES[row["queue_type"]][2]
     if row is None:
         return error(404, f"ticket {numero} not found")
     return web.json_response(ticket_json(row))

@@ -40,6 +40,16 @@ async def test_position_counts_waiting_tickets_of_the_same_queue(start_service):
         results += await create_tickets(svc.base_url, [ticket_body(national_id, "GERENCIA")])
     assert [body["positionInQueue"] for _, body in results] == [1, 2, 3]
     assert [body["estimatedWaitMinutes"] for _, body in results] == [30, 60, 90]
+    # GET reports where a WAITING ticket stands now, not where it started.
+    await fetch(
+        svc.dsn,
+        "UPDATE ticket SET status = 'CANCELLED' WHERE numero = %s RETURNING id",
+        results[0][1]["numero"],
+    )
+    url = f"{svc.base_url}/api/tickets/{results[2][1]['numero']}"
+    async with aiohttp.ClientSession() as session, session.get(url) as response:
+        body = await response.json()
+    assert (body["positionInQueue"], body["estimatedWaitMinutes"]) == (2, 60)
 
 
 async def test_invalid_fields_get_400_naming_each_field(start_service):
