@@ -187,6 +187,7 @@ class Scenario:
     duration: float = 60.0
     max_requests: int | None = None
     timeout: float = 10.0
+    http_client: str = "fast"  # "fast" (plain http) or "aiohttp"
     workload: Workload = field(default_factory=Workload)
     classes: tuple[UserClass, ...] = ()
     ticket: TicketTemplate = field(default_factory=TicketTemplate)
@@ -432,6 +433,7 @@ class _ScenarioReader:
         "duration",
         "max_requests",
         "timeout",
+        "http_client",
         "workload",
         "think_time",
         "requests",
@@ -490,6 +492,7 @@ class _ScenarioReader:
             duration=self.duration(doc, "duration", (), "60s"),
             max_requests=max_requests,
             timeout=timeout,
+            http_client=self.http_client(doc),
             workload=workload,
             classes=self.user_classes(doc, workload),
             ticket=self.ticket(self.mapping(doc, "ticket", ())),
@@ -516,6 +519,12 @@ class _ScenarioReader:
         )
         self.check_proxy_references(scenario)
         return scenario
+
+    def http_client(self, doc: dict) -> str:
+        value = doc.get("http_client", "fast")
+        if value not in ("fast", "aiohttp"):
+            raise self.fail(("http_client",), "fast or aiohttp", value)
+        return str(value)
 
     def workload(self, node: dict) -> Workload:
         path = ("workload",)

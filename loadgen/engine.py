@@ -22,10 +22,12 @@ from dataclasses import dataclass
 import aiohttp
 
 from loadgen.config import RequestSpec, Scenario, Stage, UserClass
+from loadgen.http import FastHTTPClient
 from loadgen.stats import Recorder, StageStats
 from loadgen.templates import ClassPicker, RequestFactory
 
-NETWORK_ERRORS = (aiohttp.ClientError, asyncio.TimeoutError, OSError)
+NETWORK_ERRORS = (aiohttp.ClientError, TimeoutError, OSError)
+JSON_HEADERS = {"Content-Type": "application/json"}
 
 
 @dataclass
@@ -93,6 +95,7 @@ class LoadEngine:
         self.stopping = asyncio.Event()
         self._issued = 0
         self._session: aiohttp.ClientSession | None = None
+        self._fast: FastHTTPClient | None = None
         self._timeouts: dict[float, aiohttp.ClientTimeout] = {}
         self._stats = {}
         for user_class in scenario.classes:
@@ -116,16 +119,13 @@ class LoadEngine:
 
     async def send(self, spec: RequestSpec, intended: float | None = None, body: bytes | None = None) -> int:
         """Send one request and record it; returns the HTTP status (0 when no answer came)."""
-        session = self._session
-        assert session is not None
         if spec.endpoint == "get_ticket" and not self.factory.known_numeros and "{numero}" in spec.path:
             spec = self._first_create
             if "create_ticket" not in self._stats:
                 self._stats["create_ticket"] = self.recorder.endpoint("create_ticket")
-        method, url, built_body, headers = self.factory.build(spec)
+        method, path, built_body = self.factory.build(spec)
         if body is not None:
             built_body = body
-            headers = {"Content-Type": "application/json"}
         recorder = self.recorder
         sent = time.perf_counter()
         if intended is None:
@@ -133,12 +133,23 @@ class LoadEngine:
         recorder.begin()
         status = 0
         payload = b""
+        fast = self._fast
         try:
-            async with session.request(
-                method, url, data=built_body, headers=headers, timeout=self._timeout(spec)
-            ) as response:
-                payload = await response.read()
-                status = response.status
+            if fast is not None:
+                status, payload = await fast.request(
+                    method, path, built_body, spec.timeout or self.scenario.timeout
+                )
+            else:
+                assert self._session is not None
+                async with self._session.request(
+                    method,
+                    self.scenario.target + path,
+                    data=built_body,
+                    headers=JSON_HEADERS if built_body is not None else None,
+                    timeout=self._timeout(spec),
+                ) as response:
+                    payload = await response.read()
+                    status = response.status
         except NETWORK_ERRORS:
             status = 0
         done = time.perf_counter()
@@ -159,27 +170,42 @@ class LoadEngine:
 
     async def run(self) -> None:
         workload = self.scenario.workload
-        limit = workload.connections or max(workload.vus, workload.max_in_flight, workload.clients, 1)
         if workload.model == "closed":
             limit = workload.connections or workload.vus
+        elif workload.model == "contention":
+            limit = workload.connections or workload.clients
+        else:
+            limit = workload.connections or workload.max_in_flight
+        if self.scenario.target.startswith("http://") and self.scenario.http_client == "fast":
+            self._fast = FastHTTPClient(self.scenario.target, limit)
+            try:
+                await self._generate()
+            finally:
+                self._fast.close()
+                self._fast = None
+            return
         connector = aiohttp.TCPConnector(limit=limit, limit_per_host=limit, ttl_dns_cache=300)
         async with aiohttp.ClientSession(connector=connector, cookie_jar=aiohttp.DummyCookieJar()) as session:
             self._session = session
             try:
-                if workload.model == "closed":
-                    await self._closed()
-                elif workload.model == "open":
-                    if workload.stages:
-                        schedule = ramping_schedule(workload.start_rate, workload.stages)
-                    else:
-                        schedule = constant_schedule(workload.rate, self.scenario.duration)
-                    await self._open(schedule)
-                elif workload.model == "burst":
-                    await self._open(burst_schedule(workload.requests, workload.within))
-                else:
-                    await self._contention()
+                await self._generate()
             finally:
                 self._session = None
+
+    async def _generate(self) -> None:
+        workload = self.scenario.workload
+        if workload.model == "closed":
+            await self._closed()
+        elif workload.model == "open":
+            if workload.stages:
+                schedule = ramping_schedule(workload.start_rate, workload.stages)
+            else:
+                schedule = constant_schedule(workload.rate, self.scenario.duration)
+            await self._open(schedule)
+        elif workload.model == "burst":
+            await self._open(burst_schedule(workload.requests, workload.within))
+        else:
+            await self._contention()
 
     async def _closed(self) -> None:
         """Virtual users: send, wait for the answer, think, repeat — until duration or request count ends."""

@@ -18,8 +18,6 @@ from typing import Any
 
 from loadgen.config import RequestSpec, TicketTemplate, UserClass
 
-JSON_HEADERS = {"Content-Type": "application/json"}
-
 
 class WeightedChoice:
     """Constant-time-ish weighted pick over a small, fixed list (cumulative weights + bisect)."""
@@ -65,7 +63,6 @@ class RequestFactory:
             self._next_id = 0
             self._id_format = f"{tag:05d}{process_index % 10}"
         self.known_numeros: deque[str] = deque(maxlen=2048)
-        self._urls: dict[str, str] = {}
 
     def national_id(self) -> str:
         value = self._next_id
@@ -82,25 +79,19 @@ class RequestFactory:
             "queueType": queue or self.queue_choice.pick(),
         }
 
-    def url(self, path: str) -> str:
-        url = self._urls.get(path)
-        if url is None:
-            url = self._urls[path] = self.target + path
-        return url
-
-    def build(self, spec: RequestSpec) -> tuple[str, str, bytes | None, dict[str, str] | None]:
-        """(method, url, body, headers) for one request of ``spec``."""
+    def build(self, spec: RequestSpec) -> tuple[str, str, bytes | None]:
+        """(method, path, JSON body or None) for one request of ``spec``."""
         if spec.endpoint == "create_ticket" and spec.body is None:
-            return spec.method, self.url(spec.path), json.dumps(self.ticket_body()).encode(), JSON_HEADERS
+            return spec.method, spec.path, json.dumps(self.ticket_body()).encode()
         if spec.endpoint == "get_ticket" and "{numero}" in spec.path:
             if self.known_numeros:
                 numero = self.known_numeros[int(self.rng.random() * len(self.known_numeros))]
             else:
                 numero = "C000"
-            return spec.method, self.target + spec.path.replace("{numero}", numero), None, None
+            return spec.method, spec.path.replace("{numero}", numero), None
         if spec.body is not None:
-            return spec.method, self.url(spec.path), json.dumps(spec.body).encode(), JSON_HEADERS
-        return spec.method, self.url(spec.path), None, None
+            return spec.method, spec.path, json.dumps(spec.body).encode()
+        return spec.method, spec.path, None
 
     def remember(self, spec: RequestSpec, status: int, payload: bytes) -> None:
         """Keep ticket numbers from successful creates so get_ticket reads tickets that exist."""

@@ -1,0 +1,296 @@
+"""Load generator throughput and timing accuracy, against one fast local HTTP target, in ONE run.
+
+Each contender runs alone, pinned to one core (taskset), with the same concurrency, against the same
+target pinned to the other core (bench/loadgen_target.py, ~60k req/s, so it is never the bottleneck):
+
+  1. a bare aiohttp loop (N tasks: GET, read, repeat) — the ceiling for an asyncio/aiohttp client;
+  2. this generator, closed model, every metric on (Prometheus endpoint served, HdrHistogram, counters);
+  3. Locust FastHttpUser (pip install -e '.[bench]'), headless, wait_time = constant(0).
+
+Then the open model's timing accuracy (achieved rate within 1 % of the target, schedule lag p99 < 5 ms)
+at increasing rates, and the dispatch spread of a 50-request spike.
+
+    .venv/bin/python bench/loadgen_throughput.py [--duration 10] [--concurrency 64]
+
+Figures depend on the machine and on what else runs on it; every ratio is against a reference measured
+in the same run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import csv
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+PYTHON = sys.executable
+PATH = "/actuator/health"
+
+TARGETS = {"vs_locust": 1.5, "vs_bare_aiohttp": 0.9}
+OPEN_RATES = (500, 1000, 2000, 3000)
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def pinned(core: int | None, command: list[str]) -> list[str]:
+    if core is None or shutil.which("taskset") is None:
+        return command
+    return ["taskset", "-c", str(core), *command]
+
+
+# -- contender 1: bare aiohttp loop ---------------------------------------------------------------------
+
+
+async def _bare_loop(url: str, concurrency: int, duration: float) -> tuple[int, float]:
+    import aiohttp
+
+    count = 0
+    connector = aiohttp.TCPConnector(limit=concurrency)
+    async with aiohttp.ClientSession(connector=connector) as session:
+        deadline = time.perf_counter() + duration
+
+        async def user() -> None:
+            nonlocal count
+            while time.perf_counter() < deadline:
+                async with session.get(url) as response:
+                    await response.read()
+                count += 1
+
+        started = time.perf_counter()
+        await asyncio.gather(*(user() for _ in range(concurrency)))
+        return count, time.perf_counter() - started
+
+
+def bare(url: str, concurrency: int, duration: float, core: int | None) -> float:
+    command = [
+        PYTHON,
+        __file__,
+        "--bare-worker",
+        url,
+        "--concurrency",
+        str(concurrency),
+        "--duration",
+        str(duration),
+    ]
+    output = subprocess.run(pinned(core, command), capture_output=True, text=True, check=True).stdout
+    count, elapsed = json.loads(output.strip().splitlines()[-1])
+    return count / elapsed
+
+
+# -- contender 2: this generator ------------------------------------------------------------------------
+
+
+def loadgen(scenario_text: str, core: int | None, work: Path, name: str, metrics_port: int = 0) -> dict:
+    scenario = work / f"{name}.yml"
+    scenario.write_text(textwrap.dedent(scenario_text))
+    summary = work / f"{name}.json"
+    command = [PYTHON, "-m", "loadgen", "run", str(scenario), "--quiet", "--summary-json", str(summary)]
+    command += ["--metrics-port", str(metrics_port)]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LOADGEN_")}
+    result = subprocess.run(pinned(core, command), cwd=REPO, capture_output=True, text=True, env=env)
+    if not summary.exists():
+        raise RuntimeError(f"loadgen failed ({result.returncode}): {result.stderr[-2000:]}")
+    return json.loads(summary.read_text())["load"]
+
+
+def loadgen_closed(url: str, concurrency: int, duration: float, core: int | None, work: Path) -> float:
+    load = loadgen(
+        f"""
+        target: {url}
+        duration: {duration}s
+        workload: {{model: closed, vus: {concurrency}}}
+        requests: [health]
+        """,
+        core,
+        work,
+        "closed",
+        metrics_port=free_port(),  # metrics on: the endpoint is served during the run
+    )
+    return load["total"]["requests"] / load["elapsed_seconds"]
+
+
+# -- contender 3: Locust FastHttpUser -------------------------------------------------------------------
+
+LOCUSTFILE = """
+from locust import FastHttpUser, constant, task
+
+
+class Health(FastHttpUser):
+    wait_time = constant(0)
+
+    @task
+    def health(self):
+        self.client.get("%s")
+"""
+
+
+def locust(url: str, concurrency: int, duration: float, core: int | None, work: Path) -> float | None:
+    executable = Path(PYTHON).with_name("locust")
+    if not executable.exists():
+        return None
+    locustfile = work / "locustfile.py"
+    locustfile.write_text(LOCUSTFILE % PATH)
+    prefix = work / "locust"
+    command = [
+        str(executable), "-f", str(locustfile), "--headless", "--host", url,
+        "-u", str(concurrency), "-r", str(concurrency * 100), "-t", f"{int(duration)}s",
+        "--csv", str(prefix), "--only-summary", "--loglevel", "ERROR",
+    ]  # fmt: skip
+    subprocess.run(pinned(core, command), capture_output=True, text=True, timeout=duration + 60)
+    with open(f"{prefix}_stats.csv", newline="") as handle:
+        for row in csv.DictReader(handle):
+            if row["Name"] == "Aggregated":
+                return float(row["Requests/s"])
+    return None
+
+
+# -- open model accuracy and spike ----------------------------------------------------------------------
+
+
+def open_model(url: str, rate: int, duration: float, core: int | None, work: Path) -> dict:
+    load = loadgen(
+        f"""
+        target: {url}
+        duration: {duration}s
+        workload: {{model: open, rate: {rate}, max_in_flight: 2000}}
+        requests: [health]
+        """,
+        core,
+        work,
+        f"open{rate}",
+        metrics_port=free_port(),
+    )
+    planned = rate * duration
+    return {
+        "rate": rate,
+        "planned": planned,
+        "sent": load["total"]["requests"],
+        "dropped": load["total"]["dropped"],
+        # achieved over the planned window: a generator that falls behind stretches its run
+        "achieved_rate": load["total"]["requests"] / max(load["elapsed_seconds"], duration),
+        "lag_p99_ms": load["schedule_lag"]["p99"] * 1000,
+        "lag_max_ms": load["schedule_lag"]["max"] * 1000,
+        "p99_ms": load["total"]["latency"]["p99"] * 1000,
+    }
+
+
+def spike(url: str, core: int | None, work: Path) -> dict:
+    load = loadgen(
+        f"""
+        target: {url}
+        workload: {{model: burst, requests: 50, within: 0s}}
+        requests: [health]
+        """,
+        core,
+        work,
+        "spike",
+        metrics_port=free_port(),
+    )
+    return {"requests": load["total"]["requests"], "dispatch_spread_ms": load["schedule_lag"]["max"] * 1000}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--duration", type=float, default=10.0, help="seconds per throughput contender")
+    parser.add_argument("--concurrency", type=int, default=64)
+    parser.add_argument("--open-duration", type=float, default=10.0, help="seconds per open-model rate")
+    parser.add_argument("--client-core", type=int, default=0)
+    parser.add_argument("--target-core", type=int, default=1)
+    parser.add_argument("--json", help="also write the figures here")
+    parser.add_argument("--bare-worker", help=argparse.SUPPRESS)  # internal: run contender 1 in this process
+    args = parser.parse_args()
+    if args.bare_worker:
+        count, elapsed = asyncio.run(_bare_loop(args.bare_worker, args.concurrency, args.duration))
+        print(json.dumps([count, elapsed]))
+        return 0
+    cores = os.cpu_count() or 1
+    client_core = args.client_core if cores > 1 else None
+    target_core = args.target_core if cores > 1 else None
+
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    target = subprocess.Popen(
+        pinned(target_core, [PYTHON, str(REPO / "bench" / "loadgen_target.py"), "--port", str(port)])
+    )
+    figures: dict = {"concurrency": args.concurrency, "duration": args.duration, "cores": cores}
+    try:
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+                break
+            except OSError:
+                time.sleep(0.05)
+        with tempfile.TemporaryDirectory(prefix="loadgen-bench-") as directory:
+            work = Path(directory)
+            print(f"target {url} on core {target_core}; contenders on core {client_core}; "
+                  f"concurrency {args.concurrency}; {args.duration:g}s each")  # fmt: skip
+            figures["bare_aiohttp_rps"] = bare(url + PATH, args.concurrency, args.duration, client_core)
+            print(f"  bare aiohttp loop       {figures['bare_aiohttp_rps']:9.0f} req/s")
+            figures["loadgen_rps"] = loadgen_closed(url, args.concurrency, args.duration, client_core, work)
+            print(f"  loadgen (metrics on)    {figures['loadgen_rps']:9.0f} req/s")
+            figures["locust_fasthttp_rps"] = locust(url, args.concurrency, args.duration, client_core, work)
+            if figures["locust_fasthttp_rps"] is None:
+                print("  locust FastHttpUser     not installed (pip install -e '.[bench]')")
+            else:
+                print(f"  locust FastHttpUser     {figures['locust_fasthttp_rps']:9.0f} req/s")
+            figures["vs_bare_aiohttp"] = figures["loadgen_rps"] / figures["bare_aiohttp_rps"]
+            print(
+                f"ratio loadgen / bare aiohttp      {figures['vs_bare_aiohttp']:.2f}  (target >= {TARGETS['vs_bare_aiohttp']})"
+            )
+            if figures["locust_fasthttp_rps"]:
+                figures["vs_locust"] = figures["loadgen_rps"] / figures["locust_fasthttp_rps"]
+                print(
+                    f"ratio loadgen / locust FastHttp   {figures['vs_locust']:.2f}  (target >= {TARGETS['vs_locust']})"
+                )
+
+            print(
+                f"open model, {args.open_duration:g}s per rate (target: within 1 % of the rate, lag p99 < 5 ms):"
+            )
+            figures["open"] = []
+            for rate in OPEN_RATES:
+                row = open_model(url, rate, args.open_duration, client_core, work)
+                row["rate_error"] = row["achieved_rate"] / rate - 1.0
+                row["ok"] = abs(row["rate_error"]) <= 0.01 and row["lag_p99_ms"] < 5.0 and row["dropped"] == 0
+                figures["open"].append(row)
+                print(
+                    f"  {rate:5d}/s: sent {row['sent']:.0f}/{row['planned']:.0f}, achieved {row['achieved_rate']:8.1f}/s "
+                    f"({row['rate_error'] * 100:+.2f} %), lag p99 {row['lag_p99_ms']:.2f} ms max {row['lag_max_ms']:.1f} ms, "
+                    f"dropped {row['dropped']}, latency p99 {row['p99_ms']:.2f} ms  {'ok' if row['ok'] else 'MISSED'}"
+                )
+            figures["spike"] = spike(url, client_core, work)
+            print(
+                f"spike: {figures['spike']['requests']} requests dispatched within "
+                f"{figures['spike']['dispatch_spread_ms']:.2f} ms (target < 5 ms)"
+            )
+    finally:
+        target.terminate()
+        target.wait(10)
+    load_average = os.getloadavg()
+    figures["load_average"] = load_average
+    print(
+        f"machine load average during the run: {load_average[0]:.2f} {load_average[1]:.2f} (shared machine)"
+    )
+    if args.json:
+        Path(args.json).write_text(json.dumps(figures, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
