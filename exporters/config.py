@@ -222,6 +222,13 @@ OPTIONS: tuple[Option, ...] = (
            _text, "YAML file of extra SQL metrics (sql_exporter shape); empty for none"),
     Option("amqp_url", "rabbitmq.url", "EXPORTER_AMQP_URL", "--amqp-url", _url(("amqp", "amqps")),
            "AMQP URL of the broker; empty disables the queue collector", secret=True),
+    Option("amqp_host", "rabbitmq.host", "EXPORTER_AMQP_HOST", "--amqp-host", _text,
+           "broker host; with the other rabbitmq.* parts, replaces that part of the AMQP URL"),
+    Option("amqp_port", "rabbitmq.port", "EXPORTER_AMQP_PORT", "--amqp-port", _port, "broker AMQP port"),
+    Option("amqp_vhost", "rabbitmq.vhost", "EXPORTER_AMQP_VHOST", "--amqp-vhost", _text, "broker virtual host"),
+    Option("amqp_user", "rabbitmq.user", "EXPORTER_AMQP_USER", "--amqp-user", _text, "broker user"),
+    Option("amqp_password", "rabbitmq.password", "EXPORTER_AMQP_PASSWORD", "--amqp-password", _text,
+           "broker password (prefer the file or the variable)", secret=True),
     Option("management_url", "rabbitmq.management_url", "EXPORTER_RABBITMQ_MANAGEMENT_URL", "--management-url",
            _url(("http", "https")), "RabbitMQ management API (e.g. http://127.0.0.1:15672) for unacked counts; "
            "credentials from the AMQP URL unless given in this URL", secret=True),
@@ -258,6 +265,19 @@ def mask_secret(value: str) -> str:
             return urllib.parse.urlunsplit(parts._replace(netloc=f"{user}:***@{netloc[1]}"))
         return re.sub(r"(password=)[^&\s]*", r"\1***", value)
     return re.sub(r"(password\s*=\s*)('[^']*'|\S+)", r"\1***", value)
+
+
+def _amqp_url_with(url: str, parts: dict[str, Any]) -> str:
+    """The AMQP URL with host / port / vhost / user / password replaced by the separately given ones."""
+    base = urllib.parse.urlsplit(url or Settings.amqp_url)
+    q = urllib.parse.quote
+    user = parts.get("amqp_user", urllib.parse.unquote(base.username or "guest"))
+    password = parts.get("amqp_password", urllib.parse.unquote(base.password or "guest"))
+    host = parts.get("amqp_host", base.hostname or "127.0.0.1")
+    port = parts.get("amqp_port", base.port or 5672)
+    vhost = parts.get("amqp_vhost", urllib.parse.unquote(base.path[1:]) if len(base.path) > 1 else "/")
+    netloc = f"{q(user, safe='')}:{q(password, safe='')}@{host}:{port}"
+    return urllib.parse.urlunsplit((base.scheme or "amqp", netloc, "/" + q(vhost, safe=""), "", ""))
 
 
 def _flatten(data: Mapping[str, Any], source: str) -> dict[str, Any]:
@@ -346,6 +366,10 @@ def load_settings(
             shown = mask_secret(str(value)) if option.secret else value
             raise ConfigError(source, option.key, str(exc), shown) from None
         sources[option.attr] = source
+    parts: dict[str, Any] = {k: values.pop(k) for k in ("amqp_host", "amqp_port", "amqp_vhost", "amqp_user", "amqp_password")
+             if k in values}  # fmt: skip
+    if parts:
+        values["amqp_url"] = _amqp_url_with(values.get("amqp_url", Settings.amqp_url), parts)
     settings = Settings(**values)
     if settings.statement_timeout >= settings.scrape_timeout:
         source = sources.get("statement_timeout", sources.get("scrape_timeout", "defaults"))
@@ -381,6 +405,8 @@ def describe_settings(settings: Settings) -> dict[str, Any]:
     """Settings as a dict with secrets masked, for the start-up log line and --check-config."""
     shown: dict[str, Any] = {}
     for option in OPTIONS:
+        if not hasattr(settings, option.attr):
+            continue  # the rabbitmq.* parts are folded into rabbitmq.url
         value = getattr(settings, option.attr)
         if option.secret:
             value = mask_secret(value)

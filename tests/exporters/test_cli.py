@@ -56,6 +56,17 @@ def test_file_then_env_then_flags(tmp_path):
     assert settings.targets[0].kind == "pid_file" and settings.targets[0].value == "/run/app.pid"
 
 
+def test_amqp_url_from_parts(tmp_path):
+    path = tmp_path / "exporter.yml"
+    path.write_text("rabbitmq:\n  host: mq.internal\n  vhost: ticketero\n  user: svc\n")
+    args = build_parser().parse_args(["--config", str(path), "--amqp-port", "5673"])
+    settings, _ = load_settings(args, {"EXPORTER_AMQP_PASSWORD": "p@ss/word"})
+    assert settings.amqp_url == "amqp://svc:p%40ss%2Fword@mq.internal:5673/ticketero"
+    result = run_cli("--config", str(path), "--check-config", env={"EXPORTER_AMQP_PASSWORD": "p@ss/word"})
+    assert result.returncode == 0, result.stderr
+    assert "svc:***@mq.internal:5672/ticketero" in result.stdout and "p@ss" not in result.stdout
+
+
 def test_mask_secret():
     assert mask_secret("postgresql://u:s3cret@db:5432/t") == "postgresql://u:***@db:5432/t"
     assert mask_secret("host=db user=u password=s3cret dbname=t") == "host=db user=u password=*** dbname=t"
