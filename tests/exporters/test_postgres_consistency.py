@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import threading
 import time
 
+import psycopg
 import pytest
 
 from exporters.postgres import PostgresClient
@@ -200,3 +202,38 @@ def test_served_drift_baseline_is_counted_in_slices_and_reset_by_delete(setup):
     while time.monotonic() < deadline and value(registry, "ticketero_advisor_served_drift") != 0:
         time.sleep(0.2)  # PostgreSQL publishes n_tup_del within about a second
     assert value(registry, "ticketero_advisor_served_drift") == 0
+
+
+def test_planted_deadlock_is_counted(setup, database_dsn):
+    conn, registry, _ = setup
+    first, second = add_advisor(conn), add_advisor(conn)
+    before = value(registry, "ticketero_database_deadlocks_total")
+    a, b = psycopg.connect(database_dsn), psycopg.connect(database_dsn)
+    errors: list[Exception] = []
+
+    def lock(session, mine, theirs, pause):
+        try:
+            session.execute("UPDATE advisor SET status = 'BUSY' WHERE id = %s", (mine,))
+            time.sleep(pause)
+            session.execute("UPDATE advisor SET status = 'BUSY' WHERE id = %s", (theirs,))
+            session.commit()
+        except psycopg.errors.DeadlockDetected as exc:
+            errors.append(exc)
+            session.rollback()
+
+    threads = [
+        threading.Thread(target=lock, args=(a, first, second, 0.3)),
+        threading.Thread(target=lock, args=(b, second, first, 0.3)),
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=10)
+    a.close()  # a closing backend publishes its statistics at once
+    b.close()
+    assert len(errors) == 1
+    deadline = time.monotonic() + 10
+    while value(registry, "ticketero_database_deadlocks_total") == before:
+        assert time.monotonic() < deadline, "pg_stat_database.deadlocks never moved"
+        time.sleep(0.2)
+    assert value(registry, "ticketero_database_deadlocks_total") == seed(conn, SEED_DEADLOCKS) == before + 1

@@ -121,3 +121,21 @@ def test_docker_engine_down_fails_fast(tmp_path):
         collector.scrape(time.monotonic() + 1)
     assert time.monotonic() - started < 1
     assert os.path.exists(tmp_path)
+
+
+@pytest.mark.docker
+def test_docker_up_through_the_served_registry(docker_container, tmp_path):
+    from exporters.app import build_exporter
+    from exporters.config import Settings
+
+    container = docker_container("sleep 600")
+    targets = (Target("ticketero-app", "container", container.name),)
+    up = build_exporter(Settings(dsn="", amqp_url="", health_url="", resources_backend="docker", targets=targets,
+                                 docker_timeout=5.0, scrape_timeout=10.0))  # fmt: skip
+    assert value(up.registry, "ticketero_docker_up") == 1
+    assert value(up.registry, "ticketero_container_up", container="ticketero-app") == 1
+    down = build_exporter(Settings(dsn="", amqp_url="", health_url="", resources_backend="docker", targets=targets,
+                                   docker_url=f"unix://{tmp_path}/no.sock"))  # fmt: skip
+    assert value(down.registry, "ticketero_docker_up") == 0
+    assert value(down.registry, "ticketero_scrape_collector_success", collector="resources") == 0
+    assert value(down.registry, "ticketero_container_up", container="ticketero-app") is None
