@@ -55,7 +55,8 @@ class DemoOptions:
     advisors: int | None = None
     rule_files: list[Path] | None = None
     progress_interval: float = 5.0
-    on_stack_ready: Callable[[LocalStack], None] | None = None  # hook for tests (e.g. dashboard queries)
+    # Called after the settle period, before the verdict, with the stack still up (e.g. dashboard checks).
+    before_verdict: Callable[[LocalStack], None] | None = None
 
     @property
     def effective_scrape(self) -> float:
@@ -244,14 +245,14 @@ def run_demo(options: DemoOptions, progress: Progress | None = None) -> DemoResu
             rate=options.rate,
             linger=settle + 4 * settings.scrape_interval + 10,
         )
-        if options.on_stack_ready is not None:
-            options.on_stack_ready(stack)
         load_start, load_end = _wait_load(stack, options, progress)
         progress.phase(f"load finished after {load_end - load_start:.0f}s; settling for {settle:g}s")
         deadline = time.time() + settle + settings.scrape_interval
         while time.time() < deadline:
             progress.live(live_figures(stack, settings.rate_window))
             time.sleep(min(options.progress_interval, max(0.1, deadline - time.time())))
+        if options.before_verdict is not None:
+            options.before_verdict(stack)
         progress.phase("verdict: reading alerts and indicators from Prometheus")
         verdict = compute_verdict(
             stack.client,

@@ -33,11 +33,15 @@ class Proof:
     failing: frozenset[str]  # the NFRs the verdict must fail; every other one must pass
     duration: float = 40.0
     no_recovery: bool = False
+    service_time: float = 0.2
+    rate: float | None = None
 
 
 PROOFS = (
     Proof("healthy", (), frozenset()),
-    Proof("unlocked-claim", ("unlocked-claim",), frozenset({"RNF-03"})),
+    # A double assignment lasts as long as the advisor works the ticket, and the alert wants it for 4 s
+    # (10 s compressed to the floor): 2 s service time at 4 tickets/s keeps claims overlapping.
+    Proof("unlocked-claim", ("unlocked-claim",), frozenset({"RNF-03"}), service_time=2.0, rate=4.0),
     Proof("slow-api", ("slow-api=3",), frozenset({"RNF-02"})),
     # 1 MiB kept per request at 2 requests/s: the 30 min window compressed to 30 s sees > 20 % growth.
     Proof("memory-leak", ("memory-leak=1048576",), frozenset({"RNF-07"}), duration=50.0),
@@ -66,7 +70,8 @@ def _run(proof: Proof, results: Path) -> DemoResult:
         scrape_interval=1.0,
         faults=proof.faults,
         no_recovery=proof.no_recovery,
-        service_time=0.2,
+        service_time=proof.service_time,
+        rate=proof.rate,
         heartbeat_interval=1.0,
         progress_interval=10.0,
     )
