@@ -1,7 +1,7 @@
 """Load generator throughput and timing accuracy, against one fast local HTTP target, in ONE run.
 
 Each contender runs alone, pinned to one core (taskset), with the same concurrency, against the same
-target pinned to the other core (bench/loadgen_target.py, ~60k req/s, so it is never the bottleneck):
+target pinned to the other core (a minimal asyncio server in this file, ~60k req/s, never the bottleneck):
 
   1. a bare aiohttp loop (N tasks: GET, read, repeat) — the ceiling for an asyncio/aiohttp client;
   2. this generator, closed model, every metric on (Prometheus endpoint served, HdrHistogram, counters);
@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import csv
 import json
 import os
@@ -50,6 +51,54 @@ def pinned(core: int | None, command: list[str]) -> list[str]:
     if core is None or shutil.which("taskset") is None:
         return command
     return ["taskset", "-c", str(core), *command]
+
+
+# -- the target: a minimal keep-alive server answering a fixed small JSON body (~60k req/s on one core) --
+
+BODY = b'{"status":"UP"}'
+RESPONSE = (
+    b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: "
+    + str(len(BODY)).encode()
+    + b"\r\nConnection: keep-alive\r\n\r\n"
+    + BODY
+)
+
+
+class FixedAnswer(asyncio.Protocol):
+    """Counts complete request heads (ends with a blank line) and answers each one; bodies are skipped."""
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+        self.buffer = b""
+
+    def data_received(self, data: bytes) -> None:
+        buffer = self.buffer + data
+        answers = 0
+        while True:
+            end = buffer.find(b"\r\n\r\n")
+            if end < 0:
+                break
+            head = buffer[:end]
+            consumed = end + 4
+            length_at = head.lower().find(b"content-length:")
+            if length_at >= 0:
+                line_end = head.find(b"\r\n", length_at)
+                value = head[length_at + 15 : line_end if line_end >= 0 else len(head)]
+                consumed += int(value.strip() or 0)
+                if len(buffer) < consumed:
+                    break
+            buffer = buffer[consumed:]
+            answers += 1
+        self.buffer = buffer
+        if answers:
+            self.transport.write(RESPONSE * answers)  # type: ignore[attr-defined]
+
+
+async def serve(port: int) -> None:
+    loop = asyncio.get_running_loop()
+    server = await loop.create_server(FixedAnswer, "127.0.0.1", port, backlog=4096, reuse_address=True)
+    async with server:
+        await server.serve_forever()
 
 
 # -- contender 1: bare aiohttp loop ---------------------------------------------------------------------
@@ -214,7 +263,12 @@ def main() -> int:
     parser.add_argument("--target-core", type=int, default=1)
     parser.add_argument("--json", help="also write the figures here")
     parser.add_argument("--bare-worker", help=argparse.SUPPRESS)  # internal: run contender 1 in this process
+    parser.add_argument("--serve-target", type=int, help=argparse.SUPPRESS)  # internal: be the target
     args = parser.parse_args()
+    if args.serve_target:
+        with contextlib.suppress(KeyboardInterrupt):
+            asyncio.run(serve(args.serve_target))
+        return 0
     if args.bare_worker:
         count, elapsed = asyncio.run(_bare_loop(args.bare_worker, args.concurrency, args.duration))
         print(json.dumps([count, elapsed]))
@@ -225,9 +279,7 @@ def main() -> int:
 
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    target = subprocess.Popen(
-        pinned(target_core, [PYTHON, str(REPO / "bench" / "loadgen_target.py"), "--port", str(port)])
-    )
+    target = subprocess.Popen(pinned(target_core, [PYTHON, __file__, "--serve-target", str(port)]))
     figures: dict = {"concurrency": args.concurrency, "duration": args.duration, "cores": cores}
     try:
         deadline = time.monotonic() + 10
