@@ -93,6 +93,7 @@ class PostgresClient:
         self._retry_at = 0.0
         self._backoff = 0.0
         self._columns: dict[str, set[str]] | None = None
+        self._reported_missing: set[tuple[str, str]] = set()
 
     @property
     def masked_dsn(self) -> str:
@@ -186,6 +187,14 @@ class PostgresClient:
 
     def has_column(self, table: str, column: str, deadline: float) -> bool:
         return column in self.columns(deadline).get(table, set())
+
+    def optional_column(self, table: str, column: str, needed_by: str, deadline: float) -> bool:
+        """Whether an optional column exists; when it does not, say once which metrics are skipped."""
+        present = self.has_column(table, column, deadline)
+        if not present and (table, column) not in self._reported_missing:
+            self._reported_missing.add((table, column))
+            log.info("column %s.%s not found: %s skipped", table, column, needed_by)
+        return present
 
     def missing_indexes(self, deadline: float) -> list[tuple[str, str, str]]:
         """Indexes the exporter's queries rely on that the database lacks: (table, columns, what needs it)."""

@@ -43,7 +43,6 @@ class AdvisorsCollector(ConcernCollector):
         self.recoveries = RowLedger(time.time() if start_epoch is None else start_epoch, slack)
         self.recovery_total = LabelledCounters(RECOVERY_TYPES)
         self.detection = HistogramState(DETECTION_BUCKETS)
-        self._has_heartbeat_column: bool | None = None
 
     def families(self) -> list[Any]:
         return [
@@ -65,15 +64,9 @@ class AdvisorsCollector(ConcernCollector):
         ]
 
     def _detection_column(self, deadline: float) -> bool:
-        if self._has_heartbeat_column is None:
-            self._has_heartbeat_column = self.client.has_column(
-                "recovery_event", "last_heartbeat_at", deadline
-            )
-            if not self._has_heartbeat_column:
-                log.info(
-                    "recovery_event.last_heartbeat_at not found: ticketero_recovery_detection_seconds is skipped"
-                )
-        return self._has_heartbeat_column
+        return self.client.optional_column(
+            "recovery_event", "last_heartbeat_at", "ticketero_recovery_detection_seconds", deadline
+        )
 
     def scrape(self, deadline: float) -> list[Metric]:
         with_detection = self._detection_column(deadline)

@@ -192,6 +192,10 @@ class ConsistencyCollector(ConcernCollector):
         ]
 
     def scrape(self, deadline: float) -> list[Metric]:
+        # outbox_message.aggregate_id is not named by the test plan's SQL: detected, not assumed.
+        has_aggregate_id = self.client.optional_column(
+            "outbox_message", "aggregate_id", "ticketero_tickets_without_outbox", deadline
+        )
         with self.client.cursor(deadline) as cur:
             cur.execute(INCONSISTENT_ACTIVE_SQL)
             in_progress_no_start, called_no_advisor = one(cur)
@@ -203,8 +207,10 @@ class ConsistencyCollector(ConcernCollector):
             (double,) = one(cur)
             cur.execute(DUPLICATE_ACTIVE_SQL)
             (duplicates,) = one(cur)
-            cur.execute(WITHOUT_OUTBOX_SQL)
-            (without_outbox,) = one(cur)
+            without_outbox = None
+            if has_aggregate_id:
+                cur.execute(WITHOUT_OUTBOX_SQL)
+                (without_outbox,) = one(cur)
             cur.execute(DATABASE_SQL)
             deadlocks, connections = one(cur)
             drift = self.drift.update(cur, deadline)
@@ -217,7 +223,8 @@ class ConsistencyCollector(ConcernCollector):
         busy_f.add_metric([], busy_without)
         double_f.add_metric([], double)
         dup_f.add_metric([], duplicates)
-        outbox_f.add_metric([], without_outbox)
+        if without_outbox is not None:
+            outbox_f.add_metric([], without_outbox)
         if drift is not None:
             drift_f.add_metric([], drift)
         deadlocks_f.add_metric([], deadlocks)

@@ -13,17 +13,23 @@ from exporters.postgres import PostgresClient
 
 # Two branches so each reads its own partial index (ix_outbox_pending, ix_outbox_failed); an IN list would not.
 BACKLOG_SQL = """
-SELECT 'PENDING', count(*), COALESCE(max(attempts), 0),
-       COALESCE(EXTRACT(EPOCH FROM now() - min(created_at)), 0)::float8
+SELECT 'PENDING', count(*), COALESCE(max({attempts}), 0),
+       COALESCE(EXTRACT(EPOCH FROM now() - min({created_at})), 0)::float8
 FROM outbox_message WHERE status = 'PENDING'
 UNION ALL
 SELECT 'FAILED', count(*), 0, 0 FROM outbox_message WHERE status = 'FAILED'
 """
 # Range scan of ix_outbox_sent_at from the watermark.
 SENT_SQL = """
-SELECT id, EXTRACT(EPOCH FROM sent_at)::float8, EXTRACT(EPOCH FROM sent_at - created_at)::float8
+SELECT id, EXTRACT(EPOCH FROM sent_at)::float8, EXTRACT(EPOCH FROM sent_at - {created_at})::float8
 FROM outbox_message WHERE sent_at >= to_timestamp(%s)
 """
+# Only status is named by the test plan's SQL; the other columns are detected, and what needs them skipped.
+OPTIONAL_COLUMNS = {
+    "created_at": "ticketero_outbox_oldest_pending_age_seconds, ticketero_outbox_publish_lag_seconds",
+    "attempts": "ticketero_outbox_pending_attempts_max",
+    "sent_at": "ticketero_outbox_messages_sent_total, ticketero_outbox_publish_lag_seconds",
+}
 LAG_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0)
 
 
@@ -62,11 +68,20 @@ class OutboxCollector(ConcernCollector):
         ]
 
     def scrape(self, deadline: float) -> list[Metric]:
+        has = {
+            column: self.client.optional_column("outbox_message", column, needed_by, deadline)
+            for column, needed_by in OPTIONAL_COLUMNS.items()
+        }
+        created_at = "created_at" if has["created_at"] else "NULL::timestamptz"
+        sent: list = []
         with self.client.cursor(deadline) as cur:
-            cur.execute(BACKLOG_SQL)
+            cur.execute(
+                BACKLOG_SQL.format(attempts="attempts" if has["attempts"] else "0", created_at=created_at)
+            )
             backlog = cur.fetchall()
-            cur.execute(SENT_SQL, (self.sent.since(),))
-            sent = cur.fetchall()
+            if has["sent_at"]:
+                cur.execute(SENT_SQL.format(created_at=created_at), (self.sent.since(),))
+                sent = cur.fetchall()
         for _id, _at, lag in self.sent.admit(sent):
             self.sent_total += 1
             if lag is not None:
@@ -80,4 +95,13 @@ class OutboxCollector(ConcernCollector):
                 attempts_f.add_metric([], attempts)
         sent_f.add_metric([], self.sent_total)
         lag_f.add_metric([], self.lag.buckets(), self.lag.total)
-        return [messages_f, sent_f, oldest_f, attempts_f, lag_f]
+        families = [messages_f]
+        if has["sent_at"]:
+            families.append(sent_f)
+        if has["created_at"]:
+            families.append(oldest_f)
+        if has["attempts"]:
+            families.append(attempts_f)
+        if has["sent_at"] and has["created_at"]:
+            families.append(lag_f)
+        return families

@@ -60,5 +60,5 @@ def test_schema_without_last_heartbeat_at_skips_only_the_histogram(database_dsn,
         with caplog.at_level(logging.INFO):
             assert value(registry, "ticketero_recovery_events_total", type="DEAD_WORKER") == 1
             assert value(registry, "ticketero_recovery_detection_seconds_count") is None
-        assert sum("last_heartbeat_at not found" in r.message for r in caplog.records) == 1
+        assert sum("recovery_event.last_heartbeat_at not found" in r.message for r in caplog.records) == 1
         client.close()
