@@ -244,7 +244,7 @@ class Experiment:
 
     async def _progress(self) -> None:
         interval = self.scenario.progress_interval
-        if interval <= 0 or self.quiet:
+        if interval <= 0 or self.quiet or self.scenario.processes > 1:  # workers print their own
             return
         while True:
             await asyncio.sleep(interval)
