@@ -116,6 +116,11 @@ class PostgresClient:
                 connect_timeout=max(2, round(self.connect_timeout)),  # libpq's minimum is 2 s
                 application_name="ticketero-exporter",
                 autocommit=False,
+                # A peer that vanished without closing the connection is noticed in ~15 s, not hours.
+                keepalives=1,
+                keepalives_idle=5,
+                keepalives_interval=2,
+                keepalives_count=3,
             )
         except psycopg.Error:
             # Back off (capped low) so an outage costs one refused connect per few seconds, not one per query.

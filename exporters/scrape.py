@@ -5,6 +5,11 @@ A concern that raises, or that finds no time left, is dropped from this scrape a
 ``ticketero_scrape_collector_success{collector} 0``; the others are unaffected. ``ticketero_<backend>_up`` is 1
 when every built-in concern of that backend succeeded in this scrape. Scrapes are serialised: the counters'
 state and the AMQP connection are not shared between threads.
+
+Every backend call has its own timeout, but a backend that accepts connections and then stops answering (a
+paused container, a hung broker) can block a client library beyond it. So each concern runs in a thread of its
+own that the scrape waits for only until the deadline; a concern still blocked then is reported failed, and
+until its thread returns the concerns of the same backend are skipped at once instead of blocking in turn.
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ import logging
 import threading
 import time
 from collections.abc import Iterator, Sequence
+from typing import Any
 
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
@@ -20,6 +26,9 @@ from prometheus_client.registry import Collector
 from exporters.base import ConcernCollector
 
 log = logging.getLogger(__name__)
+
+# Time kept back from the scrape budget for rendering the answer.
+RENDER_HEADROOM = 0.05
 
 UP_METRICS = {
     "postgres": (
@@ -43,6 +52,7 @@ class ScrapeCollector(Collector):
         self.optional = set(optional)
         self._lock = threading.Lock()
         self._last_error: dict[str, str] = {}
+        self._blocked: dict[str, threading.Thread] = {}  # concern name -> its thread still running
 
     def _meta_families(self) -> tuple[GaugeMetricFamily, GaugeMetricFamily]:
         return (
@@ -77,6 +87,37 @@ class ScrapeCollector(Collector):
         with self._lock:
             return iter(self._collect_all())
 
+    def _run(self, concern: ConcernCollector, deadline: float) -> list[Metric]:
+        """concern.scrape(deadline) in its own thread, abandoned (and remembered) if it outlives the deadline."""
+        for name, thread in list(self._blocked.items()):
+            if not thread.is_alive():
+                del self._blocked[name]
+        blocked = [c.name for c in self.concerns if c.name in self._blocked and c.backend == concern.backend]
+        if blocked:
+            raise TimeoutError(
+                f"{concern.backend} still blocked in collector {blocked[0]} since an earlier scrape"
+            )
+        wait = deadline - RENDER_HEADROOM - time.monotonic()
+        if wait <= 0:
+            raise TimeoutError("scrape budget used up before this collector ran")
+        result: dict[str, Any] = {}
+
+        def target() -> None:
+            try:
+                result["families"] = concern.scrape(deadline - RENDER_HEADROOM)
+            except BaseException as exc:  # noqa: BLE001 - handed to the scraping thread
+                result["error"] = exc
+
+        thread = threading.Thread(target=target, name=f"collector-{concern.name}", daemon=True)
+        thread.start()
+        thread.join(wait)
+        if thread.is_alive():
+            self._blocked[concern.name] = thread
+            raise TimeoutError(f"no answer from {concern.backend} within the scrape budget")
+        if "error" in result:
+            raise result["error"]
+        return result["families"]
+
     def _collect_all(self) -> list[Metric]:
         deadline = time.monotonic() + self.scrape_timeout
         duration, success = self._meta_families()
@@ -85,7 +126,7 @@ class ScrapeCollector(Collector):
         for concern in self.concerns:
             started = time.monotonic()
             try:
-                families = concern.scrape(deadline)
+                families = self._run(concern, deadline)
                 ok = True
             except Exception as exc:  # noqa: BLE001 - any backend failure drops only this concern
                 families, ok = [], False

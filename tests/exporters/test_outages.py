@@ -137,3 +137,58 @@ def test_exporter_sessions_are_read_only(database_dsn, lock_timeout):
         with pytest.raises(psycopg.errors.ReadOnlySqlTransaction):
             cur.execute("DELETE FROM ticket")
     exporter.close()
+
+
+def test_postgres_that_hangs(database_dsn):
+    """Connections accepted, nothing answered (a paused container): scrapes stay within budget."""
+    parts = urllib.parse.urlsplit(database_dsn)
+    proxy = TcpProxy(parts.hostname, parts.port or 5432)
+    proxy.start()
+    proxied = urllib.parse.urlunsplit(parts._replace(netloc=f"{parts.username}@127.0.0.1:{proxy.port}"))
+    exporter = exporter_for(proxied, f"amqp://guest:guest@{AMQP_HOST}:{AMQP_PORT}/%2F")
+    registry = exporter.registry
+    with connect(database_dsn) as conn:
+        add_ticket(conn)
+    try:
+        assert value(registry, "ticketero_postgres_up") == 1
+        proxy.pause()
+        took = [scrape(registry) for _ in range(3)]
+        assert max(took) < 1.0, took
+        # After the first blocked collector, the other PostgreSQL collectors are skipped at once.
+        assert took[1] < 0.2 and took[2] < 0.2, took
+        assert value(registry, "ticketero_postgres_up") == 0
+        assert value(registry, "ticketero_rabbitmq_up") == 1  # the other backend is unaffected
+        proxy.resume()
+        deadline = time.monotonic() + 10
+        while value(registry, "ticketero_postgres_up") != 1:
+            assert time.monotonic() < deadline, "never recovered after the backend answered again"
+            time.sleep(0.2)
+        assert value(registry, "ticketero_tickets_active", queue="CAJA", status="WAITING") == 1
+    finally:
+        proxy.stop()
+        exporter.close()
+
+
+def test_rabbitmq_that_hangs(amqp_url):
+    proxy = TcpProxy(AMQP_HOST, AMQP_PORT)
+    proxy.start()
+    parts = urllib.parse.urlsplit(amqp_url)
+    proxied = urllib.parse.urlunsplit(
+        parts._replace(netloc=f"{parts.username}:{parts.password}@127.0.0.1:{proxy.port}")
+    )
+    exporter = exporter_for(amqp=proxied)
+    registry = exporter.registry
+    try:
+        assert value(registry, "ticketero_rabbitmq_up") == 1
+        proxy.pause()
+        took = [scrape(registry) for _ in range(3)]
+        assert max(took) < 1.0, took
+        assert value(registry, "ticketero_rabbitmq_up") == 0
+        proxy.resume()
+        deadline = time.monotonic() + 10
+        while value(registry, "ticketero_rabbitmq_up") != 1:
+            assert time.monotonic() < deadline, "never recovered after the broker answered again"
+            time.sleep(0.2)
+    finally:
+        proxy.stop()
+        exporter.close()
