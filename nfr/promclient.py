@@ -86,6 +86,11 @@ class PrometheusClient:
         groups = self._api("/api/v1/rules", {"type": "alert"})["groups"]
         return [rule for group in groups for rule in group["rules"] if rule.get("type") == "alerting"]
 
+    def recording_rules(self) -> list[dict[str, Any]]:
+        """Every loaded recording rule: ``{name, query, ...}``."""
+        groups = self._api("/api/v1/rules", {"type": "record"})["groups"]
+        return [rule for group in groups for rule in group["rules"] if rule.get("type") == "recording"]
+
     def targets(self) -> list[dict[str, Any]]:
         return list(self._api("/api/v1/targets")["activeTargets"])
 

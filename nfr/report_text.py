@@ -58,6 +58,7 @@ def console_table(verdict: Verdict) -> str:
             f"{'meta':<7} {alert.name:<14} fired {offset_text(verdict, alert.first_fired)} "
             f"{json.dumps({k: v for k, v in alert.labels.items() if k not in ('alertname', 'nfr')})}"
         )
+    lines += [f"note: {note}" for note in verdict.notes]
     lines.append(f"RESULT: {'PASS' if verdict.passed else 'FAIL'}")
     return "\n".join(lines)
 

@@ -15,6 +15,7 @@ be resolved again by ``end + settle``; then its NFR passes, otherwise it fails w
 from __future__ import annotations
 
 import math
+import re
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
@@ -28,6 +29,7 @@ from nfr.catalogue import (
     Nfr,
 )
 from nfr.promclient import PrometheusClient, PrometheusQueryError
+from nfr.rulescale import parse_duration
 
 PASS = "PASS"
 FAIL = "FAIL"
@@ -144,6 +146,46 @@ def _fired_alerts(
     return fired
 
 
+_SPAN = re.compile(
+    r"\[\s*((?:\d+(?:ms|s|m|h|d|w|y))+)\s*(?::[^\]]*)?\]|offset\s+((?:\d+(?:ms|s|m|h|d|w|y))+)"
+)
+_NAME = re.compile(r"[a-zA-Z_:][a-zA-Z0-9_:]*")
+
+
+def _lookback(expr: str, recorded: dict[str, str], depth: int = 0) -> float:
+    """How far back an expression reads, in seconds: its longest range plus its longest offset, plus
+    what the recording rules it uses read themselves (an upper bound, good enough for a warning)."""
+    ranges = [parse_duration(m.group(1)) for m in _SPAN.finditer(expr) if m.group(1)]
+    offsets = [parse_duration(m.group(2)) for m in _SPAN.finditer(expr) if m.group(2)]
+    own = max(ranges, default=0.0) + max(offsets, default=0.0)
+    if depth > 5:
+        return own
+    used = {name for name in _NAME.findall(expr) if name in recorded}
+    return own + max((_lookback(recorded[name], recorded, depth + 1) for name in used), default=0.0)
+
+
+def _lookback_notes(client: PrometheusClient, rules: list[dict[str, Any]], span: float) -> list[str]:
+    """Alerts that could not have fired in a window this short (look-back + ``for:`` longer than it)."""
+    try:
+        recorded = {r["name"]: str(r["query"]) for r in client.recording_rules()}
+    except PrometheusQueryError:
+        return []
+    shortest: dict[tuple[str, str], float] = {}
+    for rule in rules:
+        nfr = str(rule.get("labels", {}).get("nfr", ""))
+        if not nfr.startswith("RNF-"):
+            continue
+        needed = _lookback(str(rule["query"]), recorded) + float(rule.get("duration") or 0)
+        key = (rule["name"], nfr)
+        shortest[key] = min(needed, shortest.get(key, needed))
+    return [
+        f"{name} ({nfr}) needs {needed:.0f} s of history including its for:, more than this {span:.0f} s "
+        "window: it could not have fired here (run longer or use --compress)"
+        for (name, nfr), needed in sorted(shortest.items())
+        if needed > span
+    ]
+
+
 def _value_at(client: PrometheusClient, rule: dict[str, Any] | None, alert: FiredAlert) -> float | None:
     """The alert expression's value for this alert's series at its first firing (best effort)."""
     if not rule:
@@ -190,8 +232,9 @@ def _summary_figures(
     figures["throughput_per_minute"] = completed / minutes if completed is not None and minutes > 0 else None
     requests, failures = figures.get("requests"), figures.get("request_failures")
     if requests:
-        figures["error_rate"] = (failures or 0.0) / requests
-        figures["success_ratio"] = 1 - figures["error_rate"]
+        error_rate = (failures or 0.0) / requests
+        figures["error_rate"] = error_rate
+        figures["success_ratio"] = 1 - error_rate
     mem_max, mem_min = figures.get("memory_max_bytes"), figures.get("memory_min_bytes")
     if mem_max and mem_min:
         figures["memory_growth_ratio"] = mem_max / mem_min - 1
@@ -251,11 +294,13 @@ def compute_verdict(
     window_end = end + settle
     step = step or choose_step(start, window_end)
     expected_set = set(expected)
-    rules = {rule["name"]: rule for rule in client.alerting_rules()}
+    all_rules = client.alerting_rules()
+    rules = {rule["name"]: rule for rule in all_rules}
     notes = []
     unknown = sorted(expected_set - set(rules))
     if unknown:
         notes.append("expected alert(s) not loaded in Prometheus: " + ", ".join(unknown))
+    notes += _lookback_notes(client, all_rules, window_end - start)
     fired = _fired_alerts(client, start, window_end, step, rules)
     for alert in fired:
         alert.value_at_first_fire = _value_at(client, rules.get(alert.name), alert)
