@@ -319,8 +319,20 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--config", metavar="FILE", help="YAML settings file (keys: " + ", ".join(
         o.key for o in OPTIONS) + ")", default=os.environ.get("EXPORTER_CONFIG"))  # fmt: skip
+    metavars = {
+        _seconds: "SECONDS",
+        _port: "PORT",
+        _positive_int: "N",
+        _queues: "Q1,Q2",
+        _targets: "NAME=SPEC,...",
+    }
     for option in OPTIONS:
-        parser.add_argument(option.flag, dest=option.attr, default=None, help=f"{option.help} [{option.env}]")
+        metavar = metavars.get(
+            option.parse, "URL" if "url" in option.attr or option.attr == "dsn" else "VALUE"
+        )
+        parser.add_argument(
+            option.flag, dest=option.attr, default=None, metavar=metavar, help=f"{option.help} [{option.env}]"
+        )
     parser.add_argument("--check-config", action="store_true", help="validate the settings, print them, exit")
     return parser
 
