@@ -61,7 +61,7 @@ class Service:
             log.warning("FAULT SWITCHES ON: %s", s.faults.describe())
         applied = await asyncio.to_thread(database.prepare_schema, s.dsn, s.create_database)
         log.info("database %s ready (migrations applied now: %s)", mask_url(s.dsn), applied or "none")
-        self.pool = await database.open_pool(s.dsn, s.db_pool_size)
+        self.pool = await database.open_pool(s.dsn, s.db_pool_size, s.db_pool_timeout)
         seeded = await database.seed_advisors(self.pool, s.advisors)
         if seeded:
             log.info("seeded %d AVAILABLE advisors", seeded)

@@ -45,6 +45,7 @@ class Settings:
     advisor_retry_delay: float = 0.5
     shutdown_grace: float = 20.0
     db_pool_size: int = 10
+    db_pool_timeout: float = 10.0
     create_database: bool = False
     log_level: str = "INFO"
     faults: Faults = field(default_factory=Faults)
@@ -194,6 +195,12 @@ OPTIONS: tuple[Option, ...] = (
         "on SIGTERM, in-flight tickets get this long to finish before they are handed back",
     ),
     Option("db_pool_size", _positive_int, "an integer >= 1", "maximum PostgreSQL connections in the pool"),
+    Option(
+        "db_pool_timeout",
+        _positive_float,
+        "seconds > 0",
+        "how long a request waits for a database connection before failing (HTTP 500)",
+    ),
     Option(
         "create_database",
         _boolean,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 import urllib.parse
 
 import psycopg
@@ -14,6 +15,7 @@ from ticketero.migrate import migrate
 
 log = logging.getLogger("ticketero.database")
 
+START_WAIT_SECONDS = 30.0
 SEED_LOCK_KEY = 0x7469636C
 SEED_ADVISORS = """
 INSERT INTO advisor (name, email, module_number)
@@ -42,29 +44,40 @@ def _create_database(dsn: str) -> None:
 
 
 def prepare_schema(dsn: str, create_database: bool) -> list[int]:
-    """Make sure the database exists (creating it only when asked) and apply the migrations it lacks."""
-    try:
-        return migrate(dsn)
-    except psycopg.OperationalError as exc:
-        missing = f'database "{_database_name(dsn)}" does not exist' in str(exc)
-        if not missing:
-            raise DatabaseUnavailable(f"cannot connect to PostgreSQL at {mask_url(dsn)}: {exc}") from exc
-        if not create_database:
-            raise DatabaseUnavailable(
-                f"database {_database_name(dsn)!r} does not exist on {mask_url(dsn)}; create it, "
-                "or start with --create-database (TICKETERO_CREATE_DATABASE=true)"
-            ) from exc
+    """Make sure the database exists (creating it only when asked) and apply the migrations it lacks.
+
+    A server that does not answer yet (a stack starting up) is retried for START_WAIT_SECONDS.
+    """
+    deadline = time.monotonic() + START_WAIT_SECONDS
+    while True:
+        try:
+            return migrate(dsn)
+        except psycopg.OperationalError as exc:
+            if f'database "{_database_name(dsn)}" does not exist' in str(exc):
+                break
+            if time.monotonic() > deadline:
+                raise DatabaseUnavailable(f"cannot connect to PostgreSQL at {mask_url(dsn)}: {exc}") from exc
+            log.warning("PostgreSQL at %s not answering yet (%s); retrying", mask_url(dsn), exc)
+            time.sleep(2)
+    if not create_database:
+        raise DatabaseUnavailable(
+            f"database {_database_name(dsn)!r} does not exist on {mask_url(dsn)}; create it, "
+            "or start with --create-database (TICKETERO_CREATE_DATABASE=true)"
+        )
     _create_database(dsn)
     return migrate(dsn)
 
 
-async def open_pool(dsn: str, max_size: int) -> AsyncConnectionPool:
+async def open_pool(dsn: str, max_size: int, checkout_seconds: float) -> AsyncConnectionPool:
     """Autocommit connections: multi-statement work uses explicit ``conn.transaction()`` blocks."""
     pool = AsyncConnectionPool(
         dsn,
         min_size=min(2, max_size),
         max_size=max_size,
+        timeout=checkout_seconds,
         kwargs={"autocommit": True},
+        # Checked on checkout: after a database restart the pool hands out fresh connections, not dead ones.
+        check=AsyncConnectionPool.check_connection,
         open=False,
         name="ticketero",
     )

@@ -16,6 +16,7 @@ import logging
 from typing import Any
 
 import aio_pika
+import psycopg
 from psycopg import AsyncConnection
 from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool
@@ -168,10 +169,24 @@ class OutboxRelay:
 
     async def _publish_loop(self, exchange: aio_pika.abc.AbstractExchange) -> None:
         batch_size = self._settings.relay_batch_size
+        database_down = False
         while True:
             if not self._link_open():
                 raise BrokerLost("channel closed")
-            handled = await self.relay_batch(exchange)
+            try:
+                handled = await self.relay_batch(exchange)
+            except psycopg.Error as exc:
+                # The rows are safe in the database; try again once it answers.
+                if not database_down:
+                    log.warning("outbox relay cannot use the database (%s); retrying", exc)
+                    database_down = True
+                if self._stopping.is_set():
+                    return
+                await self._idle(amqp.BACKOFF_MAX_SECONDS / 5)
+                continue
+            if database_down:
+                log.info("outbox relay: database back")
+                database_down = False
             if self._stopping.is_set() and handled == 0:
                 return
             if handled < batch_size and not self._stopping.is_set():

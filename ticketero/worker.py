@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import aio_pika
+import psycopg
 from aio_pika.abc import AbstractIncomingMessage
 from psycopg_pool import AsyncConnectionPool
 
@@ -253,8 +254,11 @@ class WorkerPool:
             else:
                 await _settle(message, "requeue")
             raise
-        except Exception:
-            log.exception("%s: ticket %s failed; message requeued", worker_id, ticket_id)
+        except Exception as exc:
+            if isinstance(exc, psycopg.Error):  # database away: expected, one line is enough
+                log.warning("%s: ticket %s: database error (%s)", worker_id, ticket_id, str(exc).strip())
+            else:
+                log.exception("%s: ticket %s failed", worker_id, ticket_id)
             if assignment is not None:
                 with contextlib.suppress(Exception):
                     await self._hand_back(worker_id, assignment)

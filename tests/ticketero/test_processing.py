@@ -6,6 +6,7 @@ import asyncio
 import json
 
 import aio_pika
+import aiohttp
 
 from tests.support.services import AMQP_HOST, AMQP_PORT
 from tests.ticketero.conftest import create_tickets, fetch, scalar, ticket_body, wait_until
@@ -124,5 +125,51 @@ async def test_broker_cut_while_creating_loses_nothing(start_service, amqp_url):
 
         await wait_until(all_through, 45, what="all 21 tickets SENT and COMPLETED after the broker is back")
         assert await scalar(svc.dsn, "SELECT count(*) FROM outbox_message WHERE status = 'FAILED'") == 0
+    finally:
+        await proxy.stop()
+
+
+async def test_database_cut_is_survived_by_relay_and_workers(start_service, database_dsn):
+    import urllib.parse
+
+    parts = urllib.parse.urlsplit(database_dsn)
+    proxy = TcpProxy(parts.hostname or "127.0.0.1", parts.port or 5432)
+    await proxy.start()
+    try:
+        proxied = urllib.parse.urlunsplit(parts._replace(netloc=f"{parts.username}@127.0.0.1:{proxy.port}"))
+        # A cut can land between COMMIT and its answer: the worker then cannot know its claim holds, stops
+        # heart-beating, and the recovery service gives the ticket back. Short timings keep that quick.
+        svc = await start_service(
+            advisors=4,
+            dsn=proxied,
+            db_pool_timeout=2.0,
+            heartbeat_interval=0.5,
+            heartbeat_timeout=2.0,
+            recovery_interval=0.5,
+        )
+        first = await create_tickets(svc.base_url, [ticket_body(52_000_000 + i) for i in range(5)])
+        assert [status for status, _ in first] == [201] * 5
+
+        await proxy.cut()
+        async with aiohttp.ClientSession() as session:
+            async with session.get(f"{svc.base_url}/actuator/health") as response:
+                assert response.status == 503
+                assert (await response.json())["components"]["db"]["status"] == "DOWN"
+            async with session.post(f"{svc.base_url}/api/tickets", json=ticket_body(52_999_999)) as response:
+                assert response.status == 500  # no ticket half-written: the transaction never committed
+        await asyncio.sleep(1.0)  # relay, workers and recovery all hit the dead connections
+        proxy.restore()
+
+        second = await create_tickets(
+            svc.base_url, [ticket_body(52_000_100 + i, "EMPRESAS") for i in range(5)]
+        )
+        assert [status for status, _ in second] == [201] * 5
+
+        async def all_done() -> bool:
+            return await scalar(database_dsn, "SELECT count(*) FROM ticket WHERE status = 'COMPLETED'") == 10
+
+        await wait_until(all_done, 30, what="10 tickets COMPLETED after the database came back")
+        assert await scalar(database_dsn, "SELECT count(*) FROM ticket WHERE national_id = '52999999'") == 0
+        assert await scalar(database_dsn, "SELECT count(*) FROM outbox_message WHERE status = 'SENT'") == 10
     finally:
         await proxy.stop()
