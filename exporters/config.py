@@ -319,7 +319,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--config", metavar="FILE", help="YAML settings file (keys: " + ", ".join(
         o.key for o in OPTIONS) + ")", default=os.environ.get("EXPORTER_CONFIG"))  # fmt: skip
-    metavars = {
+    metavars: dict[Any, str] = {
         _seconds: "SECONDS",
         _port: "PORT",
         _positive_int: "N",

@@ -28,6 +28,7 @@ COLUMNS_SQL = """
 SELECT table_name, column_name FROM information_schema.columns
 WHERE table_schema = current_schema() AND table_name = ANY(%s)
 """
+SET_LIMITS_SQL = "SELECT set_config('statement_timeout', %s, true), set_config('lock_timeout', %s, true)"
 INDEXES_SQL = "SELECT indexdef FROM pg_indexes WHERE schemaname = current_schema()"
 
 # (table, indexed expression as pg_indexes prints it, partial predicate fragment or "", why the exporter needs it)
@@ -67,7 +68,7 @@ class PostgresClient:
     """Read-only, time-limited access to the Ticketero database for the collectors.
 
     A deliberately small pool of its own (at most ``pool_size`` idle connections, connected on demand, checked
-    with an empty query before use). psycopg_pool was tried first: it connects in background workers and
+    by the transaction's first statement). psycopg_pool was tried first: it connects in background workers and
     ``getconn`` waits out its whole timeout while the server refuses connections, which turns a database
     outage into a slow scrape; here a refused connection fails the collector at once.
     """
@@ -130,18 +131,29 @@ class PostgresClient:
         self._backoff = 0.0
         return conn
 
-    def _acquire(self) -> psycopg.Connection:
+    def _begin(self, deadline: float) -> tuple[psycopg.Connection, psycopg.Cursor]:
+        """A connection with a transaction opened and its time limits set.
+
+        Setting the limits is the first statement of the transaction and doubles as the liveness check: an idle
+        connection that died (server restarted) fails it, is dropped, and the next one (or a fresh one) is
+        tried, so the first scrape after the server returns already succeeds. No extra round trip otherwise.
+        """
+        statement_ms = max(1, int(min(self.statement_timeout, deadline - time.monotonic()) * 1000))
+        lock_ms = max(1, min(statement_ms, int(self.lock_timeout * 1000)))
         while True:
             with self._lock:
                 conn = self._idle.pop() if self._idle else None
+            fresh = conn is None
             if conn is None:
-                return self._connect()
+                conn = self._connect()
+            cur = conn.cursor()
             try:
-                conn.execute("")  # a dead connection (server restarted) is replaced, not handed out
-                conn.rollback()
-                return conn
-            except psycopg.Error:
+                cur.execute(SET_LIMITS_SQL, (str(statement_ms), str(lock_ms)))
+                return conn, cur
+            except psycopg.OperationalError:
                 conn.close()
+                if fresh:
+                    raise
 
     def _release(self, conn: psycopg.Connection) -> None:
         with self._lock:
@@ -155,27 +167,21 @@ class PostgresClient:
         """A cursor in a read-only transaction that must finish before ``deadline`` (time.monotonic())."""
         if deadline - time.monotonic() <= 0.005:
             raise BudgetExhausted("scrape budget used up before this collector ran")
-        conn = self._acquire()
+        conn, cur = self._begin(deadline)
         try:
-            statement_ms = max(1, int(min(self.statement_timeout, deadline - time.monotonic()) * 1000))
-            lock_ms = max(1, min(statement_ms, int(self.lock_timeout * 1000)))
-            with conn.cursor() as cur:
-                cur.execute(
-                    "SELECT set_config('statement_timeout', %s, true), set_config('lock_timeout', %s, true)",
-                    (str(statement_ms), str(lock_ms)),
-                )
-                yield cur
+            yield cur
             conn.rollback()  # read-only: nothing to commit
         except BaseException:
-            if conn.broken or conn.closed:
-                conn.close()
-            else:
+            if not (conn.broken or conn.closed):
                 try:
                     conn.rollback()
                 except psycopg.Error:
                     conn.close()
+            else:
+                conn.close()
             raise
         finally:
+            cur.close()
             if not conn.closed:
                 self._release(conn)
 
