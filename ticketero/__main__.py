@@ -8,7 +8,7 @@ import signal
 import sys
 from collections.abc import Sequence
 
-from ticketero.app import Service
+from ticketero.app import ListenError, Service
 from ticketero.config import Settings, load_settings_or_exit
 from ticketero.database import DatabaseUnavailable
 
@@ -32,7 +32,7 @@ async def run(settings: Settings) -> int:
     service = Service(settings)
     try:
         await service.start()
-    except DatabaseUnavailable as exc:
+    except (DatabaseUnavailable, ListenError) as exc:
         logging.getLogger("ticketero").error("%s", exc)
         await service.stop()
         return 2

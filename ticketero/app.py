@@ -24,6 +24,10 @@ from ticketero.worker import WorkerPool
 log = logging.getLogger("ticketero")
 
 
+class ListenError(Exception):
+    """The HTTP port cannot be bound (in use, or no permission)."""
+
+
 class Service:
     """One running Ticketero: ``await start()`` returns the bound HTTP port, ``await stop()`` drains it."""
 
@@ -79,7 +83,10 @@ class Service:
         self._runner = web.AppRunner(self.build_app(), access_log=None)
         await self._runner.setup()
         site = web.TCPSite(self._runner, s.host, s.port)
-        await site.start()
+        try:
+            await site.start()
+        except OSError as exc:
+            raise ListenError(f"cannot listen on {s.host}:{s.port}: {exc.strerror or exc}") from exc
         self.port = self._runner.addresses[0][1]
         log.info("HTTP API listening on http://%s:%d", s.host, self.port)
         return self.port

@@ -243,7 +243,7 @@ def build_parser() -> argparse.ArgumentParser:
             "on PostgreSQL and RabbitMQ. Settings resolve in this order: built-in default, --config file, "
             "TICKETERO_<NAME> environment variable, command-line flag."
         ),
-        epilog="Exit codes: 0 clean shutdown, 2 bad configuration or missing database, 1 runtime failure.",
+        epilog="Exit codes: 0 clean shutdown, 2 bad configuration, missing database or HTTP port unavailable, 1 runtime failure.",
     )
     parser.add_argument(
         "--config",

@@ -118,3 +118,17 @@ def test_missing_database_exits_2_or_is_created_on_request():
     finally:
         with psycopg.connect(PG_ADMIN_DSN, autocommit=True) as admin:
             admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def test_port_in_use_exits_2(database_dsn):
+    import socket
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        result = run_cli(
+            "--dsn", database_dsn, "--port", str(port), "--amqp-url", "amqp://guest:guest@127.0.0.1:1/%2F"
+        )
+    assert result.returncode == 2
+    assert f"cannot listen on 127.0.0.1:{port}" in result.stderr
