@@ -8,6 +8,7 @@ incrementally by ``ServedDrift``: see its docstring.
 
 from __future__ import annotations
 
+import logging
 import time
 from typing import Any
 
@@ -26,6 +27,17 @@ FROM ticket WHERE status IN ('WAITING', 'CALLED', 'IN_PROGRESS')
 # Over the whole history: cheap only with ix_ticket_completed_without_completed_at (exporters/sql/indexes.sql).
 COMPLETED_WITHOUT_COMPLETED_AT_SQL = """
 SELECT count(*) FROM ticket WHERE status = 'COMPLETED' AND completed_at IS NULL
+"""
+# Without that index the full-history rule would be a sequential scan (seconds at 10 M rows): it is then
+# checked over the last day of tickets only, through ix_ticket_created_at.
+COMPLETED_WITHOUT_COMPLETED_AT_LAST_DAY_SQL = """
+SELECT count(*) FROM ticket
+WHERE created_at > now() - interval '1 day' AND status = 'COMPLETED' AND completed_at IS NULL
+"""
+HAS_COMPLETED_RULE_INDEX_SQL = """
+SELECT EXISTS (SELECT 1 FROM pg_indexes
+               WHERE schemaname = current_schema() AND tablename = 'ticket'
+                 AND indexdef LIKE '%completed_at IS NULL%' AND indexdef LIKE '%COMPLETED%')
 """
 BUSY_WITHOUT_TICKET_SQL = """
 SELECT count(*) FROM advisor a
@@ -76,6 +88,8 @@ DRIFT_STREAM_SQL = """
 SELECT id, EXTRACT(EPOCH FROM completed_at)::float8, status = 'COMPLETED' AND assigned_advisor_id IS NOT NULL
 FROM ticket WHERE completed_at >= to_timestamp(%s)
 """
+
+log = logging.getLogger(__name__)
 
 RULES = ("in_progress_without_started_at", "completed_without_completed_at", "called_without_advisor")
 
@@ -153,6 +167,27 @@ class ConsistencyCollector(ConcernCollector):
     ) -> None:
         self.client = client
         self.drift = ServedDrift(slack, drift_slice_budget)
+        self._completed_rule_sql: str | None = None  # chosen at the first scrape, see _completed_rule()
+
+    def _completed_rule(self, cur: Any, deadline: float) -> str:
+        """The query for completed_without_completed_at: whole history with its index, else the last day."""
+        if self._completed_rule_sql is None:
+            cur.execute(HAS_COMPLETED_RULE_INDEX_SQL)
+            if one(cur)[0]:
+                self._completed_rule_sql = COMPLETED_WITHOUT_COMPLETED_AT_SQL
+            elif self.client.has_column("ticket", "created_at", deadline):
+                log.warning(
+                    "no partial index for rule completed_without_completed_at (exporters/sql/indexes.sql): "
+                    "checking tickets created in the last day only"
+                )
+                self._completed_rule_sql = COMPLETED_WITHOUT_COMPLETED_AT_LAST_DAY_SQL
+            else:
+                log.warning(
+                    "no partial index for rule completed_without_completed_at and no ticket.created_at: "
+                    "the rule is checked over the whole table, which grows with the history"
+                )
+                self._completed_rule_sql = COMPLETED_WITHOUT_COMPLETED_AT_SQL
+        return self._completed_rule_sql
 
     def families(self) -> list[Any]:
         return [
@@ -199,7 +234,7 @@ class ConsistencyCollector(ConcernCollector):
         with self.client.cursor(deadline) as cur:
             cur.execute(INCONSISTENT_ACTIVE_SQL)
             in_progress_no_start, called_no_advisor = one(cur)
-            cur.execute(COMPLETED_WITHOUT_COMPLETED_AT_SQL)
+            cur.execute(self._completed_rule(cur, deadline))
             (completed_no_time,) = one(cur)
             cur.execute(BUSY_WITHOUT_TICKET_SQL)
             (busy_without,) = one(cur)

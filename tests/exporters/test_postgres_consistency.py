@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import threading
 import time
+from pathlib import Path
 
 import psycopg
 import pytest
 
 from exporters.postgres import PostgresClient
-from exporters.postgres_consistency import ConsistencyCollector
+from exporters.postgres_consistency import COMPLETED_WITHOUT_COMPLETED_AT_SQL, ConsistencyCollector
 from tests.exporters.helpers import add_advisor, add_ticket, connect, registry_with, scrape, value
+
+INDEXES_SQL = Path(__file__).resolve().parents[2] / "exporters" / "sql" / "indexes.sql"
 
 # The plan's checks, verbatim in meaning (validate-consistency.sh and the race-condition test).
 SEED_INCONSISTENT = """
@@ -237,3 +240,25 @@ def test_planted_deadlock_is_counted(setup, database_dsn):
         assert time.monotonic() < deadline, "pg_stat_database.deadlocks never moved"
         time.sleep(0.2)
     assert value(registry, "ticketero_database_deadlocks_total") == seed(conn, SEED_DEADLOCKS) == before + 1
+
+
+def test_completed_rule_over_the_whole_history_needs_its_index(database_dsn):
+    with connect(database_dsn) as conn:
+        advisor = add_advisor(conn)
+        add_ticket(conn, status="COMPLETED", advisor=advisor, age=3 * 86400, started_after=1)  # old, broken
+        add_ticket(conn, status="COMPLETED", advisor=advisor, started_after=1)  # recent, broken
+        rule = {"rule": "completed_without_completed_at"}
+
+        client = PostgresClient(database_dsn)
+        without_index = registry_with(ConsistencyCollector(client))
+        # Without the partial index the rule looks at the last day only (a full scan would not scale).
+        assert without_index.get_sample_value("ticketero_tickets_inconsistent", rule) == 1
+
+        conn.execute(INDEXES_SQL.read_text())
+        with_index = registry_with(ConsistencyCollector(client))
+        assert with_index.get_sample_value("ticketero_tickets_inconsistent", rule) == 2
+        assert seed(conn, SEED_INCONSISTENT) == 2
+        conn.execute("SET enable_seqscan = off")  # a two-row table would be scanned anyway: is the index usable?
+        plan = conn.execute("EXPLAIN " + COMPLETED_WITHOUT_COMPLETED_AT_SQL).fetchall()
+        client.close()
+    assert "ix_ticket_completed_without_completed_at" in " ".join(row[0] for row in plan)
