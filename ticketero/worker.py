@@ -185,7 +185,7 @@ class WorkerPool:
             connection.close_callbacks.add(lambda *_, event=closed: event.set())
             self._connection = connection
             try:
-                await self._start_consumers(connection)
+                await self._start_consumers(connection, closed)
                 log.info(
                     "workers consuming: %d per queue on %s",
                     self._settings.workers_per_queue,
@@ -203,7 +203,11 @@ class WorkerPool:
                     with contextlib.suppress(Exception):
                         await asyncio.wait_for(connection.close(), 5)
 
-    async def _start_consumers(self, connection: aio_pika.abc.AbstractConnection) -> None:
+    async def _start_consumers(
+        self, connection: aio_pika.abc.AbstractConnection, lost: asyncio.Event
+    ) -> None:
+        """One channel per consumer (prefetch 1). A channel the broker closes sets ``lost``: the whole
+        connection is then rebuilt, so no queue silently ends up with fewer consumers."""
         setup = await connection.channel()
         await amqp.declare_topology(setup)
         await setup.close()
@@ -211,6 +215,7 @@ class WorkerPool:
             for index in range(1, self._settings.workers_per_queue + 1):
                 worker_id = f"{self._prefix}-{queue_name}-{index}"
                 channel = await connection.channel()
+                channel.close_callbacks.add(lambda *_, event=lost: event.set())
                 await channel.set_qos(prefetch_count=1)
                 queue = await channel.declare_queue(queue_name, durable=True, passive=True)
                 tag = await queue.consume(self._dispatcher(worker_id), no_ack=False)
