@@ -153,11 +153,11 @@ _NAME = re.compile(r"[a-zA-Z_:][a-zA-Z0-9_:]*")
 
 
 def _lookback(expr: str, recorded: dict[str, str], depth: int = 0) -> float:
-    """How far back an expression reads, in seconds: its longest range plus its longest offset, plus
-    what the recording rules it uses read themselves (an upper bound, good enough for a warning)."""
-    ranges = [parse_duration(m.group(1)) for m in _SPAN.finditer(expr) if m.group(1)]
+    """History an expression needs before it can return anything, in seconds: its longest ``offset``
+    (a range selector works on partial data, an offset into time before the data began does not), plus
+    what the recording rules it uses need themselves."""
     offsets = [parse_duration(m.group(2)) for m in _SPAN.finditer(expr) if m.group(2)]
-    own = max(ranges, default=0.0) + max(offsets, default=0.0)
+    own = max(offsets, default=0.0)
     if depth > 5:
         return own
     used = {name for name in _NAME.findall(expr) if name in recorded}
@@ -179,8 +179,8 @@ def _lookback_notes(client: PrometheusClient, rules: list[dict[str, Any]], span:
         key = (rule["name"], nfr)
         shortest[key] = min(needed, shortest.get(key, needed))
     return [
-        f"{name} ({nfr}) needs {needed:.0f} s of history including its for:, more than this {span:.0f} s "
-        "window: it could not have fired here (run longer or use --compress)"
+        f"{name} ({nfr}) needs at least {needed:.0f} s (its offset plus its for:), more than this "
+        f"{span:.0f} s window: it could not have fired here (run longer or use --compress)"
         for (name, nfr), needed in sorted(shortest.items())
         if needed > span
     ]
@@ -224,7 +224,8 @@ def _summary_figures(
     figures: dict[str, float | None] = {}
     for name, expr, _unit in SUMMARY_FIGURES:
         try:
-            figures[name] = client.scalar(expr.replace("{range}", span), window_end)
+            promql = expr.replace("{range}", span).replace("{start}", f"{start:.3f}")
+            figures[name] = client.scalar(promql, window_end)
         except PrometheusQueryError:
             figures[name] = None
     completed = figures.get("tickets_completed")
