@@ -85,3 +85,34 @@ async def test_recovery_skips_advisors_another_instance_holds(start_service):
     assert await scalar(svc.dsn, "SELECT count(*) FROM recovery_event") == 1
     assert await scalar(svc.dsn, "SELECT status FROM advisor") == "AVAILABLE"
     await asyncio.sleep(0)
+
+
+async def test_worker_whose_advisor_was_taken_drops_the_ticket_and_recovery_requeues_it(start_service):
+    """RES-01 as the scenario runs it: heartbeat aged and worker_id changed under a live worker."""
+    svc = await start_service(
+        advisors=2, service_time=2.0, heartbeat_interval=0.3, heartbeat_timeout=TIMEOUT, recovery_interval=0.5
+    )
+    await create_tickets(svc.base_url, [ticket_body(62_000_000, "GERENCIA")])
+
+    async def busy() -> bool:
+        return await scalar(svc.dsn, "SELECT count(*) FROM advisor WHERE status = 'BUSY'") == 1
+
+    await wait_until(busy, 10, interval=0.05, what="an advisor BUSY")
+    await fetch(
+        svc.dsn,
+        "UPDATE advisor SET last_heartbeat = now() - interval '120 seconds',"
+        " worker_id = 'crashed-' || coalesce(worker_id, 'worker') WHERE status = 'BUSY' RETURNING id",
+    )
+
+    async def completed() -> bool:
+        return await scalar(svc.dsn, "SELECT status FROM ticket") == "COMPLETED"
+
+    await wait_until(completed, 20, what="ticket COMPLETED by another worker")
+    [(worker_id,)] = await fetch(
+        svc.dsn, "SELECT worker_id FROM recovery_event WHERE recovery_type = 'DEAD_WORKER'"
+    )
+    assert worker_id.startswith("crashed-")
+    # The first worker noticed it no longer held the advisor and completed nothing.
+    assert await scalar(svc.dsn, "SELECT count(*) FROM ticket_event WHERE event_type = 'COMPLETED'") == 1
+    assert await scalar(svc.dsn, "SELECT sum(total_tickets_served) FROM advisor") == 1
+    assert await scalar(svc.dsn, "SELECT count(*) FROM advisor WHERE status = 'BUSY'") == 0
