@@ -1,0 +1,93 @@
+"""The demo command: bad input exits 2 before starting anything; Ctrl-C mid-run stops everything it
+started (service, exporter, Prometheus, load generator) and removes the run's database and vhost."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from nfr.backends import Backends
+
+SCENARIO = Path(__file__).parent / "scenarios" / "proof-steady.yml"
+
+
+def _demo(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "nfr", "demo", *args], capture_output=True, text=True, timeout=timeout
+    )
+
+
+def test_unknown_scenario_exits_2_naming_it(tmp_path: Path) -> None:
+    result = _demo("--scenario", "NOPE-99", "--results", str(tmp_path))
+    assert result.returncode == 2
+    assert "unknown scenario 'NOPE-99'" in result.stderr and "perf-01" in result.stderr.lower()
+
+
+def test_bad_compress_factor_exits_2(tmp_path: Path) -> None:
+    result = _demo("--compress", "0.5", "--results", str(tmp_path))
+    assert result.returncode == 2 and "--compress" in result.stderr
+
+
+def test_scenario_file_that_is_not_a_mapping_exits_2(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yml"
+    bad.write_text("- just\n- a list\n")
+    result = _demo("--scenario", str(bad), "--results", str(tmp_path))
+    assert result.returncode == 2 and str(bad) in result.stderr
+
+
+def _processes_mentioning(text: str) -> list[int]:
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        if text in cmdline:
+            pids.append(int(entry.name))
+    return pids
+
+
+@pytest.mark.slow
+def test_ctrl_c_during_load_stops_everything(tmp_path: Path) -> None:
+    run_id = f"sigint-{os.getpid()}"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "nfr", "demo", "--scenario", str(SCENARIO), "--compress", "60",
+         "--service-time", "0.2", "--duration", "60s", "--results", str(tmp_path), "--run-id", run_id],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+    assert proc.stdout is not None
+    seen = []
+    deadline = time.monotonic() + 60
+    for line in proc.stdout:
+        seen.append(line)
+        if "== load:" in line or time.monotonic() > deadline:
+            break
+    time.sleep(4)  # the load generator is running now
+    name = "nfr_" + run_id.replace("-", "_")
+    assert _processes_mentioning(name), "the service should be running under load"
+    proc.send_signal(signal.SIGINT)
+    out, _ = proc.communicate(timeout=60)
+    output = "".join(seen) + out
+    assert proc.returncode == 130, output
+    assert "stopping everything the run started" in output
+    assert _processes_mentioning(name) == [], "a process of the run survived Ctrl-C"
+    backends = Backends.from_env()
+    with psycopg.connect(backends.pg_admin_dsn, autocommit=True) as admin:
+        row = admin.execute("SELECT count(*) FROM pg_database WHERE datname = %s", (name,)).fetchone()
+    assert row is not None and row[0] == 0, "the run's database was not dropped"
+    try:
+        backends._rabbit_api("GET", f"/api/vhosts/{name}")
+        vhost_left = True
+    except urllib.error.HTTPError as err:
+        vhost_left = err.code != 404
+    assert not vhost_left, "the run's vhost was not deleted"
