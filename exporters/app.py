@@ -102,7 +102,7 @@ def startup_checks(exporter: Exporter, timeout: float = 2.0) -> None:
     try:
         for table, columns, why in client.missing_indexes(deadline):
             log.warning(
-                "index on %s %s missing: %s will read the whole table (see exporters/sql/indexes.sql)",
+                "index on %s %s missing: %s will cost more as the history grows (see exporters/sql/indexes.sql)",
                 table,
                 columns,
                 why,

@@ -43,7 +43,7 @@ REQUIRED_INDEXES: tuple[tuple[str, str, str, str], ...] = (
     ("ticket", "(assigned_advisor_id)", "CALLED", "double-assigned and busy-without-ticket advisors"),
     ("ticket", "(created_at)", "", "tickets_created_total"),
     ("ticket", "(completed_at)", "", "tickets_completed_total, wait/service histograms, served drift"),
-    ("ticket", "(id)", "completed_at IS NULL", "inconsistent rule completed_without_completed_at"),
+    ("ticket", "(id)", "completed_at IS NULL", "rule completed_without_completed_at over the whole history"),
     ("outbox_message", "(next_attempt_at)", "PENDING", "pending outbox rows"),
     ("outbox_message", "(created_at)", "FAILED", "failed outbox rows"),
     ("outbox_message", "(aggregate_id)", "", "tickets_without_outbox"),
