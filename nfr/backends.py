@@ -7,6 +7,7 @@ environment, which the Makefile fills in when it had to start private ones:
 * ``TICKETERO_NFR_PG_DSN``     admin DSN (default ``postgresql://postgres@127.0.0.1:5432/postgres``)
 * ``TICKETERO_NFR_AMQP_URL``   AMQP URL of the broker (default ``amqp://guest:guest@127.0.0.1:5672/``)
 * ``TICKETERO_NFR_RABBIT_API`` management API (default ``http://127.0.0.1:15672``)
+* ``TICKETERO_NFR_RABBIT_PROMETHEUS`` the broker's ``rabbitmq_prometheus`` host:port (default: AMQP host:15692)
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ class Backends:
     pg_admin_dsn: str
     amqp_url: str
     rabbit_api: str
+    rabbit_prometheus: str = ""
 
     @classmethod
     def from_env(cls) -> Backends:
@@ -40,6 +42,7 @@ class Backends:
             ),
             amqp_url=os.environ.get("TICKETERO_NFR_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/"),
             rabbit_api=os.environ.get("TICKETERO_NFR_RABBIT_API", "http://127.0.0.1:15672"),
+            rabbit_prometheus=os.environ.get("TICKETERO_NFR_RABBIT_PROMETHEUS", ""),
         )
 
     # -- PostgreSQL ------------------------------------------------------------------------------------
@@ -120,9 +123,8 @@ class Backends:
                 subprocess.run(["rabbitmqctl", "-q", "delete_vhost", vhost], check=False, capture_output=True)
 
     def rabbit_prometheus_address(self) -> str | None:
-        """host:15692 when the broker's rabbitmq_prometheus plugin answers there, else None."""
-        host = self._amqp_parts.hostname or "127.0.0.1"
-        address = f"{host}:15692"
+        """The broker's rabbitmq_prometheus address when it answers there, else None (job left out)."""
+        address = self.rabbit_prometheus or f"{self._amqp_parts.hostname or '127.0.0.1'}:15692"
         try:
             with urllib.request.urlopen(f"http://{address}/metrics", timeout=3) as response:
                 response.read(1)
