@@ -38,8 +38,13 @@ def _create_database(dsn: str) -> None:
     name = _database_name(dsn)
     parts = urllib.parse.urlsplit(dsn)
     admin_dsn = urllib.parse.urlunsplit(parts._replace(path="/postgres"))
-    with psycopg.connect(admin_dsn, autocommit=True, connect_timeout=10) as admin:
-        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    try:
+        with psycopg.connect(admin_dsn, autocommit=True, connect_timeout=10) as admin:
+            admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    except psycopg.errors.DuplicateDatabase:
+        return  # another instance created it a moment ago
+    except psycopg.Error as exc:
+        raise DatabaseUnavailable(f"cannot create database {name!r} on {mask_url(admin_dsn)}: {exc}") from exc
     log.info("created database %s", name)
 
 
