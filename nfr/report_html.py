@@ -84,9 +84,12 @@ def plot_svg(verdict: Verdict, result: NfrResult) -> str:
             f'<text x="{LEFT - 6}" y="{y_of(value) + 4:.1f}" text-anchor="end">'
             f"{html.escape(fmt_value(value, result.unit))}</text>"
         )
-    for t, label in ((x0, "t+0"), (verdict.end, offset_text(verdict, verdict.end))):
-        if label:
-            parts.append(f'<text x="{x_of(t):.1f}" y="{HEIGHT - 12}" text-anchor="middle">{label}</text>')
+    parts.append(f'<text x="{LEFT}" y="{HEIGHT - 12}" text-anchor="middle">t+0</text>')
+    if LEFT + plot_w - x_of(verdict.end) > 45:  # room for the load-end label before the last one
+        parts.append(
+            f'<text x="{x_of(verdict.end):.1f}" y="{HEIGHT - 12}" text-anchor="middle">'
+            f"{offset_text(verdict, verdict.end)}</text>"
+        )
     parts.append(
         f'<text x="{LEFT + plot_w}" y="{HEIGHT - 12}" text-anchor="end">{offset_text(verdict, x1)}</text>'
     )
