@@ -55,8 +55,9 @@ class DemoOptions:
     advisors: int | None = None
     rule_files: list[Path] | None = None
     progress_interval: float = 5.0
-    # Called after the settle period, before the verdict, with the stack still up (e.g. dashboard checks).
-    before_verdict: Callable[[LocalStack], None] | None = None
+    # Called after the settle period, before the verdict, with the stack still up and the load window
+    # (start, end): lets a caller query the same Prometheus (dashboard checks, a second verdict).
+    before_verdict: Callable[[LocalStack, float, float], None] | None = None
 
     @property
     def effective_scrape(self) -> float:
@@ -252,7 +253,7 @@ def run_demo(options: DemoOptions, progress: Progress | None = None) -> DemoResu
             progress.live(live_figures(stack, settings.rate_window))
             time.sleep(min(options.progress_interval, max(0.1, deadline - time.time())))
         if options.before_verdict is not None:
-            options.before_verdict(stack)
+            options.before_verdict(stack, load_start, load_end)
         progress.phase("verdict: reading alerts and indicators from Prometheus")
         verdict = compute_verdict(
             stack.client,

@@ -19,7 +19,8 @@ import pytest
 
 from nfr.catalogue import NFR_IDS
 from nfr.demo import DemoOptions, DemoResult, Progress, run_demo
-from nfr.verdict import FAIL, PASS
+from nfr.stack import LocalStack
+from nfr.verdict import FAIL, PASS, Verdict, compute_verdict
 
 SCENARIO = Path(__file__).parent / "scenarios" / "proof-steady.yml"
 
@@ -35,6 +36,7 @@ class Proof:
     no_recovery: bool = False
     service_time: float = 0.2
     rate: float | None = None
+    settle: float = 10.0
 
 
 PROOFS = (
@@ -42,7 +44,8 @@ PROOFS = (
     # A double assignment lasts as long as the advisor works the ticket, and the alert wants it for 4 s
     # (10 s compressed to the floor): 2 s service time at 4 tickets/s keeps claims overlapping.
     Proof("unlocked-claim", ("unlocked-claim",), frozenset({"RNF-03"}), service_time=2.0, rate=4.0),
-    Proof("slow-api", ("slow-api=3",), frozenset({"RNF-02"})),
+    # Settle 15 s: the latency alert must also be seen to clear (see the expected-alert test below).
+    Proof("slow-api", ("slow-api=3",), frozenset({"RNF-02"}), settle=15.0),
     # 1 MiB kept per request at 2 requests/s: the 30 min window compressed to 30 s sees > 20 % growth.
     Proof("memory-leak", ("memory-leak=1048576",), frozenset({"RNF-07"}), duration=50.0),
     # With recovery disabled the stalled worker's BUSY heartbeat passes 90 s and stays there.
@@ -59,14 +62,26 @@ class _QuietProgress(Progress):
         super().__init__(log.open("a"))
 
 
+#: The slow-api run judged a second time, as a scenario expecting its latency alert would be.
+EXPECTED_JUDGEMENT: dict[str, Verdict] = {}
+
+
+def _judge_expected(stack: LocalStack, start: float, end: float) -> None:
+    EXPECTED_JUDGEMENT["slow-api"] = compute_verdict(
+        stack.client, start, end, settle=15, expected=["TicketeroApiLatencyHigh"],
+        rate_window=stack.settings.rate_window, step=1,
+    )  # fmt: skip
+
+
 def _run(proof: Proof, results: Path) -> DemoResult:
     options = DemoOptions(
+        before_verdict=_judge_expected if proof.name == "slow-api" else None,
         scenario=str(SCENARIO),
         compress=60,
         results=results,
         run_id=f"proof-{proof.name}",
         duration=proof.duration,
-        settle=10,
+        settle=proof.settle,
         scrape_interval=1.0,
         faults=proof.faults,
         no_recovery=proof.no_recovery,
@@ -123,3 +138,16 @@ def test_verdict_fails_exactly_the_broken_nfr(proof: Proof, proof_results: dict[
         for nfr in proof.failing:
             assert 0 < times[nfr] < proof.duration + 10, (nfr, times[nfr])
         print(f"{proof.name}: fault → alert firing {times}")
+
+
+def test_expected_alert_that_fires_and_clears_passes_the_run(proof_results: dict[str, object]) -> None:
+    """Judged with TicketeroApiLatencyHigh expected, the slow-api run passes: the alert fired under load
+    and cleared during the settle period once the slow requests were over."""
+    if isinstance(proof_results["slow-api"], BaseException):
+        pytest.skip("the slow-api run failed; reported by its own test")
+    verdict = EXPECTED_JUDGEMENT["slow-api"]
+    rnf02 = verdict.result("RNF-02")
+    assert rnf02.status == PASS, rnf02.reason
+    assert "fired and cleared" in rnf02.reason
+    assert [a.name for a in rnf02.expected_alerts] and all(a.resolved for a in rnf02.expected_alerts)
+    assert verdict.passed, [(r.nfr, r.status, r.reason) for r in verdict.results]
