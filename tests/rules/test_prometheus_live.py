@@ -81,7 +81,7 @@ def prometheus(exposition: str, tmp_path_factory: pytest.TempPathFactory) -> Ite
         yield prom
 
 
-def wait_for_firing(prom: PrometheusServer, names: set[str], timeout: float = 40) -> list[dict]:
+def wait_for_firing(prom: PrometheusServer, names: set[str], timeout: float = 75) -> list[dict]:
     deadline = time.monotonic() + timeout
     while True:
         firing = prom.firing_alerts()
