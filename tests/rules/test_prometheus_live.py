@@ -4,7 +4,7 @@ A small exposition endpoint (prometheus_client, in this process) publishes a fix
 the contract's metric names: a dead BUSY worker, a failing health probe, healthy everything else. A
 second target points at a closed port. Prometheus scrapes and evaluates every second, so within ~20 s
 we see: every rule evaluates without error (promtool tests cannot catch e.g. duplicate label sets at
-runtime), the expected alerts fire, the others stay silent, and the helper's API calls work.
+runtime), the expected alerts fire, the others stay silent, and nfr.prometheus's API calls work.
 """
 
 from __future__ import annotations
