@@ -56,7 +56,7 @@ def build_exporter(settings: Settings) -> Exporter:
         slack = settings.counter_slack
         concerns += [
             TicketsCollector(postgres, slack=slack, start_epoch=start),
-            ConsistencyCollector(postgres, slack=slack),
+            ConsistencyCollector(postgres, slack=slack, drift_slice_budget=settings.drift_slice),
             OutboxCollector(postgres, slack=slack, start_epoch=start),
             AdvisorsCollector(postgres, slack=slack, start_epoch=start),
         ]

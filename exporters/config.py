@@ -55,6 +55,7 @@ class Settings:
     connect_timeout: float = 2.0
     pool_size: int = 2
     counter_slack: float = 30.0
+    drift_slice: float = 0.1
     custom_queries: str = ""
     # RabbitMQ
     amqp_url: str = "amqp://guest:guest@127.0.0.1:5672/%2F"
@@ -218,6 +219,8 @@ OPTIONS: tuple[Option, ...] = (
            "most PostgreSQL connections the exporter holds (default 2)"),
     Option("counter_slack", "postgres.counter_slack_seconds", "EXPORTER_COUNTER_SLACK", "--counter-slack",
            _seconds, "how far behind the newest row counters re-read, to catch late commits (default 30)"),
+    Option("drift_slice", "postgres.drift_slice_seconds", "EXPORTER_DRIFT_SLICE", "--drift-slice", _seconds,
+           "time per scrape spent counting history for the served drift until it is complete (default 0.1)"),
     Option("custom_queries", "postgres.custom_queries_file", "EXPORTER_CUSTOM_QUERIES", "--custom-queries",
            _text, "YAML file of extra SQL metrics (sql_exporter shape); empty for none"),
     Option("amqp_url", "rabbitmq.url", "EXPORTER_AMQP_URL", "--amqp-url", _url(("amqp", "amqps")),

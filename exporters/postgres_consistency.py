@@ -98,7 +98,7 @@ class ServedDrift:
     """sum(total_tickets_served) − completed tickets with an advisor, without recounting the history each scrape.
 
     The completed tickets are split by ``completed_at`` at a reset time T0: those completed up to T0 are counted
-    once, in primary-key slices of a few tens of milliseconds per scrape (the *baseline*); those completed after
+    once, in primary-key slices of up to ``slice_budget`` (0.1 s) per scrape (the *baseline*); those completed after
     T0 are added as they appear, from the same watermark range scan the counters use (the *stream*). The drift
     is exported once the baseline is complete. A DELETE on ``ticket`` starts over with a new T0; it is seen at
     once when it removes the oldest rows (``min(id)`` moves: the test plan's ``DELETE FROM ticket`` between
@@ -106,7 +106,7 @@ class ServedDrift:
     Right after a clean-up the table is small, so the new baseline is immediate.
     """
 
-    def __init__(self, slack: float, slice_budget: float = 0.03) -> None:
+    def __init__(self, slack: float, slice_budget: float = 0.1) -> None:
         self.slack = slack
         self.slice_budget = slice_budget
         self.fingerprint: tuple[int, int | None] | None = None
@@ -163,7 +163,7 @@ class ConsistencyCollector(ConcernCollector):
     backend = "postgres"
 
     def __init__(
-        self, client: PostgresClient, *, slack: float = 30.0, drift_slice_budget: float = 0.03
+        self, client: PostgresClient, *, slack: float = 30.0, drift_slice_budget: float = 0.1
     ) -> None:
         self.client = client
         self.drift = ServedDrift(slack, drift_slice_budget)

@@ -182,3 +182,9 @@ def test_metrics_endpoint_end_to_end(database_dsn, amqp_url, tmp_path):
     assert process.returncode == 0
     assert "Sup3rSecretPw" not in stderr
     assert f"{parts.username}:***@" in stderr  # the start-up line shows the masked DSN
+
+
+def test_shipped_settings_example_is_valid():
+    result = run_cli("--config", str(REPO / "exporters" / "examples" / "exporter.yml"), "--check-config")
+    assert result.returncode == 0, result.stderr
+    assert '"resources.backend": "process"' in result.stdout

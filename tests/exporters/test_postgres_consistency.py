@@ -258,7 +258,9 @@ def test_completed_rule_over_the_whole_history_needs_its_index(database_dsn):
         with_index = registry_with(ConsistencyCollector(client))
         assert with_index.get_sample_value("ticketero_tickets_inconsistent", rule) == 2
         assert seed(conn, SEED_INCONSISTENT) == 2
-        conn.execute("SET enable_seqscan = off")  # a two-row table would be scanned anyway: is the index usable?
+        conn.execute(
+            "SET enable_seqscan = off"
+        )  # a two-row table would be scanned anyway: is the index usable?
         plan = conn.execute("EXPLAIN " + COMPLETED_WITHOUT_COMPLETED_AT_SQL).fetchall()
         client.close()
     assert "ix_ticket_completed_without_completed_at" in " ".join(row[0] for row in plan)
