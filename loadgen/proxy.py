@@ -36,6 +36,7 @@ class FaultProxy:
         self._refusing = False
         self._server: asyncio.Server | None = None
         self._connections: set[_Connection] = set()
+        self._handlers: set[asyncio.Task[None]] = set()
         self.accepted_total = 0
         self.refused_total = 0
 
@@ -69,6 +70,11 @@ class FaultProxy:
                 await asyncio.wait_for(self._server.wait_closed(), 2.0)
             self._server = None
         self._drop_all()
+        handlers = [task for task in self._handlers if task is not asyncio.current_task()]
+        for task in handlers:
+            task.cancel()
+        if handlers:
+            await asyncio.gather(*handlers, return_exceptions=True)
 
     def cut(self) -> None:
         """Drop existing connections (RST) and refuse new ones until :meth:`restore`."""
@@ -92,6 +98,21 @@ class FaultProxy:
         self._connections.clear()
 
     async def _accept(self, client_reader: asyncio.StreamReader, client_writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        if task is not None:
+            self._handlers.add(task)
+        try:
+            await self._forward(client_reader, client_writer)
+        except asyncio.CancelledError:
+            # stop() or the end of the event loop: the connection is simply gone, nothing to report
+            _reset(client_writer)
+        finally:
+            if task is not None:
+                self._handlers.discard(task)
+
+    async def _forward(
+        self, client_reader: asyncio.StreamReader, client_writer: asyncio.StreamWriter
+    ) -> None:
         if self._refusing:
             # A listening socket cannot refuse after accept; an immediate reset is what clients see as a
             # refused / dropped connection.

@@ -170,7 +170,13 @@ class Experiment:
     async def _setup(self) -> None:
         for spec in self.scenario.proxies:
             proxy = FaultProxy(spec.listen_host, spec.listen_port, spec.target_host, spec.target_port)
-            await proxy.start()
+            try:
+                await proxy.start()
+            except OSError as error:
+                raise ActionError(
+                    f"proxy {spec.name}: cannot listen on {spec.listen_host}:{spec.listen_port}: "
+                    f"{error.strerror or error}"
+                ) from error
             self.proxies[spec.name] = proxy
             self.context.proxies[spec.name] = proxy
             self._say(
