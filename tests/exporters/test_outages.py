@@ -192,3 +192,17 @@ def test_rabbitmq_that_hangs(amqp_url):
     finally:
         proxy.stop()
         exporter.close()
+
+
+def test_registering_contacts_no_backend():
+    port = closed_port()
+    started = time.monotonic()
+    exporter = exporter_for(
+        f"postgresql://postgres@127.0.0.1:{port}/x", f"amqp://guest:guest@127.0.0.1:{port}/%2F"
+    )
+    names = {family.name for family in exporter.scrape.describe()}
+    assert time.monotonic() - started < 0.5
+    # Nothing was attempted: no failed connect, so no backoff pending.
+    assert exporter.postgres is not None and exporter.postgres._retry_at == 0.0
+    assert {"ticketero_tickets_active", "ticketero_queue_messages_ready", "ticketero_postgres_up"} <= names
+    exporter.close()
