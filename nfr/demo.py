@@ -25,7 +25,7 @@ from nfr.stack import LocalStack, StackSettings, new_run_id
 from nfr.verdict import Verdict, compute_verdict
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-SCENARIO_DIR = REPO_ROOT / "loadgen" / "scenarios"
+SCENARIO_DIRS = (REPO_ROOT / "loadgen" / "scenarios", REPO_ROOT / "nfr" / "scenarios")
 EXPECT_KEY = "expect_alerts"
 
 
@@ -88,7 +88,7 @@ def resolve_scenario(name: str) -> Path:
             raise BadInput(f"scenario file {path} does not exist")
         return path
     wanted = name.lower()
-    candidates = sorted(SCENARIO_DIR.glob("*.y*ml")) if SCENARIO_DIR.is_dir() else []
+    candidates = [c for d in SCENARIO_DIRS if d.is_dir() for c in sorted(d.glob("*.y*ml"))]
     for candidate in candidates:
         stem = candidate.stem.lower()
         if stem == wanted or stem.startswith(wanted + "-") or stem.startswith(wanted + "_"):

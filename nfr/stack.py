@@ -245,8 +245,13 @@ class LocalStack:
             args += ["--database-dsn", self.database_dsn]
         if self.amqp_url:
             args += ["--amqp-url", self.amqp_url]
+        # Command actions of a scenario (freeze, kill, restart the service) find the process through this.
+        env = {"TICKETERO_NFR_SERVICE_PID_FILE": str(self.pid_file), "TICKETERO_NFR_RUN_DIR": str(self.dir)}
         self.loadgen = ManagedProcess(
-            "loadgen", python_module("loadgen", *args, *extra_args), self.dir / "logs" / "loadgen.log"
+            "loadgen",
+            python_module("loadgen", *args, *extra_args),
+            self.dir / "logs" / "loadgen.log",
+            env=env,
         ).start()
         self.loadgen.wait_http(f"http://127.0.0.1:{self.loadgen_port}/metrics", self.settings.start_timeout)
         self.add_target("loadgen", f"127.0.0.1:{self.loadgen_port}")

@@ -91,10 +91,15 @@ class Verdict:
 
     @property
     def target_down(self) -> list[FiredAlert]:
-        """TargetDown alerts that make the run unjudgeable (severity info — the load generator between
-        runs — is context only)."""
+        """TargetDown alerts that make the run unjudgeable. Severity info (the load generator between
+        runs) is context only; an expected TargetDown (a chaos scenario stopping the service) counts only
+        if it had not cleared by the end of the window."""
         return [
-            a for a in self.meta_alerts if a.name == TARGET_DOWN_ALERT and a.labels.get("severity") != "info"
+            a
+            for a in self.meta_alerts
+            if a.name == TARGET_DOWN_ALERT
+            and a.labels.get("severity") != "info"
+            and not (a.name in self.expected and a.resolved)
         ]
 
     @property

@@ -37,6 +37,7 @@ class Proof:
     service_time: float = 0.2
     rate: float | None = None
     settle: float = 10.0
+    scenario: str = str(SCENARIO)
 
 
 PROOFS = (
@@ -53,6 +54,9 @@ PROOFS = (
     # Every outbox row is marked FAILED, so no ticket ever reaches a worker: RNF-04 (FAILED outbox rows)
     # and, as a true consequence, RNF-01 (nothing completed while 120 tickets/min are offered).
     Proof("failing-relay", ("failing-relay",), frozenset({"RNF-04", "RNF-01"})),
+    # A chaos scenario stating its expected alerts: the service frozen for 20 s fires five alerts
+    # (RNF-01, RNF-02, RNF-06 and the service's TargetDown), all expected and cleared in time → PASS.
+    Proof("local-freeze", (), frozenset(), duration=60.0, scenario="LOCAL-FREEZE"),
 )
 
 
@@ -76,7 +80,7 @@ def _judge_expected(stack: LocalStack, start: float, end: float) -> None:
 def _run(proof: Proof, results: Path) -> DemoResult:
     options = DemoOptions(
         before_verdict=_judge_expected if proof.name == "slow-api" else None,
-        scenario=str(SCENARIO),
+        scenario=proof.scenario,
         compress=60,
         results=results,
         run_id=f"proof-{proof.name}",
@@ -131,6 +135,11 @@ def test_verdict_fails_exactly_the_broken_nfr(proof: Proof, proof_results: dict[
     assert verdict.passed is (not proof.failing)
     data = json.loads(outcome.reports["json"].read_text())
     assert data["passed"] is verdict.passed
+    if proof.name == "local-freeze":
+        assert {a.name for r in verdict.results for a in r.expected_alerts} >= {
+            "TicketeroHealthProbeFailing",
+            "TicketeroThroughputBelowTarget",
+        }
     if proof.failing:
         # Fault → first alert, per failed NFR, printed and in results.json.
         times = data["fault_to_alert_seconds"]
