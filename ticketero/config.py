@@ -42,6 +42,7 @@ class Settings:
     relay_batch_size: int = 100
     relay_max_attempts: int = 5
     relay_backoff: float = 1.0
+    relay_backoff_max: float = 30.0
     advisor_retry_delay: float = 0.5
     shutdown_grace: float = 20.0
     db_pool_size: int = 10
@@ -174,13 +175,19 @@ OPTIONS: tuple[Option, ...] = (
         "relay_max_attempts",
         _positive_int,
         "an integer >= 1",
-        "publish attempts before an outbox row becomes FAILED",
+        "refused publishes before an outbox row becomes FAILED (an unreachable broker never fails a row)",
     ),
     Option(
         "relay_backoff",
         _non_negative_float,
         "seconds >= 0",
         "retry delay base: next attempt after base * 2^attempts",
+    ),
+    Option(
+        "relay_backoff_max",
+        _non_negative_float,
+        "seconds >= 0",
+        "longest delay between two attempts of a row",
     ),
     Option(
         "advisor_retry_delay",

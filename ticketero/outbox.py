@@ -1,10 +1,14 @@
 """Transactional outbox: rows written with the ticket, published to RabbitMQ by the relay.
 
 The relay takes due PENDING rows with ``FOR UPDATE SKIP LOCKED`` (so several instances share the work),
-publishes them with publisher confirms and marks them SENT. A publish the broker refuses counts an attempt
-and is retried after ``backoff * 2^attempts``; after ``max_attempts`` the row is FAILED. When the link to the
-broker itself is lost no attempt is counted: the rows stay PENDING and the relay reconnects with backoff,
-so a broker outage of any length loses nothing.
+publishes them with publisher confirms and marks them SENT. Every failed attempt counts: ``attempts + 1``,
+``last_error``, next attempt after ``min(backoff * 2^attempts, backoff_max)``.
+
+Two kinds of failure end differently:
+* the broker refused the message (nack, unroutable, no confirm in time) → FAILED after ``max_attempts``;
+* the broker could not be reached → the row stays PENDING however many attempts it has, and when the
+  relay reconnects those rows are due at once. A broker outage of any length loses nothing and ends
+  nothing in FAILED, while the attempts and the backoff remain visible in the table during the outage.
 """
 
 from __future__ import annotations
@@ -49,8 +53,29 @@ UPDATE outbox_message
 SET attempts = attempts + 1,
     last_error = %(error)s,
     status = CASE WHEN attempts + 1 >= %(max_attempts)s THEN 'FAILED' ELSE 'PENDING' END,
-    next_attempt_at = now() + make_interval(secs => %(backoff)s * power(2, attempts))
+    next_attempt_at = now() + make_interval(secs => least(%(backoff)s * power(2, attempts), %(backoff_max)s))
 WHERE id = %(id)s
+"""
+
+UNREACHABLE = "broker unreachable"
+
+# Broker away: every due row records the attempt and backs off, but stays PENDING.
+MARK_UNREACHABLE_ATTEMPT = """
+UPDATE outbox_message
+SET attempts = attempts + 1,
+    last_error = %(error)s,
+    next_attempt_at = now() + make_interval(secs => least(%(backoff)s * power(2, attempts), %(backoff_max)s))
+WHERE id IN (
+    SELECT id FROM outbox_message
+    WHERE status = 'PENDING' AND next_attempt_at <= now()
+    ORDER BY id LIMIT %(limit)s FOR UPDATE SKIP LOCKED
+)
+"""
+
+# Broker back: rows that were only waiting for it are due now, not after their backoff.
+BRING_FORWARD = """
+UPDATE outbox_message SET next_attempt_at = now()
+WHERE status = 'PENDING' AND next_attempt_at > now() AND starts_with(last_error, %s)
 """
 
 # The failing-relay fault: the relay gives up on every due row without trying.
@@ -132,6 +157,40 @@ class OutboxRelay:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
 
+    async def _pause(self, seconds: float) -> None:
+        """Sleep between connection attempts; only stopping cuts it short (new tickets do not)."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._stopping.wait(), seconds)
+
+    async def _record_unreachable(self, exc: BaseException) -> None:
+        if self._settings.faults.failing_relay:
+            return
+        settings = self._settings
+        try:
+            async with self._pool.connection() as conn:
+                cursor = await conn.execute(
+                    MARK_UNREACHABLE_ATTEMPT,
+                    {
+                        "error": f"{UNREACHABLE}: {type(exc).__name__}: {exc}"[:500],
+                        "backoff": settings.relay_backoff,
+                        "backoff_max": settings.relay_backoff_max,
+                        "limit": 10 * settings.relay_batch_size,
+                    },
+                )
+                if cursor.rowcount:
+                    log.debug("broker unreachable: %d outbox rows retry later", cursor.rowcount)
+        except psycopg.Error as db_exc:
+            log.debug("could not record the failed attempts: %s", db_exc)
+
+    async def _bring_forward(self) -> None:
+        try:
+            async with self._pool.connection() as conn:
+                cursor = await conn.execute(BRING_FORWARD, (UNREACHABLE,))
+                if cursor.rowcount:
+                    log.info("broker reachable again: %d waiting outbox rows due now", cursor.rowcount)
+        except psycopg.Error as exc:
+            log.debug("could not bring waiting rows forward: %s", exc)
+
     async def _idle(self, seconds: float) -> None:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._wake.wait(), seconds)
@@ -148,13 +207,15 @@ class OutboxRelay:
                 if not outage_logged:
                     log.warning("outbox relay cannot reach broker %s (%s); retrying", mask_url(url), exc)
                     outage_logged = True
-                await self._idle(backoff)
+                await self._record_unreachable(exc)
+                await self._pause(backoff)
                 backoff = amqp.next_backoff(backoff)
                 continue
             backoff = amqp.BACKOFF_FIRST_SECONDS
             outage_logged = False
             log.info("outbox relay connected to %s", mask_url(url))
             try:
+                await self._bring_forward()
                 # on_return_raises: an unroutable message (queue deleted, wrong key) is a failed attempt,
                 # not a silent loss.
                 self._channel = await self._connection.channel(publisher_confirms=True, on_return_raises=True)
@@ -227,6 +288,7 @@ class OutboxRelay:
                             "error": f"{type(result).__name__}: {result}"[:500],
                             "max_attempts": settings.relay_max_attempts,
                             "backoff": settings.relay_backoff,
+                            "backoff_max": settings.relay_backoff_max,
                         },
                     )
         return len(rows)

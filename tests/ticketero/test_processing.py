@@ -9,7 +9,7 @@ import aio_pika
 import aiohttp
 
 from tests.support.services import AMQP_HOST, AMQP_PORT
-from tests.ticketero.conftest import create_tickets, fetch, scalar, ticket_body, wait_until
+from tests.ticketero.conftest import create_tickets, fetch, scalar, ticket_body, wait_healthy, wait_until
 from tests.ticketero.tcp_proxy import TcpProxy
 
 ACTIVE_PER_ADVISOR = """
@@ -93,7 +93,8 @@ async def test_broker_cut_while_creating_loses_nothing(start_service, amqp_url):
     await proxy.start()
     try:
         proxied = amqp_url.replace(f"{AMQP_HOST}:{AMQP_PORT}", f"127.0.0.1:{proxy.port}")
-        svc = await start_service(advisors=4, amqp_url=proxied)
+        # Two refusals would make a row FAILED; an unreachable broker must never count as a refusal.
+        svc = await start_service(advisors=4, amqp_url=proxied, relay_max_attempts=2, relay_backoff=0.3)
         [(status, _)] = await create_tickets(svc.base_url, [ticket_body(50_000_000, "CAJA")])
         assert status == 201
 
@@ -112,9 +113,29 @@ async def test_broker_cut_while_creating_loses_nothing(start_service, amqp_url):
             svc.base_url, [ticket_body(50_000_001 + i, "PERSONAL") for i in range(20)]
         )
         assert [status for status, _ in results] == [201] * 20  # the API keeps working
-        await asyncio.sleep(1.5)  # several relay polls with the broker away
+
+        async def retried_with_backoff() -> bool:
+            return (
+                await scalar(svc.dsn, "SELECT min(attempts) FROM outbox_message WHERE status = 'PENDING'")
+                >= 3
+            )
+
+        await wait_until(retried_with_backoff, 20, what="every PENDING row retried 3 times")
         assert await scalar(svc.dsn, "SELECT count(*) FROM outbox_message WHERE status = 'PENDING'") == 20
         assert await scalar(svc.dsn, "SELECT count(*) FROM outbox_message WHERE status = 'FAILED'") == 0
+        errors = await fetch(
+            svc.dsn,
+            "SELECT DISTINCT split_part(last_error, ':', 1) FROM outbox_message WHERE status = 'PENDING'",
+        )
+        assert errors == [("broker unreachable",)]
+        # Exponential: after n failures the next try is 0.3 * 2^(n-1) s away, never a tight loop.
+        [(attempts, wait)] = await fetch(
+            svc.dsn,
+            "SELECT attempts, extract(epoch FROM next_attempt_at - now()) FROM outbox_message"
+            " WHERE status = 'PENDING' ORDER BY attempts DESC LIMIT 1",
+        )
+        assert float(wait) <= 0.3 * 2 ** (attempts - 1)
+        assert await scalar(svc.dsn, "SELECT max(attempts) FROM outbox_message") <= 8
 
         proxy.restore()
 
@@ -123,7 +144,10 @@ async def test_broker_cut_while_creating_loses_nothing(start_service, amqp_url):
             done = await scalar(svc.dsn, "SELECT count(*) FROM ticket WHERE status = 'COMPLETED'")
             return sent == 21 and done == 21
 
-        await wait_until(all_through, 45, what="all 21 tickets SENT and COMPLETED after the broker is back")
+        took = await wait_until(
+            all_through, 45, what="all 21 tickets SENT and COMPLETED after the broker is back"
+        )
+        assert took < 10  # rows waiting only for the broker are due as soon as it is back
         assert await scalar(svc.dsn, "SELECT count(*) FROM outbox_message WHERE status = 'FAILED'") == 0
     finally:
         await proxy.stop()
@@ -159,6 +183,7 @@ async def test_database_cut_is_survived_by_relay_and_workers(start_service, data
                 assert response.status == 500  # no ticket half-written: the transaction never committed
         await asyncio.sleep(1.0)  # relay, workers and recovery all hit the dead connections
         proxy.restore()
+        await wait_healthy(svc.base_url)  # the pool reconnects with its own backoff
 
         second = await create_tickets(
             svc.base_url, [ticket_body(52_000_100 + i, "EMPRESAS") for i in range(5)]
@@ -170,6 +195,8 @@ async def test_database_cut_is_survived_by_relay_and_workers(start_service, data
 
         await wait_until(all_done, 30, what="10 tickets COMPLETED after the database came back")
         assert await scalar(database_dsn, "SELECT count(*) FROM ticket WHERE national_id = '52999999'") == 0
-        assert await scalar(database_dsn, "SELECT count(*) FROM outbox_message WHERE status = 'SENT'") == 10
+        # Every row SENT (a ticket recovered after an unanswered COMMIT has a second, re-queue row).
+        assert await scalar(database_dsn, "SELECT count(*) FROM outbox_message WHERE status <> 'SENT'") == 0
+        assert await scalar(database_dsn, "SELECT count(DISTINCT aggregate_id) FROM outbox_message") == 10
     finally:
         await proxy.stop()
