@@ -212,11 +212,11 @@ class Experiment:
             raise ActionError(f"{phase}: {action.label()}: {detail}")
 
     async def _probes(self, probes: tuple[Probe, ...], phase: str) -> None:
-        if not probes:
-            return
-        results = await asyncio.gather(*(check_probe(probe, self.context) for probe in probes))
+        """Probes in file order (so "every ticket processed within 120 s" can come before the checks that
+        assume it); all are evaluated, then the phase fails if any did not hold."""
         failed = []
-        for result in results:
+        for probe in probes:
+            result = await check_probe(probe, self.context)
             self.probe_results.append({"phase": phase, **result.to_json()})
             self._say(f"probe {phase}: {result.name}: {'ok' if result.ok else 'FAILED'}: {result.detail}")
             if not result.ok:

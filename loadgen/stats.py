@@ -164,7 +164,9 @@ class Recorder:
     # -- reading ----------------------------------------------------------------------------------------
 
     def stop(self) -> None:
-        self.finished = time.perf_counter()
+        """Mark the end of the load (the first call wins: settle and verify are not load time)."""
+        if self.finished is None:
+            self.finished = time.perf_counter()
 
     def elapsed(self) -> float:
         return (self.finished or time.perf_counter()) - self.started

@@ -259,3 +259,22 @@ async def test_mix_of_user_classes_and_endpoints(service, make_scenario) -> None
     share = endpoints["health"]["requests"] / result["load"]["total"]["requests"]
     assert 0.2 < share < 0.45
     assert result["exit_code"] == 0
+
+
+async def test_throughput_counts_load_time_only_not_settle(service, make_scenario) -> None:
+    scenario = make_scenario(
+        f"""
+        target: {service.url}
+        max_requests: 20
+        workload: {{vus: 2}}
+        requests: [health]
+        settle: 1s
+        verify:
+          - {{type: http, path: /actuator/health}}
+        """
+    )
+    result = await run(scenario)
+    load = result["load"]
+    assert load["total"]["requests"] == 20
+    assert load["elapsed_seconds"] < 0.8  # the 1 s settle is not load time
+    assert load["total"]["throughput"] > 25
