@@ -23,6 +23,11 @@ from ticketero.worker import WorkerPool
 
 log = logging.getLogger("ticketero")
 
+# Stop budget: HTTP requests in flight + shutdown_grace (15 s default) + relay drain stays under the 30 s a
+# container runtime gives between SIGTERM and SIGKILL.
+HTTP_DRAIN_SECONDS = 5.0
+RELAY_DRAIN_SECONDS = 5.0
+
 
 class ListenError(Exception):
     """The HTTP port cannot be bound (in use, or no permission)."""
@@ -80,7 +85,7 @@ class Service:
         else:
             log.warning("recovery service disabled (--no-recovery)")
 
-        self._runner = web.AppRunner(self.build_app(), access_log=None)
+        self._runner = web.AppRunner(self.build_app(), access_log=None, shutdown_timeout=HTTP_DRAIN_SECONDS)
         await self._runner.setup()
         site = web.TCPSite(self._runner, s.host, s.port)
         try:
@@ -101,7 +106,7 @@ class Service:
         if self.recovery is not None:
             await self.recovery.stop()
         if self.relay is not None:
-            await self.relay.stop()
+            await self.relay.stop(RELAY_DRAIN_SECONDS)
         if self.pool is not None:
             await self.pool.close()
             log.info("database pool closed")

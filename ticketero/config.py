@@ -44,7 +44,7 @@ class Settings:
     relay_backoff: float = 1.0
     relay_backoff_max: float = 30.0
     advisor_retry_delay: float = 0.5
-    shutdown_grace: float = 20.0
+    shutdown_grace: float = 15.0
     db_pool_size: int = 10
     db_pool_timeout: float = 10.0
     create_database: bool = False
