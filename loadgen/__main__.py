@@ -107,6 +107,20 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--worker-count", dest="worker_count", type=int, help=argparse.SUPPRESS)
     run.add_argument("--raw-json", dest="raw_json", help=argparse.SUPPRESS)
 
+    proxy = commands.add_parser(
+        "proxy",
+        help="run a fault proxy that outlives scenario runs, driven over HTTP",
+        description=(
+            "Forward TCP from --listen to --target until SIGINT/SIGTERM. Scenarios drive it with "
+            "proxies: [{name: db, control: http://HOST:PORT}] and proxy actions (cut, restore, latency); by hand: "
+            "curl -X POST http://HOST:PORT/cut | /restore | '/latency?seconds=0.2', GET /status. "
+            "Start it before the service so the service connects through it from the start."
+        ),
+    )
+    proxy.add_argument("--listen", required=True, help="host:port to accept connections on")
+    proxy.add_argument("--target", required=True, help="host:port of the dependency")
+    proxy.add_argument("--control", required=True, help="host:port of the HTTP control API")
+
     validate = commands.add_parser(
         "validate", help="check scenario files without running them (exit 2 on the first problem file)"
     )
@@ -235,11 +249,38 @@ async def _worker_main(scenario: Scenario, args: argparse.Namespace) -> int:
     return 0
 
 
+def _host_port(text: str, flag: str) -> tuple[str, int]:
+    host, _, port = text.rpartition(":")
+    if not host or not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise ConfigError(f"{flag}: expected host:port, got {text!r}")
+    return host.strip("[]"), int(port)
+
+
+def cmd_proxy(args: argparse.Namespace) -> int:
+    from loadgen.proxy import run_standalone
+
+    try:
+        listen = _host_port(args.listen, "--listen")
+        target = _host_port(args.target, "--target")
+        control = _host_port(args.control, "--control")
+    except ConfigError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return EXIT_CONFIG
+    try:
+        asyncio.run(run_standalone(listen, target, control))
+    except OSError as error:
+        print(f"error: cannot listen: {error}", file=sys.stderr)
+        return EXIT_CONFIG
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     args = build_parser().parse_args(argv)
     if args.command == "validate":
         return cmd_validate(args)
+    if args.command == "proxy":
+        return cmd_proxy(args)
     return cmd_run(args)
 
 

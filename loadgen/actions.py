@@ -18,7 +18,7 @@ from typing import Any
 import aiohttp
 
 from loadgen.config import Action
-from loadgen.proxy import FaultProxy
+from loadgen.proxy import FaultProxy, RemoteProxy
 
 log = logging.getLogger(__name__)
 
@@ -34,7 +34,9 @@ class SteadyStateViolated(ActionError):
 class ActionContext:
     """What actions need besides their own settings: services, the target, the running proxies."""
 
-    def __init__(self, target: str, services: Mapping[str, str], proxies: Mapping[str, FaultProxy]) -> None:
+    def __init__(
+        self, target: str, services: Mapping[str, str], proxies: Mapping[str, FaultProxy | RemoteProxy]
+    ) -> None:
         self.target = target
         self.services = dict(services)
         self.proxies = dict(proxies)
@@ -190,7 +192,14 @@ async def _proxy(params: Mapping[str, Any], context: ActionContext) -> str:
     if proxy is None:
         raise ActionError(f"proxy {params['proxy']!r} is not running")
     op = params["op"]
-    if op == "cut":
+    if isinstance(proxy, RemoteProxy):
+        if op == "cut":
+            await proxy.cut()
+        elif op == "restore":
+            await proxy.restore()
+        else:
+            await proxy.set_latency(float(params["seconds"]))
+    elif op == "cut":
         proxy.cut()
     elif op == "restore":
         proxy.restore()

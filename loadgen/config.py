@@ -170,11 +170,14 @@ class Probe:
 
 @dataclass(frozen=True)
 class ProxySpec:
+    """A fault proxy the run starts (listen → target), or a running `loadgen proxy` driven via ``control``."""
+
     name: str
-    listen_host: str
-    listen_port: int
-    target_host: str
-    target_port: int
+    listen_host: str = ""
+    listen_port: int = 0
+    target_host: str = ""
+    target_port: int = 0
+    control: str | None = None
 
 
 @dataclass(frozen=True)
@@ -765,11 +768,19 @@ class _ScenarioReader:
 
     def proxy(self, item: Any, path: tuple) -> ProxySpec:
         if not isinstance(item, dict):
-            raise self.fail(path, "a mapping with name, listen and target", item)
-        self.known_keys(item, path, ("name", "listen", "target"))
+            raise self.fail(path, "a mapping with name and either listen and target, or control", item)
+        self.known_keys(item, path, ("name", "listen", "target", "control"))
+        name = self.text(item, "name", path)
+        if "control" in item:
+            control = self.text(item, "control", path)
+            if not control.startswith("http://"):
+                raise self.fail(
+                    (*path, "control"), "the http:// URL of a `loadgen proxy` control API", control
+                )
+            return ProxySpec(name, control=control.rstrip("/"))
         listen_host, listen_port = self.host_port(item, "listen", path)
         target_host, target_port = self.host_port(item, "target", path)
-        return ProxySpec(self.text(item, "name", path), listen_host, listen_port, target_host, target_port)
+        return ProxySpec(name, listen_host, listen_port, target_host, target_port)
 
     def host_port(self, node: Mapping, key: str, path: tuple) -> tuple[str, int]:
         value = node.get(key)

@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from typing import Any
 
 log = logging.getLogger(__name__)
 
@@ -186,3 +187,108 @@ def _reset(writer: asyncio.StreamWriter) -> None:
     transport = writer.transport
     with contextlib.suppress(Exception):
         transport.abort()
+
+
+# -- a proxy that outlives runs ---------------------------------------------------------------------------
+#
+# A service started through the proxy (e.g. with its DSN pointing at the listen port) cannot wait for a
+# scenario to start one: it needs the proxy from its first connection. `loadgen proxy` runs a FaultProxy on
+# its own, with a small HTTP control API that scenarios drive through `proxies: [{name, control}]`.
+
+
+async def serve_control(proxy: FaultProxy, host: str, port: int) -> Any:
+    """Serve POST /cut, /restore, /latency?seconds=S and GET /status for ``proxy``; returns the runner."""
+    from aiohttp import web
+
+    def status() -> dict[str, Any]:
+        return {
+            "cut": proxy.is_cut,
+            "latency": proxy.latency,
+            "active_connections": proxy.active_connections,
+            "accepted_total": proxy.accepted_total,
+            "refused_total": proxy.refused_total,
+        }
+
+    async def get_status(request: web.Request) -> web.Response:
+        return web.json_response(status())
+
+    async def post_cut(request: web.Request) -> web.Response:
+        proxy.cut()
+        return web.json_response(status())
+
+    async def post_restore(request: web.Request) -> web.Response:
+        proxy.restore()
+        return web.json_response(status())
+
+    async def post_latency(request: web.Request) -> web.Response:
+        try:
+            proxy.set_latency(float(request.query.get("seconds", "")))
+        except ValueError:
+            return web.json_response({"error": "seconds must be a number >= 0"}, status=400)
+        return web.json_response(status())
+
+    app = web.Application()
+    app.router.add_get("/status", get_status)
+    app.router.add_post("/cut", post_cut)
+    app.router.add_post("/restore", post_restore)
+    app.router.add_post("/latency", post_latency)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, host, port).start()
+    return runner
+
+
+class RemoteProxy:
+    """Drives a `loadgen proxy` process through its control API (same operations as FaultProxy)."""
+
+    def __init__(self, control_url: str) -> None:
+        self.control_url = control_url.rstrip("/")
+
+    async def _post(self, path: str) -> dict[str, Any]:
+        import aiohttp
+
+        timeout = aiohttp.ClientTimeout(total=5)
+        async with (
+            aiohttp.ClientSession(timeout=timeout) as session,
+            session.post(self.control_url + path) as response,
+        ):
+            if response.status != 200:
+                raise OSError(f"proxy control {self.control_url}{path}: status {response.status}")
+            return dict(await response.json())
+
+    async def cut(self) -> None:
+        await self._post("/cut")
+
+    async def restore(self) -> None:
+        await self._post("/restore")
+
+    async def set_latency(self, seconds: float) -> None:
+        await self._post(f"/latency?seconds={seconds}")
+
+    async def status(self) -> dict[str, Any]:
+        import aiohttp
+
+        async with aiohttp.ClientSession() as session, session.get(self.control_url + "/status") as response:
+            return dict(await response.json())
+
+
+async def run_standalone(listen: tuple[str, int], target: tuple[str, int], control: tuple[str, int]) -> None:
+    """`loadgen proxy`: forward until SIGINT/SIGTERM, controllable over HTTP."""
+    import signal
+
+    proxy = FaultProxy(listen[0], listen[1], target[0], target[1])
+    await proxy.start()
+    runner = await serve_control(proxy, control[0], control[1])
+    print(
+        f"fault proxy {listen[0]}:{proxy.port} -> {target[0]}:{target[1]}; control http://{control[0]}:{control[1]}",
+        flush=True,
+    )
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    try:
+        await stop.wait()
+    finally:
+        await runner.cleanup()
+        await proxy.stop()

@@ -66,6 +66,8 @@ def print_summary(result: dict[str, Any], out: TextIO = sys.stdout) -> None:
     total = summary["total"]
     write = out.write
     write(f"\n== {result['scenario']} — {result['outcome']} (exit {result['exit_code']}) ==\n")
+    if result.get("error"):
+        write(f"error: {result['error']}\n")
     write(
         f"elapsed {summary['elapsed_seconds']:.1f}s, processes {summary['processes']}, "
         f"requests {total['requests']}, failures {total['failures']} ({total['error_rate'] * 100:.2f}%), "

@@ -28,7 +28,7 @@ from loadgen.config import Action, Probe, Scenario, Threshold, with_process_shar
 from loadgen.engine import LoadEngine
 from loadgen.metrics import LoadgenMetrics
 from loadgen.probes import check_probe
-from loadgen.proxy import FaultProxy
+from loadgen.proxy import FaultProxy, RemoteProxy
 from loadgen.report import (
     EXIT_ERROR,
     EXIT_HYPOTHESIS,
@@ -169,6 +169,17 @@ class Experiment:
 
     async def _setup(self) -> None:
         for spec in self.scenario.proxies:
+            if spec.control:
+                remote = RemoteProxy(spec.control)
+                try:
+                    state = await remote.status()
+                except Exception as error:
+                    raise ActionError(
+                        f"proxy {spec.name}: no `loadgen proxy` answers at {spec.control}: {error}"
+                    ) from error
+                self.context.proxies[spec.name] = remote
+                self._say(f"proxy {spec.name}: running at {spec.control} ({state})")
+                continue
             proxy = FaultProxy(spec.listen_host, spec.listen_port, spec.target_host, spec.target_port)
             try:
                 await proxy.start()

@@ -3,6 +3,7 @@ metrics endpoint and multi-process mode."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -365,3 +366,72 @@ def test_help_explains_settings_and_exit_codes() -> None:
     for text in ("LOADGEN_", "allow_targets", "99", "97", "--processes", "--linger", "rollbacks"):
         assert text in result.stdout
     assert os.path.basename(str(REPO / "loadgen" / "scenarios")) in result.stdout
+
+
+def test_standing_proxy_is_driven_by_a_scenario_and_by_hand(tmp_path: Path, service) -> None:
+    listen, control = free_port(), free_port()
+    proxy = subprocess.Popen(
+        loadgen_command(
+            "proxy",
+            "--listen",
+            f"127.0.0.1:{listen}",
+            "--target",
+            f"127.0.0.1:{service.port}",
+            "--control",
+            f"127.0.0.1:{control}",
+        ),  # fmt: skip
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert "fault proxy" in (proxy.stdout.readline() if proxy.stdout else "")
+        path = tmp_path / "s.yml"
+        summary = tmp_path / "out.json"
+        path.write_text(
+            f"""
+target: http://127.0.0.1:{listen}
+duration: 3s
+timeout: 1s
+workload: {{model: open, rate: 50/s}}
+requests: [health]
+proxies:
+  - {{name: api, control: "http://127.0.0.1:{control}"}}
+method:
+  - {{at: 1s, type: proxy, proxy: api, op: cut}}
+rollbacks:
+  - {{type: proxy, proxy: api, op: restore}}
+"""
+        )
+        result = run_loadgen("run", str(path), "--metrics-port", "0", "--summary-json", str(summary))
+        total = read_json(summary)["load"]["total"]
+        assert total["requests"] == 150
+        assert 80 <= total["statuses"].get("0", 0) <= 110  # cut from 1 s to the end: ~100 refused
+        assert result.returncode == 0, result.stderr
+        # the rollback restored it, and the proxy outlived the run
+        with urllib.request.urlopen(f"http://127.0.0.1:{control}/status", timeout=5) as response:
+            status = json.loads(response.read())
+        assert status["cut"] is False and status["refused_total"] >= 80
+        with urllib.request.urlopen(f"http://127.0.0.1:{listen}/actuator/health", timeout=5) as response:
+            assert response.status == 200
+        request = urllib.request.Request(f"http://127.0.0.1:{control}/latency?seconds=0.2", method="POST")
+        with urllib.request.urlopen(request, timeout=5) as response:
+            assert json.loads(response.read())["latency"] == 0.2
+        started = time.monotonic()
+        with urllib.request.urlopen(f"http://127.0.0.1:{listen}/actuator/health", timeout=5):
+            assert time.monotonic() - started >= 0.4
+    finally:
+        proxy.send_signal(signal.SIGINT)
+        assert proxy.wait(timeout=10) == 0
+
+
+def test_scenario_refuses_when_no_standing_proxy_answers(tmp_path: Path, service) -> None:
+    path = tmp_path / "s.yml"
+    path.write_text(
+        f"target: {service.url}\nmax_requests: 1\nrequests: [health]\n"
+        f"proxies:\n  - {{name: db, control: 'http://127.0.0.1:{free_port()}'}}\n"
+    )
+    result = run_loadgen("run", str(path), "--metrics-port", "0")
+    assert result.returncode == 1
+    assert "no `loadgen proxy` answers" in result.stdout
+    assert service.state.total() == 0
