@@ -68,7 +68,7 @@ class Settings:
     # resources
     resources_backend: str = "none"
     docker_url: str = ""
-    docker_timeout: float = 0.5
+    docker_timeout: float = 2.0
     targets: tuple[Target, ...] = field(default_factory=tuple)
 
 
@@ -203,7 +203,8 @@ OPTIONS: tuple[Option, ...] = (
     Option("listen_port", "listen.port", "EXPORTER_LISTEN_PORT", "--listen-port", _port,
            "port to serve /metrics on (default 9187)"),
     Option("scrape_timeout", "scrape_timeout_seconds", "EXPORTER_SCRAPE_TIMEOUT", "--scrape-timeout", _seconds,
-           "budget for one whole scrape; a collector still running past it is dropped (default 1.0)"),
+           "budget for one whole scrape; a collector still running past it is dropped (default 1.0; 2.0 with the "
+           "docker backend, whose stats can take one 1-second engine tick)"),
     Option("log_level", "log_level", "EXPORTER_LOG_LEVEL", "--log-level", _log_level,
            "DEBUG, INFO, WARNING or ERROR (default INFO)"),
     Option("dsn", "postgres.dsn", "EXPORTER_DSN", "--dsn", _dsn,
@@ -248,7 +249,7 @@ OPTIONS: tuple[Option, ...] = (
     Option("docker_url", "resources.docker_url", "EXPORTER_DOCKER_URL", "--docker-url", _text,
            "Docker engine URL (default: DOCKER_HOST or the local socket)"),
     Option("docker_timeout", "resources.docker_timeout_seconds", "EXPORTER_DOCKER_TIMEOUT", "--docker-timeout",
-           _seconds, "Docker API timeout (default 0.5)"),
+           _seconds, "Docker API timeout (default 2)"),
     Option("targets", "resources.targets", "EXPORTER_RESOURCES_TARGETS", "--resources-targets", _targets,
            "name=container or name=pid_file:/path | process_name:NAME | cgroup:/sys/fs/cgroup/..., comma-separated"),
 )  # fmt: skip
@@ -381,6 +382,8 @@ def load_settings(
             shown = mask_secret(str(value)) if option.secret else value
             raise ConfigError(source, option.key, str(exc), shown) from None
         sources[option.attr] = source
+    if values.get("resources_backend") == "docker" and "scrape_timeout" not in values:
+        values["scrape_timeout"] = 2.0  # container stats can wait for the engine's next 1-second sample
     parts: dict[str, Any] = {k: values.pop(k) for k in ("amqp_host", "amqp_port", "amqp_vhost", "amqp_user", "amqp_password")
              if k in values}  # fmt: skip
     if parts:

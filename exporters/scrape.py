@@ -1,15 +1,17 @@
 """The one collector registered for serving: runs every concern within the scrape budget, adds meta metrics.
 
-Concerns run one after another against a shared deadline (``scrape_timeout`` from the start of the scrape).
+Each backend's concerns run one after another in a thread of that backend, the backends side by side, all
+against one deadline (``scrape_timeout`` from the start of the scrape, minus 50 ms to render the answer), so a
+scrape costs its slowest backend, not the sum.
 A concern that raises, or that finds no time left, is dropped from this scrape and reported with
 ``ticketero_scrape_collector_success{collector} 0``; the others are unaffected. ``ticketero_<backend>_up`` is 1
 when every built-in concern of that backend succeeded in this scrape. Scrapes are serialised: the counters'
 state and the AMQP connection are not shared between threads.
 
 Every backend call has its own timeout, but a backend that accepts connections and then stops answering (a
-paused container, a hung broker) can block a client library beyond it. So each concern runs in a thread of its
-own that the scrape waits for only until the deadline; a concern still blocked then is reported failed, and
-until its thread returns the concerns of the same backend are skipped at once instead of blocking in turn.
+paused container, a hung broker) can block a client library beyond it. The scrape waits for a backend's thread
+only until the deadline; its concerns still unfinished then are reported failed, and until that thread returns
+the backend is skipped at once.
 """
 
 from __future__ import annotations
@@ -87,60 +89,78 @@ class ScrapeCollector(Collector):
         with self._lock:
             return iter(self._collect_all())
 
-    def _run(self, concern: ConcernCollector, deadline: float) -> list[Metric]:
-        """concern.scrape(deadline) in its own thread, abandoned (and remembered) if it outlives the deadline."""
-        for name, thread in list(self._blocked.items()):
-            if not thread.is_alive():
-                del self._blocked[name]
-        blocked = [c.name for c in self.concerns if c.name in self._blocked and c.backend == concern.backend]
-        if blocked:
-            raise TimeoutError(
-                f"{concern.backend} still blocked in collector {blocked[0]} since an earlier scrape"
-            )
-        wait = deadline - RENDER_HEADROOM - time.monotonic()
-        if wait <= 0:
-            raise TimeoutError("scrape budget used up before this collector ran")
-        result: dict[str, Any] = {}
-
-        def target() -> None:
+    def _run_backend(
+        self, concerns: list[ConcernCollector], deadline: float, results: dict[str, Any]
+    ) -> None:
+        """One backend's concerns, one after another (they share its client); results keyed by concern name."""
+        for concern in concerns:
+            started = time.monotonic()
             try:
-                result["families"] = concern.scrape(deadline - RENDER_HEADROOM)
-            except BaseException as exc:  # noqa: BLE001 - handed to the scraping thread
-                result["error"] = exc
+                if deadline - started <= 0.005:
+                    raise TimeoutError("scrape budget used up before this collector ran")
+                results[concern.name] = (concern.scrape(deadline), None, time.monotonic() - started)
+            except Exception as exc:  # noqa: BLE001 - handed to the scraping thread
+                results[concern.name] = ([], exc, time.monotonic() - started)
 
-        thread = threading.Thread(target=target, name=f"collector-{concern.name}", daemon=True)
-        thread.start()
-        thread.join(wait)
-        if thread.is_alive():
-            self._blocked[concern.name] = thread
-            raise TimeoutError(f"no answer from {concern.backend} within the scrape budget")
-        if "error" in result:
-            raise result["error"]
-        return result["families"]
+    def _run_all(self, started: float) -> dict[str, Any]:
+        """Every backend in a thread of its own, all waited for until the deadline and no longer."""
+        deadline = started + self.scrape_timeout - RENDER_HEADROOM
+        for backend, thread in list(self._blocked.items()):
+            if not thread.is_alive():
+                del self._blocked[backend]
+        results: dict[str, Any] = {}
+        groups: dict[str, list[ConcernCollector]] = {}
+        for concern in self.concerns:
+            groups.setdefault(concern.backend, []).append(concern)
+        threads = []
+        for backend, concerns in groups.items():
+            if backend in self._blocked:
+                error = TimeoutError(f"{backend} still blocked since an earlier scrape")
+                for concern in concerns:
+                    results[concern.name] = ([], error, 0.0)
+                continue
+            thread = threading.Thread(
+                target=self._run_backend,
+                args=(concerns, deadline, results),
+                name=f"scrape-{backend}",
+                daemon=True,
+            )
+            thread.start()
+            threads.append((backend, thread))
+        for backend, thread in threads:
+            thread.join(max(0.0, deadline - time.monotonic()))
+            if thread.is_alive():
+                self._blocked[backend] = thread
+        # Snapshot: a blocked thread may still write into ``results`` later.
+        return dict(results)
 
     def _collect_all(self) -> list[Metric]:
-        deadline = time.monotonic() + self.scrape_timeout
+        started = time.monotonic()
+        results = self._run_all(started)
         duration, success = self._meta_families()
         up: dict[str, bool] = {b: True for b in self._backends()}
         out: list[Metric] = []
         for concern in self.concerns:
-            started = time.monotonic()
-            try:
-                families = self._run(concern, deadline)
-                ok = True
-            except Exception as exc:  # noqa: BLE001 - any backend failure drops only this concern
-                families, ok = [], False
+            families, exc, took = results.get(
+                concern.name,
+                (
+                    [],
+                    TimeoutError(f"no answer from {concern.backend} within the scrape budget"),
+                    time.monotonic() - started,
+                ),
+            )
+            ok = exc is None
+            if exc is not None:
                 first_line = (str(exc).strip().splitlines() or [""])[0]
                 message = f"{type(exc).__name__}: {first_line}"
                 # Log a failure once per distinct message, not at every scrape of an outage.
                 if self._last_error.get(concern.name) != message:
                     log.warning("collector %s failed: %s", concern.name, message)
                 self._last_error[concern.name] = message
-            else:
-                if concern.name in self._last_error:
-                    log.info("collector %s recovered", concern.name)
-                    del self._last_error[concern.name]
-            duration.add_metric([concern.name], time.monotonic() - started)
+            elif concern.name in self._last_error:
+                log.info("collector %s recovered", concern.name)
+                del self._last_error[concern.name]
+            duration.add_metric([concern.name], took)
             success.add_metric([concern.name], 1.0 if ok else 0.0)
             if not ok and concern.backend in up and concern.name not in self.optional:
                 up[concern.backend] = False
