@@ -83,9 +83,55 @@ _FIGURE_ROWS = (
 )
 
 
+def scenario_section(summary: dict[str, Any] | None) -> list[str]:
+    """The load generator's own account of the scenario: outcome, exact (HDR) percentiles, its thresholds,
+    probes and fault actions. Informative: the NFR verdict above comes from the alerts."""
+    if not summary:
+        return []
+    out = ["", "## Scenario run (load generator)", ""]
+    total = (summary.get("load") or {}).get("total") or {}
+    latency = total.get("latency") or {}
+    out.append(
+        f"- `{summary.get('scenario', '-')}`: outcome **{summary.get('outcome', '-')}** "
+        f"(exit code {summary.get('exit_code', '-')})"
+        + (f" — {summary['error']}" if summary.get("error") else "")
+    )
+    if total:
+        out.append(
+            f"- {total.get('requests', 0)} requests, {total.get('failures', 0)} failed "
+            f"({fmt_value(total.get('error_rate'), 'ratio')}), {total.get('dropped', 0)} dropped, "
+            f"{fmt_value(total.get('throughput_per_min'))} requests/min"
+        )
+    if latency:
+        out.append(
+            "- latency (exact, HdrHistogram): "
+            + ", ".join(
+                f"{key} {fmt_value(latency[key] * 1000)} ms"
+                for key in ("p50", "p95", "p99", "max")
+                if key in latency
+            )
+        )
+    checks = [
+        (item.get("threshold", "?"), item.get("ok"), item.get("value"))
+        for item in summary.get("thresholds") or []
+    ]
+    checks += [
+        (f"{item.get('phase')}: {item.get('name')}", item.get("ok"), item.get("detail"))
+        for item in (summary.get("probes") or []) + (summary.get("actions") or [])
+    ]
+    if checks:
+        out += ["", "| Check | OK | Value |", "|---|---|---|"]
+        for name, ok, value in checks:
+            shown = fmt_value(value) if isinstance(value, int | float) else str(value or "")
+            out.append(f"| {name} | {'yes' if ok else '**no**'} | {shown.replace('|', '/')} |")
+    return out
+
+
 def markdown(verdict: Verdict, extra: dict[str, Any] | None = None) -> str:
     """NFR-TEST-RESULTS.md: scenarios run, metrics against thresholds, PASS/FAIL per NFR."""
-    extra = extra or {}
+    extra = dict(extra or {})
+    summary = extra.pop("loadgen_summary", None)
+    extra = {k: v for k, v in extra.items() if not isinstance(v, dict | list) or k == "faults"}
     icon = {PASS: "PASS", FAIL: "**FAIL**", NO_DATA: "**NO DATA**"}
     out = [
         "# NFR test results",
@@ -98,7 +144,8 @@ def markdown(verdict: Verdict, extra: dict[str, Any] | None = None) -> str:
         f"- Overall: **{'PASS' if verdict.passed else 'FAIL'}**",
     ]
     for key, value in extra.items():
-        out.append(f"- {key}: {value}")
+        shown = ", ".join(map(str, value)) or "none" if isinstance(value, list) else value
+        out.append(f"- {key}: {shown if shown is not None else '-'}")
     if verdict.expected:
         out.append(f"- Alerts the scenario expects: {', '.join(verdict.expected)}")
     out += [
@@ -120,6 +167,7 @@ def markdown(verdict: Verdict, extra: dict[str, Any] | None = None) -> str:
     for key, label, unit, limit in _FIGURE_ROWS:
         if key in verdict.figures:
             out.append(f"| {label} | {fmt_value(verdict.figures[key], unit)} | {limit} |")
+    out += scenario_section(summary if isinstance(summary, dict) else None)
     fired = [a for r in verdict.results for a in r.alerts + r.expected_alerts] + verdict.meta_alerts
     out += ["", "## Alerts fired in the window", ""]
     if not fired:

@@ -24,9 +24,7 @@ def write_reports(
     target = Path(out_dir)
     target.mkdir(parents=True, exist_ok=True)
     texts = {
-        "markdown": markdown(
-            verdict, {k: v for k, v in (extra or {}).items() if not isinstance(v, dict | list)}
-        ),
+        "markdown": markdown(verdict, extra),
         "junit": junit_xml(verdict),
         "json": json_report(verdict, extra),
         "html": html_report(verdict),
