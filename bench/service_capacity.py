@@ -260,7 +260,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--rates",
-        default="10,20,40,80,120,160,240",
+        default="10,20,40,80,120,160,200,240",
         help="request rates per second, in order (default: %(default)s)",
     )
     parser.add_argument(
