@@ -2,7 +2,8 @@
 # Install everything ticketero-nfr needs on a fresh Debian machine, and nothing twice.
 #
 #   Debian packages  prometheus (+promtool), alertmanager, postgres_exporter (benchmark reference),
-#                    docker.io, chromium (HTML report check), wrk, busybox-static (docker test image),
+#                    docker.io, docker-compose (validates docker-compose.yml), chromium (HTML report
+#                    check), wrk, busybox-static (docker test image),
 #                    and a PostgreSQL server / RabbitMQ server only if none is installed.
 #   Python           .venv with the project installed editable, with its dev extras.
 #
@@ -11,7 +12,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 PACKAGES=(prometheus prometheus-alertmanager prometheus-postgres-exporter docker.io chromium wrk
-          busybox-static procps curl)
+          busybox-static docker-compose procps curl)
 command -v pg_ctlcluster >/dev/null 2>&1 || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || PACKAGES+=(postgresql)
 command -v rabbitmq-server >/dev/null 2>&1 || PACKAGES+=(rabbitmq-server)
 
