@@ -311,7 +311,6 @@ def _extra(
         "fault_started_at": load_start if options.faults else None,
         "fault_to_alert_seconds": fault_to_alert if options.faults else {},
         "service": " ".join(stack.service_command()[2:]).replace(stack.database_dsn or "", "<dsn>"),
-        "loadgen_exit_code": stack.loadgen.returncode() if stack.loadgen else None,
         "loadgen_summary": loadgen_summary,
     }
 
