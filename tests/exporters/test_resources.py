@@ -144,12 +144,12 @@ def test_docker_up_through_the_served_registry(docker_container, tmp_path):
 @pytest.mark.docker
 def test_docker_targets_are_sampled_in_parallel(docker_container):
     # The engine answers one-shot stats at its next 1-second tick: asked one after another, three containers
-    # would take two seconds or more; asked together they take about one tick.
+    # take two seconds or more; asked together they take about one tick.
     targets = tuple(Target(f"t{i}", "container", docker_container("sleep 600").name) for i in range(3))
     collector = DockerResourcesCollector(targets)
     for _ in range(2):
         started = time.monotonic()
         collector.scrape(time.monotonic() + 2.0)
-        assert time.monotonic() - started < 1.6
+        assert time.monotonic() - started < 1.8  # one after another: >= 2 s
     registry = registry_with(collector)
     assert [value(registry, "ticketero_container_up", container=t.name) for t in targets] == [1, 1, 1]
