@@ -28,6 +28,7 @@ from loadgen.templates import ClassPicker, RequestFactory
 
 NETWORK_ERRORS = (aiohttp.ClientError, TimeoutError, OSError)
 JSON_HEADERS = {"Content-Type": "application/json"}
+DEFAULT_OPEN_CONNECTIONS = 256
 
 
 @dataclass
@@ -175,7 +176,9 @@ class LoadEngine:
         elif workload.model == "contention":
             limit = workload.connections or workload.clients
         else:
-            limit = workload.connections or workload.max_in_flight
+            # Bounded by default: if the service stalls, an unbounded pool would open a connection per queued
+            # arrival, and connecting costs the generator more CPU than sending - it would fall further behind.
+            limit = workload.connections or min(workload.max_in_flight, DEFAULT_OPEN_CONNECTIONS)
         if self.scenario.target.startswith("http://") and self.scenario.http_client == "fast":
             self._fast = FastHTTPClient(self.scenario.target, limit)
             try:
