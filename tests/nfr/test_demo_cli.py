@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 import urllib.error
+import urllib.request
 from pathlib import Path
 
 import psycopg
@@ -91,3 +92,35 @@ def test_ctrl_c_during_load_stops_everything(tmp_path: Path) -> None:
     except urllib.error.HTTPError as err:
         vhost_left = err.code != 404
     assert not vhost_left, "the run's vhost was not deleted"
+
+
+@pytest.mark.slow
+def test_keep_running_leaves_the_stack_up_until_ctrl_c(tmp_path: Path) -> None:
+    run_id = f"keep-{os.getpid()}"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "nfr", "demo", "--scenario", str(SCENARIO), "--compress", "60",
+         "--service-time", "0.2", "--duration", "8s", "--settle", "3s", "--keep-running",
+         "--results", str(tmp_path), "--run-id", run_id],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+    assert proc.stdout is not None
+    seen = []
+    for line in proc.stdout:
+        seen.append(line)
+        if "--keep-running:" in line or len(seen) > 200:
+            break
+    output = "".join(seen)
+    assert "--keep-running:" in output, output
+    assert (tmp_path / run_id / "report.html").is_file()  # reports are written before waiting
+    prometheus_url = output.split("--keep-running: Prometheus ")[1].split(",")[0]
+    time.sleep(2)
+    with urllib.request.urlopen(f"{prometheus_url}/-/ready", timeout=5) as response:
+        assert response.status == 200  # still up after the verdict
+    name = "nfr_" + run_id.replace("-", "_")
+    assert _processes_mentioning(name)
+    proc.send_signal(signal.SIGINT)
+    out, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 0, output + out
+    assert _processes_mentioning(name) == []
+    with pytest.raises(OSError):
+        urllib.request.urlopen(f"{prometheus_url}/-/ready", timeout=2)
