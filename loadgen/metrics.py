@@ -12,7 +12,14 @@ import logging
 import threading
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    disable_created_metrics,
+    start_http_server,
+)
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +40,8 @@ class LoadgenMetrics:
     """Holds the generator's series; one instance per process, registered in its own registry."""
 
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        # `*_created` series are not part of the contract; without them the endpoint serves exactly its series.
+        disable_created_metrics()
         self.registry = registry if registry is not None else CollectorRegistry(auto_describe=True)
         self.request_duration = Histogram(
             "loadgen_request_duration_seconds",
