@@ -201,8 +201,11 @@ async def _linger(seconds: float) -> None:
 
 
 def _write_json(path: Path, document: dict[str, Any]) -> None:
+    """Written to a temporary name, then renamed: a reader never sees half a file."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(document, indent=2, default=str) + "\n")
+    partial = path.with_name(path.name + ".partial")
+    partial.write_text(json.dumps(document, indent=2, default=str) + "\n")
+    partial.replace(path)
 
 
 async def _main(scenario: Scenario, args: argparse.Namespace) -> int:
@@ -227,7 +230,10 @@ async def _main(scenario: Scenario, args: argparse.Namespace) -> int:
     print_summary(result)
     if scenario.summary_json:
         _write_json(Path(scenario.summary_json), result)
-    await _linger(scenario.linger if not experiment.interrupted else 0)
+    if scenario.processes > 1:
+        await experiment.wait_for_workers()  # they serve the metrics and linger themselves
+    else:
+        await _linger(scenario.linger if not experiment.interrupted else 0)
     metrics.shutdown()
     return int(result["exit_code"])
 

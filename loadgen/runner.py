@@ -326,11 +326,31 @@ class Experiment:
                     str(path),
                 ]
                 self._workers.append(await asyncio.create_subprocess_exec(*argv, env=dict(os.environ)))
-            codes = [await worker.wait() for worker in self._workers]
-            for index, path in enumerate(paths):
-                if not path.exists():
-                    raise ActionError(f"worker process {index} exited {codes[index]} without a result")
+            # A worker writes its result when its load ends, then keeps serving metrics for the linger; the
+            # result is merged as soon as every worker has written one (see wait_for_workers for the rest).
+            while not all(path.exists() for path in paths):
+                for index, (worker, path) in enumerate(zip(self._workers, paths, strict=True)):
+                    if worker.returncode is not None and not path.exists():
+                        raise ActionError(
+                            f"worker process {index} exited {worker.returncode} without a result"
+                        )
+                await asyncio.sleep(0.05)
+            for path in paths:
                 self._worker_raw.append(json.loads(path.read_text()))
+
+    async def wait_for_workers(self) -> None:
+        """Wait for worker processes still serving metrics (their linger); a signal ends their linger."""
+        if not self._workers:
+            return
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, self._stop_workers)
+        try:
+            for worker in self._workers:
+                await worker.wait()
+        finally:
+            for signum in (signal.SIGINT, signal.SIGTERM):
+                loop.remove_signal_handler(signum)
 
     async def _rollback(self) -> None:
         self.rolling_back = True

@@ -330,11 +330,16 @@ def test_multi_process_mode_splits_the_load_and_sums_exactly(tmp_path: Path, ser
             )
         assert sorted(per_worker) == [20, 21]  # 41 split across the two workers
         assert sum(per_worker) == 41
+        # the merged result is out while the workers still linger for Prometheus
+        deadline = time.monotonic() + 10
+        while not summary.exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert read_json(summary)["load"]["total"]["requests"] == 41
+        assert process.poll() is None
     finally:
-        for child_signal in (signal.SIGINT,):
-            process.send_signal(child_signal)
+        process.send_signal(signal.SIGINT)  # ends the workers' linger
         stdout, stderr = process.communicate(timeout=30)
-    assert process.returncode == 130 or process.returncode == 0, stderr
+    assert process.returncode == 0, stderr
     assert service.state.requests["create_ticket"] == 41
     # every nationalId was unique across the processes: all 41 created, no 409
     assert len(service.state.active) == 41
