@@ -219,8 +219,9 @@ OPTIONS: tuple[Option, ...] = (
         "faults",
         _faults,
         "a comma list of fault switches",
-        "fault switches that each break one guarantee on purpose, e.g. "
-        "'unlocked-claim,slow-api=3' (see ticketero/README.md); empty = none",
+        "fault switches that each break one guarantee on purpose: unlocked-claim, memory-leak[=bytes], "
+        "slow-api[=seconds], stalled-worker, failing-relay; e.g. 'unlocked-claim,slow-api=3' "
+        "(see ticketero/README.md); empty = none",
     ),
 )
 
