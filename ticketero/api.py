@@ -16,7 +16,7 @@ from datetime import datetime
 from typing import Any
 
 from aiohttp import web
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST
 from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
 
@@ -221,7 +221,7 @@ async def health(request: web.Request) -> web.Response:
 
 
 async def prometheus(request: web.Request) -> web.Response:
-    payload = generate_latest(request.app[METRICS].registry)
+    payload = request.app[METRICS].exposition()
     return web.Response(body=payload, headers={"Content-Type": CONTENT_TYPE_LATEST})
 
 

@@ -8,16 +8,14 @@ A private registry keeps tests and multiple app instances in one process apart.
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 
 from aiohttp import web
-from prometheus_client import CollectorRegistry, Histogram, ProcessCollector, disable_created_metrics
+from prometheus_client import CollectorRegistry, Histogram, ProcessCollector, generate_latest
+from prometheus_client.metrics_core import Metric
 
 # Micrometer-like SLO buckets; 1.5 and 2.0 are the RNF-02 boundaries the rules read.
 BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 2.5, 5.0, 10.0)
-
-# Micrometer publishes no *_created series; neither do we.
-disable_created_metrics()
 
 
 def outcome(status: int) -> str:
@@ -53,6 +51,11 @@ class ServiceMetrics:
             registry=self.registry,
         )
 
+    def exposition(self) -> bytes:
+        """The registry in text format, without prometheus_client's ``*_created`` series, which Micrometer
+        does not publish (filtered here rather than switched off process-wide)."""
+        return generate_latest(_WithoutCreated(self.registry))
+
     def observe(self, request: web.Request, status: int, seconds: float) -> None:
         self.http_requests.labels(
             request.method, route_template(request, status), str(status), outcome(status)
@@ -76,3 +79,15 @@ class ServiceMetrics:
                 self.observe(request, status, time.perf_counter() - started)
 
         return timing
+
+
+class _WithoutCreated:
+    """A read-only view of a registry that drops the ``*_created`` samples."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self._registry = registry
+
+    def collect(self) -> Iterator[Metric]:
+        for family in self._registry.collect():
+            family.samples = [sample for sample in family.samples if not sample.name.endswith("_created")]
+            yield family
