@@ -1,7 +1,7 @@
 -- Indexes the Ticketero exporter relies on, so that a scrape costs what the active tickets cost and not
 -- what the history costs. Apply them to a database whose schema lacks them (for example the Java original):
 --     psql "$DSN" -f exporters/sql/indexes.sql
--- The reference schema (ticketero/migrations/V1__schema.sql) already has all but the last one. The exporter
+-- The reference schema (ticketero/migrations/) already has all of them. The exporter
 -- checks for them at start and logs a warning naming each one that is missing.
 
 -- Active tickets per queue and status, oldest WAITING, rules on active tickets (tickets collector,
@@ -26,7 +26,7 @@ CREATE INDEX IF NOT EXISTS ix_outbox_sent_at ON outbox_message (sent_at) WHERE s
 -- Recovery events counter and detection histogram.
 CREATE INDEX IF NOT EXISTS ix_recovery_event_detected_at ON recovery_event (detected_at);
 
--- Not in the reference schema: the rule "COMPLETED without completed_at" is checked over the whole history.
+-- The rule "COMPLETED without completed_at" is checked over the whole history.
 -- This index is empty while the data is consistent, so it costs nothing to keep, and turns a full-table scan
 -- (seconds at 10 million tickets) into a lookup.
 CREATE INDEX IF NOT EXISTS ix_ticket_completed_without_completed_at ON ticket (id)
