@@ -87,6 +87,7 @@ SET status = 'AVAILABLE', worker_id = NULL, last_heartbeat = now(),
 WHERE id = %s AND worker_id = %s
 """
 
+# Every transaction that touches both rows locks the advisor before the ticket (recovery does the same).
 LOCK_OWN_ADVISOR = "SELECT id FROM advisor WHERE id = %s AND worker_id = %s AND status = 'BUSY' FOR UPDATE"
 
 INSERT_EVENT = """
@@ -334,8 +335,13 @@ class WorkerPool:
                 return
 
         async with self._pool.connection() as conn, conn.transaction():
-            completed = await conn.execute(MARK_COMPLETED, keys)
-            if completed.rowcount == 0:
+            # Advisor first, then ticket: the order recovery and hand-back lock them in, so a completion
+            # racing a recovery of the same advisor waits (or is skipped) instead of deadlocking.
+            owned = await (
+                await conn.execute(LOCK_OWN_ADVISOR, (assignment.advisor_id, worker_id))
+            ).fetchone()
+            completed = await conn.execute(MARK_COMPLETED, keys) if owned else None
+            if completed is None or completed.rowcount == 0:
                 log.warning("%s: ticket %s was taken back before it completed", worker_id, assignment.numero)
                 return
             await conn.execute(

@@ -116,3 +116,32 @@ async def test_worker_whose_advisor_was_taken_drops_the_ticket_and_recovery_requ
     assert await scalar(svc.dsn, "SELECT count(*) FROM ticket_event WHERE event_type = 'COMPLETED'") == 1
     assert await scalar(svc.dsn, "SELECT sum(total_tickets_served) FROM advisor") == 1
     assert await scalar(svc.dsn, "SELECT count(*) FROM advisor WHERE status = 'BUSY'") == 0
+
+
+async def test_recovery_racing_live_workers_never_deadlocks_or_double_counts(start_service):
+    """Heartbeat timeout equal to the service time, no heartbeats: recovery takes advisors from live
+    workers right as they complete. Completions and recoveries race on the same rows; the lock order
+    (advisor, then ticket) must keep PostgreSQL free of deadlocks, and every ticket must still complete
+    exactly once."""
+    svc = await start_service(
+        advisors=4, service_time=0.3, heartbeat_interval=10.0, heartbeat_timeout=0.3, recovery_interval=0.02
+    )
+    deadlocks_before = await scalar(
+        svc.dsn, "SELECT deadlocks FROM pg_stat_database WHERE datname = current_database()"
+    )
+    await create_tickets(
+        svc.base_url, [ticket_body(63_000_000 + i, ("CAJA", "PERSONAL")[i % 2]) for i in range(16)]
+    )
+
+    async def all_completed() -> bool:
+        return await scalar(svc.dsn, "SELECT count(*) FROM ticket WHERE status = 'COMPLETED'") == 16
+
+    await wait_until(all_completed, 60, what="16 tickets COMPLETED despite the recoveries")
+    assert await scalar(svc.dsn, "SELECT count(*) FROM recovery_event") > 0  # the race really happened
+    assert await scalar(svc.dsn, "SELECT count(*) FROM ticket_event WHERE event_type = 'COMPLETED'") == 16
+    assert await scalar(svc.dsn, "SELECT sum(total_tickets_served) FROM advisor") == 16
+    assert await scalar(svc.dsn, "SELECT count(*) FROM advisor WHERE status = 'BUSY'") == 0
+    deadlocks = await scalar(
+        svc.dsn, "SELECT deadlocks FROM pg_stat_database WHERE datname = current_database()"
+    )
+    assert deadlocks == deadlocks_before
