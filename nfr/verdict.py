@@ -253,6 +253,7 @@ def _judge(
     expected: set[str],
     series: list[tuple[float, float]],
     loaded: set[str],
+    nfr_of_rule: dict[str, str],
 ) -> tuple[str, str, list[FiredAlert], list[FiredAlert]]:
     mine = [a for a in fired if a.nfr == nfr.id and a.name != INDICATOR_ABSENT_ALERT]
     unexpected = [a for a in mine if a.name not in expected]
@@ -260,7 +261,9 @@ def _judge(
     if unexpected:
         names = ", ".join(sorted({a.name for a in unexpected}))
         return FAIL, f"{names} fired", unexpected, expected_fired
-    own_expected = [name for name in expected if name in nfr.alerts]
+    own_expected = sorted(
+        name for name in expected if nfr_of_rule.get(name, "") == nfr.id or name in nfr.alerts
+    )
     for name in own_expected:
         instances = [a for a in expected_fired if a.name == name]
         if not instances:
@@ -302,6 +305,8 @@ def compute_verdict(
     expected_set = set(expected)
     all_rules = client.alerting_rules()
     rules = {rule["name"]: rule for rule in all_rules}
+    # The NFR an alert judges comes from its nfr label, so alerts added later need no change here.
+    nfr_of_rule = {rule["name"]: str(rule.get("labels", {}).get("nfr", "")) for rule in all_rules}
     notes = []
     unknown = sorted(expected_set - set(rules))
     if unknown:
@@ -314,13 +319,18 @@ def compute_verdict(
     results = []
     for nfr in nfrs:
         series = _series(client, nfr, rate_window, start, window_end, step)
-        status, reason, failing, expected_fired = _judge(nfr, fired, expected_set, series, set(rules))
+        status, reason, failing, expected_fired = _judge(
+            nfr, fired, expected_set, series, set(rules), nfr_of_rule
+        )
         first = min((a.first_fired for a in failing), default=None)
-        measured = failing[0].value_at_first_fire if failing else None
-        if measured is None and nfr.figure:
-            measured = figures.get(nfr.figure)
+        # Measured, in the NFR's unit: the worst indicator sample when it failed, else the run figure.
+        # The alert expression's own value at its first firing is in the reason (its unit may differ:
+        # RNF-07's alert compares a growth ratio, its indicator is bytes).
+        measured = None if failing else figures.get(nfr.figure) if nfr.figure else None
         if measured is None:
             measured = nfr.worst([v for _, v in series])
+        if failing and failing[0].value_at_first_fire is not None:
+            reason += f" (alert value {failing[0].value_at_first_fire:.4g} when it first fired)"
         results.append(
             NfrResult(
                 nfr=nfr.id,

@@ -37,6 +37,8 @@ class Proof:
     service_time: float = 0.2
     rate: float | None = None
     settle: float = 10.0
+    heartbeat_timeout: float | None = None
+    recovery_interval: float | None = None
     scenario: str = str(SCENARIO)
 
 
@@ -51,6 +53,16 @@ PROOFS = (
     Proof("memory-leak", ("memory-leak=1048576",), frozenset({"RNF-07"}), duration=50.0),
     # With recovery disabled the stalled worker's BUSY heartbeat passes 90 s and stays there.
     Proof("stalled-worker", ("stalled-worker",), frozenset({"RNF-05"}), duration=110.0, no_recovery=True),
+    # Recovery on but slow (heartbeat timeout 92 s): the dead worker is recovered, 92-93 s after its last
+    # heartbeat, so TicketeroDeadWorkerDetectionSlow fires as well.
+    Proof(
+        "slow-recovery",
+        ("stalled-worker",),
+        frozenset({"RNF-05"}),
+        duration=110.0,
+        heartbeat_timeout=92.0,
+        recovery_interval=1.0,
+    ),
     # Every outbox row is marked FAILED, so no ticket ever reaches a worker: RNF-04 (FAILED outbox rows)
     # and, as a true consequence, RNF-01 (nothing completed while 120 tickets/min are offered).
     Proof("failing-relay", ("failing-relay",), frozenset({"RNF-04", "RNF-01"})),
@@ -92,6 +104,8 @@ def _run(proof: Proof, results: Path) -> DemoResult:
         service_time=proof.service_time,
         rate=proof.rate,
         heartbeat_interval=1.0,
+        heartbeat_timeout=proof.heartbeat_timeout,
+        recovery_interval=proof.recovery_interval,
         progress_interval=10.0,
     )
     return run_demo(options, _QuietProgress(proof.name, results / f"{proof.name}.progress.log"))
@@ -135,6 +149,10 @@ def test_verdict_fails_exactly_the_broken_nfr(proof: Proof, proof_results: dict[
     assert verdict.passed is (not proof.failing)
     data = json.loads(outcome.reports["json"].read_text())
     assert data["passed"] is verdict.passed
+    if proof.name == "slow-recovery":
+        fired = {a.name for a in verdict.result("RNF-05").alerts}
+        assert "TicketeroDeadWorkerDetectionSlow" in fired, fired
+        assert data["figures"]["recovery_events"] >= 1
     if proof.name == "local-freeze":
         assert {a.name for r in verdict.results for a in r.expected_alerts} >= {
             "TicketeroHealthProbeFailing",
