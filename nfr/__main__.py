@@ -84,9 +84,17 @@ def build_parser() -> argparse.ArgumentParser:
             "with the repository's rules and alerts, runs the scenario through the load generator, waits a "
             "settle period and judges the run. Everything it started is stopped on exit, error or Ctrl-C."
         ),
+        epilog=(
+            "examples: 'demo' (PERF-01, shipped timings, ~2 min); 'demo --compress 60' (same, alert time "
+            "spans / 60); 'demo --compress 60 --faults slow-api' (RNF-02 must fail); "
+            "'demo --scenario LOCAL-FREEZE --compress 60' (expected alerts fire and clear). "
+            "Reports: results/<run-id>/NFR-TEST-RESULTS.md, junit.xml, results.json, report.html."
+        ),
     )
     demo.add_argument(
-        "--scenario", default="PERF-01", help="scenario id in loadgen/scenarios or a YAML file (PERF-01)"
+        "--scenario",
+        default="PERF-01",
+        help="scenario id (file stem or name) in loadgen/scenarios or nfr/scenarios, or a YAML file (PERF-01)",
     )
     demo.add_argument(
         "--compress", type=float, default=1.0, metavar="FACTOR",
