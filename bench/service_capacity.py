@@ -23,6 +23,7 @@ import asyncio
 import itertools
 import math
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -105,6 +106,14 @@ async def count_completed(dsn: str, since: float, until: float) -> int:
             )
         ).fetchone()
         return int(row[0]) if row else 0
+
+
+async def service_rss_mib(session: aiohttp.ClientSession, base_url: str) -> float:
+    """The service's own process_resident_memory_bytes, in MiB."""
+    async with session.get(f"{base_url}/actuator/prometheus") as response:
+        text = await response.text()
+    match = re.search(r"^process_resident_memory_bytes (\S+)", text, re.M)
+    return float(match.group(1)) / 2**20 if match else math.nan
 
 
 async def backlog(dsn: str) -> int:
@@ -223,6 +232,7 @@ async def ramp(args: argparse.Namespace, workers_per_queue: int, label: str) -> 
             connector = aiohttp.TCPConnector(limit=MAX_IN_FLIGHT)
             timeout = aiohttp.ClientTimeout(total=30)
             async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
+                rss_start = await service_rss_mib(session, base_url)
                 for rate in args.rates:
                     step = await run_step(session, base_url, dsn, rate, args.step_seconds, ids)
                     print_step(step)
@@ -233,6 +243,11 @@ async def ramp(args: argparse.Namespace, workers_per_queue: int, label: str) -> 
                     deadline = time.monotonic() + 15
                     while await backlog(dsn) > 0 and time.monotonic() < deadline:  # noqa: ASYNC110
                         await asyncio.sleep(0.2)
+                print(
+                    f"  service RSS {rss_start:.1f} MiB before the ramp, "
+                    f"{await service_rss_mib(session, base_url):.1f} MiB after",
+                    flush=True,
+                )
             return best
         finally:
             service.send_signal(signal.SIGTERM)
