@@ -44,6 +44,7 @@ class Service:
         self.recovery: RecoveryService | None = None
         self.metrics = ServiceMetrics()
         self._runner: web.AppRunner | None = None
+        self._stopped = False
         self.port: int | None = None
 
     def broker_connected(self) -> bool:
@@ -97,6 +98,9 @@ class Service:
         return self.port
 
     async def stop(self) -> None:
+        if self._stopped:
+            return
+        self._stopped = True
         log.info("stopping")
         if self._runner is not None:
             await self._runner.cleanup()
