@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import html
 from collections.abc import Sequence
+from typing import Any
 
 from nfr.report_text import console_table, fmt_value, iso, offset_text, threshold_text
 from nfr.verdict import FAIL, NO_DATA, PASS, NfrResult, Verdict
@@ -127,7 +128,46 @@ def _status_class(status: str) -> str:
     return {PASS: "PASS", FAIL: "FAIL", NO_DATA: "NODATA"}[status]
 
 
-def html_report(verdict: Verdict, title: str = "Ticketero NFR results") -> str:
+def _notes_html(notes: list[str]) -> str:
+    if not notes:
+        return ""
+    return "<h2>Notes</h2><ul>" + "".join(f"<li>{html.escape(note)}</li>" for note in notes) + "</ul>"
+
+
+def _scenario_html(summary: Any) -> str:
+    """The load generator's account (outcome, exact percentiles, failed checks), when there is one."""
+    if not isinstance(summary, dict):
+        return ""
+    total = (summary.get("load") or {}).get("total") or {}
+    latency = total.get("latency") or {}
+    items = [
+        f"<li>Scenario <code>{html.escape(str(summary.get('scenario', '-')))}</code>: outcome "
+        f"<b>{html.escape(str(summary.get('outcome', '-')))}</b></li>"
+    ]
+    if total:
+        items.append(
+            f"<li>{total.get('requests', 0)} requests, {total.get('failures', 0)} failed, "
+            f"{total.get('dropped', 0)} dropped; {html.escape(fmt_value(total.get('throughput_per_min')))} "
+            "requests/min</li>"
+        )
+    if latency:
+        parts = ", ".join(
+            f"{k} {fmt_value(latency[k] * 1000)} ms" for k in ("p50", "p95", "p99", "max") if k in latency
+        )
+        items.append(f"<li>Latency (exact, HdrHistogram): {html.escape(parts)}</li>")
+    checks = (
+        (summary.get("thresholds") or []) + (summary.get("probes") or []) + (summary.get("actions") or [])
+    )
+    failed = [c for c in checks if not c.get("ok")]
+    for check in failed:
+        label = check.get("threshold") or f"{check.get('phase')}: {check.get('name')}"
+        items.append(f'<li class="FAIL">check failed: {html.escape(str(label))}</li>')
+    return "<h2>Scenario run (load generator)</h2><ul>" + "".join(items) + "</ul>"
+
+
+def html_report(
+    verdict: Verdict, title: str = "Ticketero NFR results", extra: dict[str, Any] | None = None
+) -> str:
     rows = []
     for r in verdict.results:
         fired = f"{iso(r.first_fired)} ({offset_text(verdict, r.first_fired)})" if r.first_fired else "-"
@@ -157,6 +197,8 @@ def html_report(verdict: Verdict, title: str = "Ticketero NFR results") -> str:
 <th>First fired</th></tr>
 {"".join(rows)}
 </table>
+{_notes_html(verdict.notes)}
+{_scenario_html((extra or {}).get("loadgen_summary"))}
 <h2>Indicators over the run</h2>
 {"".join(plots)}
 <h2>Console summary</h2>

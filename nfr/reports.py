@@ -27,7 +27,7 @@ def write_reports(
         "markdown": markdown(verdict, extra),
         "junit": junit_xml(verdict),
         "json": json_report(verdict, extra),
-        "html": html_report(verdict),
+        "html": html_report(verdict, extra=extra),
     }
     paths = {}
     for kind, text in texts.items():
