@@ -7,6 +7,7 @@ Ctrl-C, SIGTERM) unless ``keep_running`` asks to leave it up for a look, and the
 from __future__ import annotations
 
 import json
+import shutil
 import signal
 import sys
 import tempfile
@@ -224,6 +225,7 @@ def run_demo(options: DemoOptions, progress: Progress | None = None) -> DemoResu
     )
     settle = options.effective_settle
     stack = LocalStack(settings)
+    reported = False
     previous_term = signal.getsignal(signal.SIGTERM)
     in_main_thread = _in_main_thread()
     if in_main_thread:
@@ -270,6 +272,7 @@ def run_demo(options: DemoOptions, progress: Progress | None = None) -> DemoResu
         results_dir = Path(options.results) / options.run_id
         reports = write_reports(verdict, results_dir, extra)
         _copy_logs(work, results_dir)
+        reported = True
         print(console_table(verdict), flush=True)
         progress.phase(f"reports written to {results_dir}/ ({', '.join(p.name for p in reports.values())})")
         if options.keep_running:
@@ -285,6 +288,10 @@ def run_demo(options: DemoOptions, progress: Progress | None = None) -> DemoResu
     finally:
         progress.phase("stopping everything the run started")
         stack.stop()
+        if reported:  # logs are in the results; on failure the work dir stays for a look
+            shutil.rmtree(work, ignore_errors=True)
+        else:
+            progress.phase(f"work dir kept for inspection: {work}")
         if in_main_thread:
             signal.signal(signal.SIGTERM, previous_term)
 
