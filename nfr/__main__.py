@@ -165,6 +165,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     verdict.add_argument("--scenario", default="", help="scenario name to print in the reports")
     verdict.add_argument("--json", action="store_true", help="print the verdict as JSON instead of the table")
+    verdict.add_argument(
+        "--fault-at", type=parse_time, help="when a fault was injected: reports fault -> first alert per NFR"
+    )
     return parser
 
 
@@ -199,9 +202,20 @@ def _cmd_verdict(args: argparse.Namespace) -> int:
         print(f"ticketero-nfr verdict: {err}", file=sys.stderr)
         return EXIT_BAD_INPUT
     result.scenario = args.scenario
-    print(json_report(result) if args.json else console_table(result))
+    extra = {}
+    if args.fault_at is not None:
+        extra = {
+            "fault_started_at": args.fault_at,
+            "fault_to_alert_seconds": {
+                r.nfr: round(r.first_fired - args.fault_at, 1)
+                for r in result.results
+                if r.first_fired is not None
+            },
+        }
+        print(f"fault -> first alert: {extra['fault_to_alert_seconds']}", file=sys.stderr)
+    print(json_report(result, extra) if args.json else console_table(result))
     if args.results:
-        paths = write_reports(result, args.results)
+        paths = write_reports(result, args.results, extra)
         print(f"reports: {', '.join(str(p) for p in paths.values())}", file=sys.stderr)
     return EXIT_PASS if result.passed else EXIT_FAIL
 

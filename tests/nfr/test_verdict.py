@@ -77,12 +77,15 @@ def test_cli_exit_codes_and_reports(synthetic_run: SyntheticRun, tmp_path: Path)
     healthy = run("healthy", "--settle", "0")
     assert healthy.returncode == 0, healthy.stdout + healthy.stderr
     assert "RESULT: PASS" in healthy.stdout
-    race = run("race", "--settle", "3s", "--results", str(tmp_path))
+    race = run(
+        "race", "--settle", "3s", "--results", str(tmp_path), "--fault-at", f"{synthetic_run.race_at:.3f}"
+    )
     assert race.returncode == 1, race.stdout + race.stderr
     assert "RNF-03" in race.stdout and "FAIL" in race.stdout
     data = json.loads((tmp_path / "results.json").read_text())
     assert not data["passed"]
     assert [r["nfr"] for r in data["results"] if r["status"] == "FAIL"] == ["RNF-03"]
+    assert 3 <= data["fault_to_alert_seconds"]["RNF-03"] <= 9
     suite = ET.parse(tmp_path / "junit.xml").getroot()
     assert suite.get("tests") == "7" and suite.get("failures") == "1"
     failing = [c.get("name") for c in suite.iter("testcase") if c.find("failure") is not None]
