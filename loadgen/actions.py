@@ -17,7 +17,7 @@ from typing import Any
 
 import aiohttp
 
-from loadgen.config import Action
+from loadgen.model import Action, Probe
 from loadgen.proxy import FaultProxy, RemoteProxy
 
 log = logging.getLogger(__name__)
@@ -229,8 +229,7 @@ async def _http(params: Mapping[str, Any], context: ActionContext) -> str:
 
 
 async def _wait(params: Mapping[str, Any], context: ActionContext) -> str:
-    from loadgen.config import Probe
-    from loadgen.probes import check_probe
+    from loadgen.probes import check_probe  # probes use this module's context: imported late
 
     probe = Probe(
         kind=params["probe_kind"],
@@ -245,8 +244,7 @@ async def _wait(params: Mapping[str, Any], context: ActionContext) -> str:
 
 
 async def _watch(params: Mapping[str, Any], context: ActionContext) -> str:
-    from loadgen.config import Probe
-    from loadgen.probes import check_probe
+    from loadgen.probes import check_probe  # probes use this module's context: imported late
 
     probe = Probe(kind=params["probe_kind"], params=params["probe"])
     loop = asyncio.get_running_loop()

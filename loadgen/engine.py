@@ -21,8 +21,8 @@ from dataclasses import dataclass
 
 import aiohttp
 
-from loadgen.config import RequestSpec, Scenario, Stage, UserClass
 from loadgen.http import FastHTTPClient
+from loadgen.model import RequestSpec, Scenario, Stage, UserClass
 from loadgen.stats import Recorder, StageStats
 from loadgen.templates import ClassPicker, RequestFactory
 

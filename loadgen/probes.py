@@ -14,7 +14,7 @@ from typing import Any
 import aiohttp
 
 from loadgen.actions import ActionContext, _sql_scalar
-from loadgen.config import Probe
+from loadgen.model import Probe
 
 
 @dataclass

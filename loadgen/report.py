@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 from typing import Any, TextIO
 
-from loadgen.config import Threshold
+from loadgen.model import Threshold
 from loadgen.units import format_seconds
 
 # Exit codes, documented in docs/loadgen.md and `loadgen --help`.

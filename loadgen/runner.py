@@ -24,9 +24,9 @@ from pathlib import Path
 from typing import Any
 
 from loadgen.actions import ActionContext, ActionError, SteadyStateViolated, run_action
-from loadgen.config import Action, Probe, Scenario, Threshold, with_process_share
 from loadgen.engine import LoadEngine
 from loadgen.metrics import LoadgenMetrics
+from loadgen.model import Action, Probe, Scenario, Threshold, with_process_share
 from loadgen.probes import check_probe
 from loadgen.proxy import FaultProxy, RemoteProxy
 from loadgen.report import (

@@ -9,7 +9,7 @@ import ipaddress
 import urllib.parse
 from collections.abc import Iterable
 
-from loadgen.config import ConfigError, Scenario
+from loadgen.model import ConfigError, Scenario
 
 LOOPBACK_NAMES = {"localhost", "localhost.localdomain", "ip6-localhost"}
 

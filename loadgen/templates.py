@@ -16,7 +16,7 @@ from collections import deque
 from collections.abc import Sequence
 from typing import Any
 
-from loadgen.config import RequestSpec, TicketTemplate, UserClass
+from loadgen.model import RequestSpec, TicketTemplate, UserClass
 
 
 class WeightedChoice:
