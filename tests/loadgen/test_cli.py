@@ -442,3 +442,57 @@ def test_scenario_refuses_when_no_standing_proxy_answers(tmp_path: Path, service
     assert result.returncode == 1
     assert "no `loadgen proxy` answers" in result.stdout
     assert service.state.total() == 0
+
+
+def test_signal_during_setup_still_rolls_back_and_sends_nothing(tmp_path: Path, service) -> None:
+    marker = tmp_path / "rolled-back"
+    path = tmp_path / "s.yml"
+    path.write_text(
+        f"""
+target: {service.url}
+max_requests: 10
+requests: [health]
+setup:
+  - {{type: sleep, duration: 30s}}
+rollbacks:
+  - {{type: command, run: "echo done >> {marker}"}}
+"""
+    )
+    process = subprocess.Popen(
+        loadgen_command("run", str(path), "--metrics-port", "0"),
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    time.sleep(1.5)
+    process.send_signal(signal.SIGINT)
+    process.communicate(timeout=20)
+    assert process.returncode == 130
+    assert marker.read_text() == "done\n"
+    assert service.state.total() == 0
+
+
+def test_multi_process_ramp_merges_stage_statistics(tmp_path: Path, service) -> None:
+    path = tmp_path / "s.yml"
+    summary = tmp_path / "out.json"
+    path.write_text(
+        f"""
+target: {service.url}
+workload:
+  model: open
+  start_rate: 40
+  stages: [{{duration: 1s, target: 40}}, {{duration: 1s, target: 120}}]
+  breaking_point: {{p95: 1s}}
+requests: [health]
+"""
+    )
+    result = run_loadgen(
+        "run", str(path), "--processes", "2", "--metrics-port", "0", "--summary-json", str(summary), "--quiet"
+    )
+    assert result.returncode == 0, result.stderr
+    load = read_json(summary)["load"]
+    # 40 in the flat second, (40 + 120) / 2 = 80 in the ramp, split over two processes and merged back
+    assert [stage["requests"] for stage in load["stages"]] == [40, 80]
+    assert [stage["target_rate"] for stage in load["stages"]] == [40, 120]
+    assert load["breaking_point"] is None
+    assert service.state.requests["health"] == 120
