@@ -314,6 +314,9 @@ class LoadEngine:
         workload = self.scenario.workload
         user_class = self.scenario.classes[0]
         spec = user_class.requests[0]
+        if self._fast is not None:
+            # every client already holds a connection, so the race starts at the request, not at connect()
+            await self._fast.warm(workload.clients)
         for round_index in range(workload.rounds):
             if self.stopping.is_set():
                 break

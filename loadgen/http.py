@@ -216,6 +216,19 @@ class FastHTTPClient:
             return await self._acquire()
         return handed
 
+    async def warm(self, count: int) -> int:
+        """Open up to ``count`` idle connections ahead of time; returns how many are idle now."""
+        wanted = min(count, self.limit) - self._open
+        for _ in range(max(wanted, 0)):
+            self._open += 1
+            try:
+                _, protocol = await self._loop.create_connection(_Connection, self.host, self.port)
+            except OSError:
+                self._open -= 1
+                break
+            self._idle.append(protocol)
+        return len(self._idle)
+
     def _wake(self) -> None:
         while self._waiters:
             waiter = self._waiters.popleft()

@@ -165,3 +165,20 @@ async def test_engine_with_the_aiohttp_client_gives_the_same_counts(service, mak
     result = await Experiment(scenario, None, quiet=True).run()
     assert result["load"]["total"]["requests"] == 40 == service.state.total()
     assert result["load"]["total"]["failures"] == 0
+
+
+async def test_warm_opens_idle_connections_that_requests_reuse() -> None:
+    async def answer(head: bytes, writer: asyncio.StreamWriter) -> bool:
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
+        return True
+
+    server, port, connections = await _server(answer)
+    client = FastHTTPClient(f"http://127.0.0.1:{port}", limit=5)
+    assert await client.warm(8) == 5  # never beyond the pool limit
+    await asyncio.sleep(0.05)
+    assert len(connections) == 5
+    results = await asyncio.gather(*(client.request("GET", "/x", None, 5) for _ in range(5)))
+    assert results == [(200, b"")] * 5
+    assert len(connections) == 5  # no new connection was needed
+    client.close()
+    server.close()
