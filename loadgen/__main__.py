@@ -21,7 +21,7 @@ from loadgen.config import (
     load_scenario,
 )
 from loadgen.metrics import LoadgenMetrics
-from loadgen.report import EXIT_CONFIG, EXIT_INTERRUPTED, print_summary
+from loadgen.report import EXIT_CONFIG, EXIT_INTERRUPTED, print_summary, summary_csv
 from loadgen.runner import Experiment, run_worker
 from loadgen.safety import check_scenario
 
@@ -85,6 +85,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--metrics-port", dest="metrics_port", help="Prometheus port (default 9646, 0 = off)")
     run.add_argument("--linger", help="keep serving metrics this long after the run, e.g. 15s")
     run.add_argument("--summary-json", dest="summary_json", help="write the result document here")
+    run.add_argument(
+        "--summary-csv", dest="summary_csv", help="write per-endpoint and per-stage statistics as CSV here"
+    )
     run.add_argument("--processes", help="split the load across N worker processes (one core each)")
     run.add_argument(
         "--progress-interval", dest="progress_interval", help="seconds between progress lines (0 = none)"
@@ -162,7 +165,7 @@ def worker_argv(args: argparse.Namespace) -> list[str]:
         if setting == "allow_targets":
             for host in value or []:
                 argv += [flag, host]
-        elif value is not None and setting not in ("summary_json", "processes"):
+        elif value is not None and setting not in ("summary_json", "summary_csv", "processes"):
             argv += [flag, str(value)]
     if args.quiet:
         argv.append("--quiet")
@@ -201,10 +204,14 @@ async def _linger(seconds: float) -> None:
 
 
 def _write_json(path: Path, document: dict[str, Any]) -> None:
+    _write_text(path, json.dumps(document, indent=2, default=str) + "\n")
+
+
+def _write_text(path: Path, text: str) -> None:
     """Written to a temporary name, then renamed: a reader never sees half a file."""
     path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_name(path.name + ".partial")
-    partial.write_text(json.dumps(document, indent=2, default=str) + "\n")
+    partial.write_text(text)
     partial.replace(path)
 
 
@@ -230,6 +237,8 @@ async def _main(scenario: Scenario, args: argparse.Namespace) -> int:
     print_summary(result)
     if scenario.summary_json:
         _write_json(Path(scenario.summary_json), result)
+    if scenario.summary_csv:
+        _write_text(Path(scenario.summary_csv), summary_csv(result))
     if scenario.processes > 1:
         await experiment.wait_for_workers()  # they serve the metrics and linger themselves
     else:

@@ -61,6 +61,7 @@ SETTINGS: dict[str, tuple[tuple[str, ...], str, str]] = {
     "metrics_port": (("metrics_port",), "LOADGEN_METRICS_PORT", "--metrics-port"),
     "linger": (("linger",), "LOADGEN_LINGER", "--linger"),
     "summary_json": (("summary_json",), "LOADGEN_SUMMARY_JSON", "--summary-json"),
+    "summary_csv": (("summary_csv",), "LOADGEN_SUMMARY_CSV", "--summary-csv"),
     "processes": (("processes",), "LOADGEN_PROCESSES", "--processes"),
     "progress_interval": (("progress_interval",), "LOADGEN_PROGRESS_INTERVAL", "--progress-interval"),
     "allow_targets": (("allow_targets",), "LOADGEN_ALLOW_TARGETS", "--allow-target"),

@@ -193,6 +193,7 @@ class Scenario:
     metrics_port: int = 9646
     linger: float = 0.0
     summary_json: str | None = None
+    summary_csv: str | None = None
     processes: int = 1
     progress_interval: float = 5.0
 

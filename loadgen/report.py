@@ -131,6 +131,56 @@ def print_summary(result: dict[str, Any], out: TextIO = sys.stdout) -> None:
     out.flush()
 
 
+CSV_COLUMNS = (
+    "scope", "name", "requests", "failures", "dropped", "error_rate", "throughput_per_s",
+    "p50_s", "p90_s", "p95_s", "p99_s", "max_s", "planned_rate", "achieved_rate", "broken",
+)  # fmt: skip
+
+
+def summary_csv(result: dict[str, Any]) -> str:
+    """Per-endpoint, total and per-stage rows (seed 002's CSV report), for spreadsheets and plots."""
+    import csv
+    import io
+
+    load = result["load"]
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=CSV_COLUMNS, lineterminator="\n")
+    writer.writeheader()
+
+    def latency_columns(block: dict[str, Any]) -> dict[str, Any]:
+        return {f"{key}_s": f"{block[key]:.6f}" for key in ("p50", "p90", "p95", "p99", "max")}
+
+    for name, block in [*load["endpoints"].items(), ("TOTAL", load["total"])]:
+        writer.writerow(
+            {
+                "scope": "endpoint" if name != "TOTAL" else "total",
+                "name": name,
+                "requests": block["requests"],
+                "failures": block["failures"],
+                "dropped": block["dropped"],
+                "error_rate": f"{block['error_rate']:.6f}",
+                "throughput_per_s": f"{block['throughput']:.3f}",
+                **latency_columns(block["latency"]),
+            }
+        )
+    for stage in load.get("stages", []):
+        writer.writerow(
+            {
+                "scope": "stage",
+                "name": stage["stage"],
+                "requests": stage["requests"],
+                "failures": stage["failures"],
+                "dropped": stage["dropped"],
+                "error_rate": f"{stage['error_rate']:.6f}",
+                **latency_columns(stage),
+                "planned_rate": f"{stage['planned_rate']:.3f}",
+                "achieved_rate": f"{stage['achieved_rate']:.3f}",
+                "broken": stage["broken"] or "",
+            }
+        )
+    return buffer.getvalue()
+
+
 def progress_line(progress: dict[str, float], prefix: str = "") -> str:
     return (
         f"{prefix}[{progress['elapsed']:6.1f}s] sent {int(progress['sent'])} done {int(progress['completed'])} "

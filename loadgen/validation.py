@@ -163,6 +163,7 @@ class ScenarioReader:
         "metrics_port",
         "linger",
         "summary_json",
+        "summary_csv",
         "processes",
         "progress_interval",
         "notes",
@@ -226,6 +227,7 @@ class ScenarioReader:
             metrics_port=self.integer(doc, "metrics_port", (), 9646, minimum=0, maximum=65535),
             linger=self.duration(doc, "linger", (), 0),
             summary_json=str(doc["summary_json"]) if doc.get("summary_json") else None,
+            summary_csv=str(doc["summary_csv"]) if doc.get("summary_csv") else None,
             processes=processes,
             progress_interval=self.duration(doc, "progress_interval", (), "5s"),
         )

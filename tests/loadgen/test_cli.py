@@ -496,3 +496,26 @@ requests: [health]
     assert [stage["target_rate"] for stage in load["stages"]] == [40, 120]
     assert load["breaking_point"] is None
     assert service.state.requests["health"] == 120
+
+
+def test_summary_csv_has_endpoint_total_and_stage_rows(tmp_path: Path, service) -> None:
+    import csv
+
+    path = tmp_path / "s.yml"
+    table = tmp_path / "out.csv"
+    path.write_text(
+        f"target: {service.url}\nworkload: {{model: open, start_rate: 50, stages: [{{duration: 1s, target: 50}}]}}\n"
+        "requests: [health, create_ticket]\n"
+    )
+    result = run_loadgen("run", str(path), "--metrics-port", "0", "--summary-csv", str(table), "--quiet")
+    assert result.returncode == 0, result.stderr
+    rows = list(csv.DictReader(table.open()))
+    by_scope = {(row["scope"], row["name"]): row for row in rows}
+    assert int(by_scope[("total", "TOTAL")]["requests"]) == 50
+    assert (
+        int(by_scope[("endpoint", "health")]["requests"])
+        + int(by_scope[("endpoint", "create_ticket")]["requests"])
+        == 50
+    )
+    assert int(by_scope[("stage", "0")]["requests"]) == 50
+    assert float(by_scope[("total", "TOTAL")]["p95_s"]) > 0
