@@ -54,22 +54,23 @@ class RequestFactory:
             [weight for _, weight in ticket.queues if weight > 0],
             self.rng,
         )
+        self._prefix = ticket.national_id_prefix
         if ticket.national_id_start is not None:
             self._next_id = ticket.national_id_start + process_index * 10_000_000
             self._id_format = None
         else:
-            # 12 digits: 5 from the clock (changes every second, repeats after ~28 h), 1 process, 6 counter.
+            # 13 digits: 5 from the clock (changes every second, repeats after ~28 h), 2 process, 6 counter.
             tag = run_tag if run_tag is not None else int(time.time()) % 100_000
             self._next_id = 0
-            self._id_format = f"{tag:05d}{process_index % 10}"
+            self._id_format = f"{tag:05d}{process_index % 100:02d}"
         self.known_numeros: deque[str] = deque(maxlen=2048)
 
     def national_id(self) -> str:
         value = self._next_id
         self._next_id += 1
         if self._id_format is None:
-            return str(value)
-        return f"{self._id_format}{value % 1_000_000:06d}"
+            return f"{self._prefix}{value}"
+        return f"{self._prefix}{self._id_format}{value % 1_000_000:06d}"
 
     def ticket_body(self, national_id: str | None = None, queue: str | None = None) -> dict[str, str]:
         return {

@@ -422,7 +422,12 @@ class ScenarioReader:
 
     def ticket(self, node: dict) -> TicketTemplate:
         path = ("ticket",)
-        self.known_keys(node, path, ("queues", "branch_office", "telefono", "national_id_start"))
+        self.known_keys(
+            node, path, ("queues", "branch_office", "telefono", "national_id_start", "national_id_prefix")
+        )
+        prefix = self.text(node, "national_id_prefix", path, "")
+        if prefix and (not prefix.isalnum() or len(prefix) > 6):
+            raise self.fail((*path, "national_id_prefix"), "up to 6 letters or digits", prefix)
         queues = node.get("queues")
         mix: tuple[tuple[str, float], ...] = TicketTemplate.queues
         if queues is not None:
@@ -452,6 +457,7 @@ class ScenarioReader:
             branch_office=self.text(node, "branch_office", path, TicketTemplate.branch_office),
             telefono=self.text(node, "telefono", path, TicketTemplate.telefono),
             national_id_start=start,
+            national_id_prefix=prefix,
         )
 
     def threshold(self, item: Any, path: tuple) -> Threshold:

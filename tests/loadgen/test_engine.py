@@ -278,3 +278,20 @@ async def test_throughput_counts_load_time_only_not_settle(service, make_scenari
     assert load["total"]["requests"] == 20
     assert load["elapsed_seconds"] < 0.8  # the 1 s settle is not load time
     assert load["total"]["throughput"] > 25
+
+
+async def test_national_ids_are_unique_and_carry_the_reserved_prefix(service, make_scenario) -> None:
+    scenario = make_scenario(
+        f"""
+        target: {service.url}
+        max_requests: 60
+        workload: {{vus: 6}}
+        requests: [create_ticket]
+        ticket: {{national_id_prefix: TST9, queues: {{CAJA: 1}}}}
+        """
+    )
+    result = await run(scenario)
+    assert result["load"]["endpoints"]["create_ticket"]["statuses"] == {"201": 60}  # no accidental 409
+    national_ids = {national_id for national_id, _queue in service.state.active}
+    assert len(national_ids) == 60
+    assert all(national_id.startswith("TST9") and len(national_id) == 17 for national_id in national_ids)
