@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from nfr.report_text import console_table, fmt_value, iso, offset_text, threshold_text
-from nfr.verdict import FAIL, NO_DATA, PASS, NfrResult, Verdict
+from nfr.verdict import FAIL, NO_DATA, NOT_JUDGED, PASS, NfrResult, Verdict
 
 WIDTH, HEIGHT = 640, 220
 LEFT, RIGHT, TOP, BOTTOM = 70, 16, 14, 34
@@ -125,7 +125,7 @@ def plot_svg(verdict: Verdict, result: NfrResult) -> str:
 
 
 def _status_class(status: str) -> str:
-    return {PASS: "PASS", FAIL: "FAIL", NO_DATA: "NODATA"}[status]
+    return {PASS: "PASS", FAIL: "FAIL", NO_DATA: "NODATA", NOT_JUDGED: "NODATA"}[status]
 
 
 def _notes_html(notes: list[str]) -> str:

@@ -7,7 +7,7 @@ import xml.etree.ElementTree as ET
 from datetime import UTC, datetime
 from typing import Any
 
-from nfr.verdict import FAIL, NO_DATA, PASS, NfrResult, Verdict
+from nfr.verdict import FAIL, NO_DATA, NOT_JUDGED, PASS, NfrResult, Verdict
 
 
 def iso(ts: float | None) -> str:
@@ -59,7 +59,10 @@ def console_table(verdict: Verdict) -> str:
             f"{json.dumps({k: v for k, v in alert.labels.items() if k not in ('alertname', 'nfr')})}"
         )
     lines += [f"note: {note}" for note in verdict.notes]
-    lines.append(f"RESULT: {'PASS' if verdict.passed else 'FAIL'}")
+    result = "PASS" if verdict.passed else "FAIL"
+    if verdict.not_judged:
+        result += f" ({', '.join(verdict.not_judged)} not judged: the window was too short for its alerts)"
+    lines.append(f"RESULT: {result}")
     return "\n".join(lines)
 
 
@@ -132,7 +135,7 @@ def markdown(verdict: Verdict, extra: dict[str, Any] | None = None) -> str:
     extra = dict(extra or {})
     summary = extra.pop("loadgen_summary", None)
     extra = {k: v for k, v in extra.items() if not isinstance(v, dict | list) or k == "faults"}
-    icon = {PASS: "PASS", FAIL: "**FAIL**", NO_DATA: "**NO DATA**"}
+    icon = {PASS: "PASS", FAIL: "**FAIL**", NO_DATA: "**NO DATA**", NOT_JUDGED: "*NOT JUDGED*"}
     out = [
         "# NFR test results",
         "",
@@ -141,7 +144,8 @@ def markdown(verdict: Verdict, extra: dict[str, Any] | None = None) -> str:
         f"- Window: {iso(verdict.start)} → {iso(verdict.end)} (+ {verdict.settle:.0f} s settle), "
         f"{verdict.end - verdict.start:.0f} s under load",
         f"- Prometheus: {verdict.prometheus}",
-        f"- Overall: **{'PASS' if verdict.passed else 'FAIL'}**",
+        f"- Overall: **{'PASS' if verdict.passed else 'FAIL'}**"
+        + (f" ({', '.join(verdict.not_judged)} not judged in this window)" if verdict.not_judged else ""),
     ]
     for key, value in extra.items():
         shown = ", ".join(map(str, value)) or "none" if isinstance(value, list) else value
@@ -187,8 +191,9 @@ def markdown(verdict: Verdict, extra: dict[str, Any] | None = None) -> str:
         "## How this verdict was reached",
         "",
         "An NFR fails when one of its Prometheus alerts (label `nfr`) fired between the start of the load "
-        "and the end of the settle period; it has NO DATA when its indicator series was missing; "
-        "otherwise it passes. Indicators used:",
+        "and the end of the settle period; it has NO DATA when its indicator series was missing; it is "
+        "NOT JUDGED when the window was shorter than every one of its alerts needs; otherwise it passes. "
+        "Indicators used:",
         "",
     ]
     for r in verdict.results:
@@ -200,13 +205,14 @@ def junit_xml(verdict: Verdict) -> str:
     """One testcase per NFR: ``failure`` for FAIL, ``error`` for NO DATA (missing data is no pass)."""
     failures = sum(r.status == FAIL for r in verdict.results)
     errors = sum(r.status == NO_DATA for r in verdict.results)
+    skipped = sum(r.status == NOT_JUDGED for r in verdict.results)
     suite = ET.Element(
         "testsuite",
         name=f"ticketero-nfr {verdict.scenario}".strip(),
         tests=str(len(verdict.results)),
         failures=str(failures),
         errors=str(errors),
-        skipped="0",
+        skipped=str(skipped),
         time=f"{verdict.window_end - verdict.start:.1f}",
         timestamp=iso(verdict.start),
     )
@@ -223,6 +229,8 @@ def junit_xml(verdict: Verdict) -> str:
             )
         elif r.status == NO_DATA:
             ET.SubElement(case, "error", message=message, type="NoData")
+        elif r.status == NOT_JUDGED:
+            ET.SubElement(case, "skipped", message=r.reason)
         out = ET.SubElement(case, "system-out")
         out.text = f"indicator: {r.indicator_expr}"
     ET.indent(suite)

@@ -7,6 +7,9 @@ A run is judged by the same alerts that watch production, never by a second set 
 * NO DATA — no alert fired, but the NFR's indicator had no sample in the window, or
             ``TicketeroNfrIndicatorAbsent{nfr=...}`` fired. Missing data is never a pass.
 * PASS    — no alert of the NFR fired and its indicator had data.
+* NOT JUDGED — no alert of the NFR fired, and none of them could have: each needs more history than the
+            window holds (RNF-07 compares memory with 30 minutes earlier; a 2-minute PERF-01 cannot judge it).
+            Said plainly in every report, never shown as a pass; ``--strict`` counts it as a failure.
 
 Expected alerts (fault scenarios) turn the logic round for that alert: it must fire inside the window and
 be resolved again by ``end + settle``; then its NFR passes, otherwise it fails with the reason.
@@ -34,6 +37,7 @@ from nfr.rulescale import parse_duration
 PASS = "PASS"
 FAIL = "FAIL"
 NO_DATA = "NO DATA"
+NOT_JUDGED = "NOT JUDGED"
 
 MAX_POINTS = 10_000  # Prometheus refuses more than 11,000 points per series
 
@@ -84,6 +88,7 @@ class Verdict:
     scenario: str = ""
     run_id: str = ""
     notes: list[str] = field(default_factory=list)
+    strict: bool = False
 
     @property
     def window_end(self) -> float:
@@ -104,8 +109,18 @@ class Verdict:
 
     @property
     def passed(self) -> bool:
-        """True only when every NFR passed and no scrape target went down during the window."""
-        return all(r.status == PASS for r in self.results) and not self.target_down
+        """True only when every NFR the window could judge passed (at least one did) and no scrape target
+        went down. NOT JUDGED NFRs are listed in every report; with ``strict`` they fail the run."""
+        allowed = {PASS} if self.strict else {PASS, NOT_JUDGED}
+        return (
+            all(r.status in allowed for r in self.results)
+            and any(r.status == PASS for r in self.results)
+            and not self.target_down
+        )
+
+    @property
+    def not_judged(self) -> list[str]:
+        return [r.nfr for r in self.results if r.status == NOT_JUDGED]
 
     def result(self, nfr_id: str) -> NfrResult:
         for result in self.results:
@@ -169,26 +184,66 @@ def _lookback(expr: str, recorded: dict[str, str], depth: int = 0) -> float:
     return own + max((_lookback(recorded[name], recorded, depth + 1) for name in used), default=0.0)
 
 
-def _lookback_notes(client: PrometheusClient, rules: list[dict[str, Any]], span: float) -> list[str]:
-    """Alerts that could not have fired in a window this short (look-back + ``for:`` longer than it)."""
+def _history_needed(client: PrometheusClient, rules: list[dict[str, Any]]) -> dict[tuple[str, str], float]:
+    """(alert, nfr) → seconds of history it needs before it can fire (look-back plus ``for:``)."""
     try:
         recorded = {r["name"]: str(r["query"]) for r in client.recording_rules()}
     except PrometheusQueryError:
-        return []
+        return {}
     shortest: dict[tuple[str, str], float] = {}
     for rule in rules:
         nfr = str(rule.get("labels", {}).get("nfr", ""))
-        if not nfr.startswith("RNF-"):
+        # The absent-indicator alert names an NFR but reports missing data, it does not judge the NFR.
+        if not nfr.startswith("RNF-") or rule["name"] == INDICATOR_ABSENT_ALERT:
             continue
         needed = _lookback(str(rule["query"]), recorded) + float(rule.get("duration") or 0)
         key = (rule["name"], nfr)
         shortest[key] = min(needed, shortest.get(key, needed))
+    return shortest
+
+
+def _history_reaches(client: PrometheusClient, at: float) -> bool:
+    """Whether Prometheus holds samples at ``at``: an alert that looks back there could have fired.
+    Against a long-running Prometheus the history before the window counts too."""
+    try:
+        return bool(client.query("count(count_over_time(up[1m]))", at))
+    except PrometheusQueryError:
+        return True  # cannot tell: judge as usual rather than excuse the NFR
+
+
+def _too_short(
+    client: PrometheusClient, needed_by_alert: dict[tuple[str, str], float], window_end: float
+) -> dict[tuple[str, str], float]:
+    """The alerts that could not have fired by ``window_end``: their look-back reaches before the data."""
+    reaches: dict[float, bool] = {}
+    short = {}
+    for key, needed in needed_by_alert.items():
+        if needed not in reaches:
+            reaches[needed] = _history_reaches(client, window_end - needed)
+        if not reaches[needed]:
+            short[key] = needed
+    return short
+
+
+def _lookback_notes(too_short: dict[tuple[str, str], float], window_end: float, start: float) -> list[str]:
     return [
-        f"{name} ({nfr}) needs at least {needed:.0f} s (its offset plus its for:), more than this "
-        f"{span:.0f} s window: it could not have fired here (run longer or use --compress)"
-        for (name, nfr), needed in sorted(shortest.items())
-        if needed > span
+        f"{name} ({nfr}) needs at least {needed:.0f} s of history (its offset plus its for:); Prometheus "
+        f"held less by the end of this {window_end - start:.0f} s window: it could not have fired here "
+        "(run longer or use --compress)"
+        for (name, nfr), needed in sorted(too_short.items())
     ]
+
+
+def _unjudgeable(
+    needed_by_alert: dict[tuple[str, str], float], too_short: dict[tuple[str, str], float]
+) -> dict[str, float]:
+    """NFR → the least history that could judge it, for NFRs none of whose alerts could have fired."""
+    result: dict[str, float] = {}
+    for nfr in {nfr for _name, nfr in needed_by_alert}:
+        mine = {key: needed for key, needed in needed_by_alert.items() if key[1] == nfr}
+        if all(key in too_short for key in mine):
+            result[nfr] = min(mine.values())
+    return result
 
 
 def _value_at(client: PrometheusClient, rule: dict[str, Any] | None, alert: FiredAlert) -> float | None:
@@ -296,6 +351,7 @@ def compute_verdict(
     rate_window: str = "1m",
     step: float | None = None,
     nfrs: Sequence[Nfr] = NFRS,
+    strict: bool = False,
 ) -> Verdict:
     """Judge every NFR over ``[start, end + settle]`` from what ``client``'s Prometheus recorded."""
     if end <= start:
@@ -311,7 +367,10 @@ def compute_verdict(
     unknown = sorted(expected_set - set(rules))
     if unknown:
         notes.append("expected alert(s) not loaded in Prometheus: " + ", ".join(unknown))
-    notes += _lookback_notes(client, all_rules, window_end - start)
+    needed_by_alert = _history_needed(client, all_rules)
+    too_short = _too_short(client, needed_by_alert, window_end)
+    notes += _lookback_notes(too_short, window_end, start)
+    unjudgeable = _unjudgeable(needed_by_alert, too_short)
     fired = _fired_alerts(client, start, window_end, step, rules)
     for alert in fired:
         alert.value_at_first_fire = _value_at(client, rules.get(alert.name), alert)
@@ -322,6 +381,12 @@ def compute_verdict(
         status, reason, failing, expected_fired = _judge(
             nfr, fired, expected_set, series, set(rules), nfr_of_rule
         )
+        if status == PASS and nfr.id in unjudgeable and not expected_fired:
+            status = NOT_JUDGED
+            reason = (
+                f"none of its alerts could have fired: they need at least {unjudgeable[nfr.id]:.0f} s of "
+                "history and Prometheus held less (run a longer scenario, e.g. the soak)"
+            )
         first = min((a.first_fired for a in failing), default=None)
         # Measured, in the NFR's unit: the worst indicator sample when it failed, else the run figure.
         # The alert expression's own value at its first firing is in the reason (its unit may differ:
@@ -361,6 +426,7 @@ def compute_verdict(
         figures=figures,
         expected=sorted(expected_set),
         notes=notes,
+        strict=strict,
     )
 
 

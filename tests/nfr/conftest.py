@@ -76,7 +76,9 @@ def synthetic_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Syntheti
         collector.set(heartbeat_series=False)
         _sleep_until(t0 + 34)
         end = time.time()
-        time.sleep(1.5)  # let the last evaluation land
+        # Let the last evaluation land, and leave windows ending by t0 + 44 s of history behind them
+        # (the first scrape lands a few seconds after t0).
+        _sleep_until(t0 + 45)
         yield SyntheticRun(PrometheusClient(prometheus.url), t0, race_at, race_cleared_at, absent_at, end)
     finally:
         prometheus.stop()

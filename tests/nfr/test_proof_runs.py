@@ -10,6 +10,7 @@ heartbeat threshold of RNF-05 is a threshold, not a time span, and is never comp
 from __future__ import annotations
 
 import json
+import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -95,7 +96,7 @@ def _run(proof: Proof, results: Path) -> DemoResult:
         scenario=proof.scenario,
         compress=60,
         results=results,
-        run_id=f"proof-{proof.name}",
+        run_id=f"proof-{proof.name}-{uuid.uuid4().hex[:6]}",  # own database and vhost per run
         duration=proof.duration,
         settle=proof.settle,
         scrape_interval=1.0,
