@@ -105,7 +105,7 @@ class TicketTemplate:
     branch_office: str = "Sucursal Centro"
     telefono: str = "+56912345678"
     national_id_start: int | None = None
-    # a reserved range for test identities (seed 001): every generated nationalId starts with it
+    # a reserved range for test identities (seed 001): every generated nationalId starts with these digits
     national_id_prefix: str = ""
 
 

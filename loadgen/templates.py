@@ -59,10 +59,13 @@ class RequestFactory:
             self._next_id = ticket.national_id_start + process_index * 10_000_000
             self._id_format = None
         else:
-            # 13 digits: 5 from the clock (changes every second, repeats after ~28 h), 2 process, 6 counter.
-            tag = run_tag if run_tag is not None else int(time.time()) % 100_000
+            # 12 digits, the most the service accepts: 4 from the clock (a new value every second, repeating
+            # after ~2.8 h) or the reserved prefix in their place, 2 for the process, 6 for a counter.
+            tag = run_tag if run_tag is not None else int(time.time()) % 10_000
+            lead = (self._prefix + f"{tag:04d}")[:4]
+            self._prefix = ""
             self._next_id = 0
-            self._id_format = f"{tag:05d}{process_index % 100:02d}"
+            self._id_format = f"{lead}{process_index % 100:02d}"
         self.known_numeros: deque[str] = deque(maxlen=2048)
 
     def national_id(self) -> str:

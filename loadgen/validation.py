@@ -426,8 +426,8 @@ class ScenarioReader:
             node, path, ("queues", "branch_office", "telefono", "national_id_start", "national_id_prefix")
         )
         prefix = self.text(node, "national_id_prefix", path, "")
-        if prefix and (not prefix.isalnum() or len(prefix) > 6):
-            raise self.fail((*path, "national_id_prefix"), "up to 6 letters or digits", prefix)
+        if prefix and (not prefix.isdigit() or len(prefix) > 4):
+            raise self.fail((*path, "national_id_prefix"), "up to 4 digits", prefix)
         queues = node.get("queues")
         mix: tuple[tuple[str, float], ...] = TicketTemplate.queues
         if queues is not None:

@@ -8,11 +8,14 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import re
 import threading
 import time
 from dataclasses import dataclass, field
 
 from aiohttp import web
+
+NATIONAL_ID = re.compile(r"^[0-9]{1,12}(-[0-9Kk])?$")
 
 
 @dataclass
@@ -73,7 +76,9 @@ class FakeTicketero:
         except ValueError:
             return web.json_response({"error": "invalid json"}, status=400)
         national_id, queue = body.get("nationalId"), body.get("queueType")
-        if not national_id or queue not in ("CAJA", "PERSONAL", "EMPRESAS", "GERENCIA"):
+        # the service's own rule for nationalId: up to 12 digits, optionally -<check digit>
+        valid_id = isinstance(national_id, str) and NATIONAL_ID.match(national_id)
+        if not valid_id or queue not in ("CAJA", "PERSONAL", "EMPRESAS", "GERENCIA"):
             return web.json_response({"error": "invalid"}, status=400)
         if self.state.create_delay:
             await asyncio.sleep(self.state.create_delay)

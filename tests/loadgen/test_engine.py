@@ -287,11 +287,15 @@ async def test_national_ids_are_unique_and_carry_the_reserved_prefix(service, ma
         max_requests: 60
         workload: {{vus: 6}}
         requests: [create_ticket]
-        ticket: {{national_id_prefix: TST9, queues: {{CAJA: 1}}}}
+        ticket: {{national_id_prefix: "99", queues: {{CAJA: 1}}}}
         """
     )
     result = await run(scenario)
     assert result["load"]["endpoints"]["create_ticket"]["statuses"] == {"201": 60}  # no accidental 409
     national_ids = {national_id for national_id, _queue in service.state.active}
     assert len(national_ids) == 60
-    assert all(national_id.startswith("TST9") and len(national_id) == 17 for national_id in national_ids)
+    # 12 digits (the service's limit), all in the reserved 99… range
+    assert all(
+        national_id.startswith("99") and len(national_id) == 12 and national_id.isdigit()
+        for national_id in national_ids
+    )
