@@ -21,7 +21,8 @@ KNOWN = {
     "memory-leak": "every API request keeps a buffer forever → RSS grows (RNF-07); value = bytes",
     "slow-api": "POST /api/tickets sleeps before answering → p95 above 2 s (RNF-02); value = seconds",
     "stalled-worker": "the first ticket taken stops heart-beating and never finishes (RNF-05)",
-    "failing-relay": "the outbox relay marks messages FAILED instead of publishing (RNF-04)",
+    "failing-relay": "the outbox relay marks messages FAILED instead of publishing (RNF-04); value = share "
+    "of messages, 0-1 (default 1: all)",
 }
 
 
@@ -32,6 +33,7 @@ class Faults:
     slow_api_seconds: float = 0.0
     stalled_worker: bool = False
     failing_relay: bool = False
+    failing_relay_fraction: float = 1.0
     # What was asked for, in order, for logs and --help.
     names: tuple[str, ...] = field(default=())
 
@@ -73,6 +75,15 @@ def parse_faults(spec: str | None) -> Faults:
             if seconds <= 0:
                 raise FaultSpecError("slow-api: expected a positive number of seconds")
             values["slow_api_seconds"] = seconds
+        elif name == "failing-relay":
+            try:
+                fraction = float(value) if value else 1.0
+            except ValueError:
+                raise FaultSpecError(f"failing-relay={value!r}: expected a share between 0 and 1") from None
+            if not 0 < fraction <= 1:
+                raise FaultSpecError("failing-relay: expected a share > 0 and <= 1")
+            values["failing_relay"] = True
+            values["failing_relay_fraction"] = fraction
         else:
             if value:
                 raise FaultSpecError(f"{name} takes no value, got {value!r}")

@@ -78,14 +78,15 @@ UPDATE outbox_message SET next_attempt_at = now()
 WHERE status = 'PENDING' AND next_attempt_at > now() AND starts_with(last_error, %s)
 """
 
-# The failing-relay fault: the relay gives up on every due row without trying.
+# The failing-relay fault: the relay gives up on a share of the due rows (all by default) without trying.
+# Which rows is decided by their id (spread by a prime, so consecutive rows alternate), the same on every pass.
 FAIL_DUE_ROWS = """
 UPDATE outbox_message
 SET status = 'FAILED', attempts = attempts + 1, last_error = 'failing-relay fault: publishing disabled'
 WHERE id IN (
     SELECT id FROM outbox_message
-    WHERE status = 'PENDING' AND next_attempt_at <= now()
-    ORDER BY id LIMIT %s FOR UPDATE SKIP LOCKED
+    WHERE status = 'PENDING' AND next_attempt_at <= now() AND (id * 7919) %% 1000 < %(permille)s
+    ORDER BY id LIMIT %(limit)s FOR UPDATE SKIP LOCKED
 )
 """
 
@@ -258,10 +259,14 @@ class OutboxRelay:
         settings = self._settings
         async with self._pool.connection() as conn:
             if settings.faults.failing_relay:
-                cursor = await conn.execute(FAIL_DUE_ROWS, (settings.relay_batch_size,))
+                permille = round(settings.faults.failing_relay_fraction * 1000)
+                cursor = await conn.execute(
+                    FAIL_DUE_ROWS, {"permille": permille, "limit": settings.relay_batch_size}
+                )
                 if cursor.rowcount:
                     log.warning("failing-relay fault: marked %d outbox rows FAILED", cursor.rowcount)
-                return 0
+                if permille >= 1000:
+                    return 0
             async with conn.transaction():
                 rows = await (await conn.execute(SELECT_DUE, (settings.relay_batch_size,))).fetchall()
                 if not rows:

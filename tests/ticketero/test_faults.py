@@ -131,3 +131,34 @@ async def test_failing_relay_marks_outbox_failed(start_service, faulty):
             return await scalar(svc.dsn, "SELECT count(*) FROM ticket WHERE status = 'COMPLETED'") == 5
 
         await wait_until(completed, 10, what="5 tickets COMPLETED")
+
+
+async def test_failing_relay_share_fails_only_that_share(start_service):
+    # failing-relay=0.5: RNF-04 broken for half the messages, the other half still flows (RNF-01 holds).
+    svc = await start_service(faults="failing-relay=0.5", advisors=4)
+    await create_tickets(svc.base_url, [ticket_body(92_000_000 + i, "CAJA") for i in range(40)])
+
+    async def all_settled() -> bool:
+        return await scalar(svc.dsn, "SELECT count(*) FROM outbox_message WHERE status = 'PENDING'") == 0
+
+    await wait_until(all_settled, 15, what="no outbox row PENDING")
+    rows = await fetch(svc.dsn, "SELECT id, status FROM outbox_message")
+    failed = {row_id for row_id, status in rows if status == "FAILED"}
+    assert failed == {row_id for row_id, _ in rows if (row_id * 7919) % 1000 < 500}
+    assert 0 < len(failed) < 40
+
+    async def rest_completed() -> bool:
+        done = await scalar(svc.dsn, "SELECT count(*) FROM ticket WHERE status = 'COMPLETED'")
+        return done == 40 - len(failed)
+
+    await wait_until(rest_completed, 15, what="the tickets whose message was sent COMPLETED")
+
+
+def test_failing_relay_share_is_validated():
+    from ticketero.faults import FaultSpecError, parse_faults
+
+    assert parse_faults("failing-relay=0.25").failing_relay_fraction == 0.25
+    assert parse_faults("failing-relay").failing_relay_fraction == 1.0
+    for bad in ("failing-relay=0", "failing-relay=1.5", "failing-relay=half"):
+        with pytest.raises(FaultSpecError, match="failing-relay"):
+            parse_faults(bad)
