@@ -4,6 +4,11 @@ Each check is the plan's own SQL (validate-consistency.sh, the race-condition te
 partial indexes cover, so its cost follows the active tickets. The one check over the whole history, the
 served-counter drift (sum of ``advisor.total_tickets_served`` against completed tickets), is kept
 incrementally by ``ServedDrift``: see its docstring.
+
+A double assignment lasts only while both tickets are active (about one service time, 2 s by default), so
+the ``ticketero_advisors_double_assigned`` gauge, sampled every scrape, usually misses it. The counter
+``ticketero_tickets_double_assigned_total`` looks back instead: each newly completed ticket is checked
+once against the other tickets of its advisor (``DOUBLE_ASSIGNED_COMPLETED_SQL``).
 """
 
 from __future__ import annotations
@@ -65,6 +70,24 @@ WITHOUT_OUTBOX_SQL = """
 SELECT count(*) FROM ticket t
 WHERE t.status IN ('WAITING', 'CALLED', 'IN_PROGRESS')
   AND NOT EXISTS (SELECT 1 FROM outbox_message o WHERE o.aggregate_id = t.id)
+"""
+# Completions past the watermark (ix_ticket_completed_at), each flagged when its [started_at, completed_at]
+# overlaps the [started_at, completed_at or now] of another ticket of the same advisor. The other ticket is
+# looked for only where an index reaches it: completed after t started (a short ix_ticket_completed_at range)
+# or still CALLED / IN_PROGRESS (the active partial indexes), so the cost follows the recent rows, not the
+# history. Strict comparisons: a ticket started in the instant the previous one completed is no overlap.
+# Only the columns the test plan's SQL names, so it runs against the Java original too.
+DOUBLE_ASSIGNED_COMPLETED_SQL = """
+SELECT t.id, EXTRACT(EPOCH FROM t.completed_at)::float8,
+       t.status = 'COMPLETED' AND t.assigned_advisor_id IS NOT NULL AND t.started_at IS NOT NULL AND (
+           EXISTS (SELECT 1 FROM ticket o
+                   WHERE o.completed_at > t.started_at AND o.assigned_advisor_id = t.assigned_advisor_id
+                     AND o.started_at < t.completed_at AND o.id <> t.id)
+           OR EXISTS (SELECT 1 FROM ticket o
+                      WHERE o.status IN ('CALLED', 'IN_PROGRESS')
+                        AND o.assigned_advisor_id = t.assigned_advisor_id
+                        AND o.started_at < t.completed_at AND o.id <> t.id))
+FROM ticket t WHERE t.completed_at >= to_timestamp(%s)
 """
 DATABASE_SQL = """
 SELECT d.deadlocks, (SELECT count(*) FROM pg_stat_activity a WHERE a.datname = current_database())
@@ -163,10 +186,17 @@ class ConsistencyCollector(ConcernCollector):
     backend = "postgres"
 
     def __init__(
-        self, client: PostgresClient, *, slack: float = 30.0, drift_slice_budget: float = 0.1
+        self,
+        client: PostgresClient,
+        *,
+        slack: float = 30.0,
+        drift_slice_budget: float = 0.1,
+        start_epoch: float | None = None,
     ) -> None:
         self.client = client
         self.drift = ServedDrift(slack, drift_slice_budget)
+        self.completions = RowLedger(time.time() if start_epoch is None else start_epoch, slack)
+        self.double_assigned_total = 0
         self._completed_rule_sql: str | None = None  # chosen at the first scrape, see _completed_rule()
 
     def _completed_rule(self, cur: Any, deadline: float) -> str:
@@ -219,6 +249,13 @@ class ConsistencyCollector(ConcernCollector):
                 "recounted after a DELETE on ticket.",
             ),
             CounterMetricFamily(
+                "ticketero_tickets_double_assigned",
+                "Tickets that completed while their advisor was serving another ticket (their started_at.."
+                "completed_at overlaps another ticket's of the same advisor; race condition), counted once at "
+                "completion. Counted by the exporter since it started, from an index range scan of completed_at "
+                "past a watermark (with a slack window for late commits), so it survives DELETE FROM ticket.",
+            ),
+            CounterMetricFamily(
                 "ticketero_database_deadlocks", "pg_stat_database.deadlocks of the Ticketero database."
             ),
             GaugeMetricFamily(
@@ -249,8 +286,22 @@ class ConsistencyCollector(ConcernCollector):
             cur.execute(DATABASE_SQL)
             deadlocks, connections = one(cur)
             drift = self.drift.update(cur, deadline)
+            cur.execute(DOUBLE_ASSIGNED_COMPLETED_SQL, (self.completions.since(),))
+            completions = cur.fetchall()
+        # Only after every query succeeded: a failed scrape must not half-advance the counter.
+        self.double_assigned_total += sum(1 for row in self.completions.admit(completions) if row[2])
 
-        rules_f, busy_f, double_f, dup_f, outbox_f, drift_f, deadlocks_f, conn_f = self.families()
+        (
+            rules_f,
+            busy_f,
+            double_f,
+            dup_f,
+            outbox_f,
+            drift_f,
+            double_total_f,
+            deadlocks_f,
+            conn_f,
+        ) = self.families()
         for rule, value in zip(
             RULES, (in_progress_no_start, completed_no_time, called_no_advisor), strict=True
         ):
@@ -262,6 +313,7 @@ class ConsistencyCollector(ConcernCollector):
             outbox_f.add_metric([], without_outbox)
         if drift is not None:
             drift_f.add_metric([], drift)
+        double_total_f.add_metric([], self.double_assigned_total)
         deadlocks_f.add_metric([], deadlocks)
         conn_f.add_metric([], connections)
-        return [rules_f, busy_f, double_f, dup_f, outbox_f, drift_f, deadlocks_f, conn_f]
+        return [rules_f, busy_f, double_f, dup_f, outbox_f, drift_f, double_total_f, deadlocks_f, conn_f]

@@ -10,7 +10,11 @@ import psycopg
 import pytest
 
 from exporters.postgres import PostgresClient
-from exporters.postgres_consistency import COMPLETED_WITHOUT_COMPLETED_AT_SQL, ConsistencyCollector
+from exporters.postgres_consistency import (
+    COMPLETED_WITHOUT_COMPLETED_AT_SQL,
+    DOUBLE_ASSIGNED_COMPLETED_SQL,
+    ConsistencyCollector,
+)
 from tests.exporters.helpers import add_advisor, add_ticket, connect, registry_with, scrape, value
 
 INDEXES_SQL = Path(__file__).resolve().parents[2] / "exporters" / "sql" / "indexes.sql"
@@ -266,3 +270,122 @@ def test_completed_rule_over_the_whole_history_needs_its_index(database_dsn):
         plan = conn.execute("EXPLAIN " + COMPLETED_WITHOUT_COMPLETED_AT_SQL).fetchall()
         client.close()
     assert "ix_ticket_completed_without_completed_at" in " ".join(row[0] for row in plan)
+
+
+DOUBLE_TOTAL = "ticketero_tickets_double_assigned_total"
+
+
+@pytest.fixture
+def since_a_minute_ago(database_dsn):
+    """A collector whose counters start a minute back, so tickets planted seconds in the past count."""
+    client = PostgresClient(database_dsn)
+    registry = registry_with(ConsistencyCollector(client, slack=30.0, start_epoch=time.time() - 60))
+    with connect(database_dsn) as conn:
+        yield conn, registry
+    client.close()
+
+
+def test_overlapping_completed_tickets_are_counted_once_each(since_a_minute_ago):
+    conn, registry = since_a_minute_ago
+    raced = add_advisor(conn)
+    # Both on one advisor: [−9 s, −5 s] and [−8 s, −4 s] overlap. Each ticket is counted, so 2.
+    add_ticket(conn, status="COMPLETED", advisor=raced, age=10, started_after=1, completed_after=5)
+    add_ticket(conn, status="COMPLETED", advisor=raced, age=10, started_after=2, completed_after=6)
+    # Another advisor at the same time: no overlap with the raced ones.
+    other = add_advisor(conn)
+    add_ticket(conn, status="COMPLETED", advisor=other, age=10, started_after=1, completed_after=5)
+    assert value(registry, DOUBLE_TOTAL) == 2
+    for _ in range(3):  # later scrapes never count a ticket again
+        scrape(registry)
+    assert value(registry, DOUBLE_TOTAL) == 2
+    # Gone from the active set long before this scrape: the gauge never saw it.
+    assert value(registry, "ticketero_advisors_double_assigned") == 0
+
+
+def test_completion_while_another_ticket_is_still_in_progress_is_counted(since_a_minute_ago):
+    conn, registry = since_a_minute_ago
+    raced = add_advisor(conn, status="BUSY")
+    add_ticket(conn, status="IN_PROGRESS", advisor=raced, age=10, started_after=1)
+    add_ticket(conn, status="COMPLETED", advisor=raced, age=10, started_after=2, completed_after=6)
+    # A CALLED ticket without started_at has no interval yet: not an overlap on its own.
+    waiting_advisor = add_advisor(conn)
+    add_ticket(conn, status="CALLED", advisor=waiting_advisor, age=3)
+    add_ticket(conn, status="COMPLETED", advisor=waiting_advisor, age=10, started_after=1, completed_after=5)
+    assert value(registry, DOUBLE_TOTAL) == 1
+
+
+def test_sequential_tickets_of_one_advisor_are_not_counted(since_a_minute_ago):
+    conn, registry = since_a_minute_ago
+    advisor = add_advisor(conn)
+    # Back to back, the next one starting in the very instant the previous one completed.
+    for start in (1, 3, 5):
+        add_ticket(
+            conn, status="COMPLETED", advisor=advisor, age=10, started_after=start, completed_after=start + 2
+        )
+    add_ticket(conn, status="IN_PROGRESS", advisor=advisor, age=10, started_after=8)
+    assert value(registry, DOUBLE_TOTAL) == 0
+
+
+def test_double_assigned_counter_survives_delete_from_ticket(since_a_minute_ago):
+    conn, registry = since_a_minute_ago
+    raced = add_advisor(conn)
+    add_ticket(conn, status="COMPLETED", advisor=raced, age=10, started_after=1, completed_after=5)
+    add_ticket(conn, status="COMPLETED", advisor=raced, age=10, started_after=2, completed_after=6)
+    assert value(registry, DOUBLE_TOTAL) == 2
+    conn.execute("DELETE FROM outbox_message")
+    conn.execute("DELETE FROM ticket")  # the test plan's reset between runs
+    assert value(registry, DOUBLE_TOTAL) == 2
+    add_ticket(conn, status="COMPLETED", advisor=raced, age=4, started_after=1, completed_after=3)
+    add_ticket(conn, status="COMPLETED", advisor=raced, age=4, started_after=2, completed_after=4)
+    assert value(registry, DOUBLE_TOTAL) == 4
+
+
+def test_failed_scrape_does_not_advance_the_double_assigned_counter(since_a_minute_ago, database_dsn):
+    conn, registry = since_a_minute_ago
+    raced = add_advisor(conn)
+    assert value(registry, DOUBLE_TOTAL) == 0
+    add_ticket(conn, status="COMPLETED", advisor=raced, age=10, started_after=1, completed_after=5)
+    add_ticket(conn, status="COMPLETED", advisor=raced, age=10, started_after=2, completed_after=6)
+    # A migration holding the table: the scrape times out on its lock and reports nothing.
+    with psycopg.connect(database_dsn) as locker:
+        locker.execute("LOCK TABLE ticket IN ACCESS EXCLUSIVE MODE")
+        with pytest.raises(psycopg.errors.LockNotAvailable):
+            scrape(registry)
+        locker.rollback()
+    # The next good scrape counts both tickets, once.
+    assert value(registry, DOUBLE_TOTAL) == 2
+    assert value(registry, DOUBLE_TOTAL) == 2
+
+
+def test_double_assigned_check_reads_indexes_not_the_history(database_dsn):
+    """~200k completed tickets: the check reads the recent rows and the other tickets through indexes."""
+    with connect(database_dsn) as conn:
+        conn.execute("INSERT INTO advisor (name, module_number) SELECT 'a', g FROM generate_series(1, 5) g")
+        conn.execute(
+            """INSERT INTO ticket (numero, national_id, branch_office, queue_type, status, position_in_queue,
+                                   assigned_advisor_id, created_at, started_at, completed_at)
+               SELECT 'H' || g, g::text, 'Centro', 'CAJA', 'COMPLETED', 1,
+                      (SELECT min(id) FROM advisor) + g % 5,
+                      now() - (200000 - g) * interval '1 second' - interval '10 seconds',
+                      now() - (200000 - g) * interval '1 second' - interval '5 seconds',
+                      now() - (200000 - g) * interval '1 second' - interval '3 seconds'
+               FROM generate_series(1, 200000) g"""
+        )
+        conn.execute("ANALYZE ticket")
+        since = time.time() - 60
+        plans = {}
+        for seqscan in ("on", "off"):
+            conn.execute(f"SET enable_seqscan = {seqscan}")
+            rows = conn.execute("EXPLAIN " + DOUBLE_ASSIGNED_COMPLETED_SQL, (since,)).fetchall()
+            plans[seqscan] = "\n".join(row[0] for row in rows)
+        conn.execute("RESET enable_seqscan")
+        started = time.monotonic()
+        flagged = conn.execute(DOUBLE_ASSIGNED_COMPLETED_SQL, (since,)).fetchall()
+        took = time.monotonic() - started
+    # Even left to choose freely, the planner never scans the ticket table.
+    for plan in plans.values():
+        assert "Seq Scan" not in plan, plan
+        assert plan.count("ix_ticket_completed_at") >= 2, plan  # t's range and o's range
+        assert "ix_ticket_active_" in plan, plan  # the still-active branch
+    assert 50 <= len(flagged) <= 70 and not any(row[2] for row in flagged)  # a minute of sequential tickets
+    assert took < 0.5
