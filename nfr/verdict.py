@@ -172,10 +172,27 @@ _SPAN = re.compile(
 _NAME = re.compile(r"[a-zA-Z_:][a-zA-Z0-9_:]*")
 
 
+_FALLBACK = re.compile(r"\)\s*or\s+vector\s*\(")
+
+
+def _without_fallback_operands(expr: str) -> str:
+    """Drop every ``( ... ) or vector(...)`` left operand: when its history is missing the fallback answers,
+    so an offset inside it does not stop the expression from returning (and its alert from firing)."""
+    while match := _FALLBACK.search(expr):
+        close, depth = match.start(), 0
+        for open_at in range(close, -1, -1):
+            depth += {")": 1, "(": -1}.get(expr[open_at], 0)
+            if depth == 0:
+                break
+        expr = expr[:open_at] + "vector(" + expr[match.end() :]
+    return expr
+
+
 def _lookback(expr: str, recorded: dict[str, str], depth: int = 0) -> float:
     """History an expression needs before it can return anything, in seconds: its longest ``offset``
-    (a range selector works on partial data, an offset into time before the data began does not), plus
-    what the recording rules it uses need themselves."""
+    (a range selector works on partial data, an offset into time before the data began does not; nor
+    does an offset guarded by ``or vector(...)``), plus what the recording rules it uses need themselves."""
+    expr = _without_fallback_operands(expr)
     offsets = [parse_duration(m.group(2)) for m in _SPAN.finditer(expr) if m.group(2)]
     own = max(offsets, default=0.0)
     if depth > 5:

@@ -102,3 +102,12 @@ def test_shipped_rules_compress_to_valid_files(tmp_path: Path) -> None:
 def test_factor_below_one_is_refused() -> None:
     with pytest.raises(RuleScaleError):
         scale_rules({"groups": []}, factor=0.5, floor=1)
+
+
+def test_history_needed_ignores_offsets_behind_a_fallback() -> None:
+    from nfr.verdict import _lookback
+
+    guarded = "(sum(a) - sum(b)) > ((sum(a offset 10m) - sum(b offset 10m)) or vector(0))"
+    assert _lookback(guarded, {}) == 0.0  # missing history → vector(0) answers: it can fire at once
+    recorded = {"job:m:growth": "avg(avg_over_time(m[5m])) / avg(avg_over_time(m[5m] offset 30m))"}
+    assert _lookback('job:m:growth{job="app"} > 1.2', recorded) == 1800.0  # no fallback: needs 30 min
