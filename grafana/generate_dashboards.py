@@ -161,7 +161,8 @@ def nfr_overview() -> dict:
                 target(
                     "max(ticketero_advisors_double_assigned)"
                     " + max(ticketero_tickets_duplicate_active)"
-                    " + (sum(increase(ticketero_database_deadlocks_total[5m])) or vector(0))",
+                    " + (sum(increase(ticketero_database_deadlocks_total[5m])) or vector(0))"
+                    " + (sum(increase(ticketero_tickets_double_assigned_total[5m])) or vector(0))",
                     "violations",
                 )
             ],
@@ -170,7 +171,8 @@ def nfr_overview() -> dict:
             decimals=0,
             thresholds=steps((None, GREEN), (1, RED)),
             options=stat,
-            description="Double-assigned advisors + duplicate active tickets + deadlocks in the last 5 minutes.",
+            description="Double-assigned advisors + duplicate active tickets, plus deadlocks and tickets "
+            "completed while their advisor served another ticket, in the last 5 minutes.",
         ),
         panel(
             lay,

@@ -75,6 +75,7 @@ NFRS: tuple[Nfr, ...] = (
             "max(ticketero_advisors_double_assigned)"
             " + (max(ticketero_tickets_duplicate_active) or vector(0))"
             " + (sum(increase(ticketero_database_deadlocks_total[{w}])) or vector(0))"
+            " + (sum(increase(ticketero_tickets_double_assigned_total[{w}])) or vector(0))"
         ),
         unit="violations",
         threshold=0.0,
