@@ -185,11 +185,16 @@ def html_report(
             f"{plot_svg(verdict, r)}<div class='meta'><code>{html.escape(r.indicator_expr)}</code></div></div>"
         )
     overall = "PASS" if verdict.passed else "FAIL"
+    unjudged = (
+        f' <small class="NODATA">({", ".join(verdict.not_judged)} not judged)</small>'
+        if verdict.not_judged
+        else ""
+    )
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>
 <style>{STYLE}</style></head>
 <body>
-<h1>{html.escape(title)} — <span class="{overall}">{overall}</span></h1>
+<h1>{html.escape(title)} — <span class="{overall}">{overall}</span>{unjudged}</h1>
 <p class="meta">Run <code>{html.escape(verdict.run_id or "-")}</code>, scenario
 <code>{html.escape(verdict.scenario or "-")}</code>; {iso(verdict.start)} → {iso(verdict.end)}
 + {verdict.settle:.0f} s settle; Prometheus {html.escape(verdict.prometheus)}</p>
