@@ -317,12 +317,19 @@ def test_completion_while_another_ticket_is_still_in_progress_is_counted(since_a
 def test_sequential_tickets_of_one_advisor_are_not_counted(since_a_minute_ago):
     conn, registry = since_a_minute_ago
     advisor = add_advisor(conn)
-    # Back to back, the next one starting in the very instant the previous one completed.
-    for start in (1, 3, 5):
-        add_ticket(
-            conn, status="COMPLETED", advisor=advisor, age=10, started_after=start, completed_after=start + 2
-        )
-    add_ticket(conn, status="IN_PROGRESS", advisor=advisor, age=10, started_after=8)
+    # Back to back, the next one starting in the very instant the previous one completed (one transaction,
+    # so every row's now() is the same instant).
+    with conn.transaction():
+        for start in (1, 3, 5):
+            add_ticket(
+                conn,
+                status="COMPLETED",
+                advisor=advisor,
+                age=10,
+                started_after=start,
+                completed_after=start + 2,
+            )
+        add_ticket(conn, status="IN_PROGRESS", advisor=advisor, age=10, started_after=7)
     assert value(registry, DOUBLE_TOTAL) == 0
 
 
