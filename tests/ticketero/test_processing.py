@@ -8,9 +8,9 @@ import json
 import aio_pika
 import aiohttp
 
+from loadgen.proxy import FaultProxy
 from tests.support.services import AMQP_HOST, AMQP_PORT
 from tests.ticketero.conftest import create_tickets, fetch, scalar, ticket_body, wait_healthy, wait_until
-from tests.ticketero.tcp_proxy import TcpProxy
 
 ACTIVE_PER_ADVISOR = """
 SELECT coalesce(max(n), 0) FROM (
@@ -89,7 +89,7 @@ async def test_republished_message_changes_nothing(start_service):
 
 
 async def test_broker_cut_while_creating_loses_nothing(start_service, amqp_url):
-    proxy = TcpProxy(AMQP_HOST, AMQP_PORT)
+    proxy = FaultProxy("127.0.0.1", 0, AMQP_HOST, AMQP_PORT)
     await proxy.start()
     try:
         proxied = amqp_url.replace(f"{AMQP_HOST}:{AMQP_PORT}", f"127.0.0.1:{proxy.port}")
@@ -103,7 +103,7 @@ async def test_broker_cut_while_creating_loses_nothing(start_service, amqp_url):
 
         await wait_until(first_done, 15, what="first ticket through the proxy")
 
-        await proxy.cut()
+        proxy.cut()
 
         async def broker_down() -> bool:
             return not svc.service.broker_connected()
@@ -157,7 +157,7 @@ async def test_database_cut_is_survived_by_relay_and_workers(start_service, data
     import urllib.parse
 
     parts = urllib.parse.urlsplit(database_dsn)
-    proxy = TcpProxy(parts.hostname or "127.0.0.1", parts.port or 5432)
+    proxy = FaultProxy("127.0.0.1", 0, parts.hostname or "127.0.0.1", parts.port or 5432)
     await proxy.start()
     try:
         proxied = urllib.parse.urlunsplit(parts._replace(netloc=f"{parts.username}@127.0.0.1:{proxy.port}"))
@@ -174,7 +174,7 @@ async def test_database_cut_is_survived_by_relay_and_workers(start_service, data
         first = await create_tickets(svc.base_url, [ticket_body(52_000_000 + i) for i in range(5)])
         assert [status for status, _ in first] == [201] * 5
 
-        await proxy.cut()
+        proxy.cut()
         async with aiohttp.ClientSession() as session:
             async with session.get(f"{svc.base_url}/actuator/health") as response:
                 assert response.status == 503
