@@ -38,8 +38,13 @@ extras="dev"
 stamp=".venv/.installed-$(cat pyproject.toml | sha1sum | cut -c1-12)-$extras"
 if [ ! -f "$stamp" ]; then
     echo "bootstrap: installing the project into .venv ($extras)"
-    .venv/bin/python -m pip install -q --upgrade pip 2>/dev/null
-    .venv/bin/python -m pip install -q -e ".[$extras]" 2>&1 | grep -v "^WARNING: Location" || true
+    mkdir -p .work
+    .venv/bin/python -m pip install -q --upgrade pip >.work/pip.log 2>&1 || true
+    if ! .venv/bin/python -m pip install -q -e ".[$extras]" >>.work/pip.log 2>&1; then
+        echo "bootstrap: pip install failed; its output:" >&2
+        cat .work/pip.log >&2
+        exit 1
+    fi
     .venv/bin/python -c "import aiohttp, psycopg, pika, prometheus_client, docker, yaml, hdrh" 
     rm -f .venv/.installed-*
     touch "$stamp"
