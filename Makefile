@@ -27,9 +27,10 @@ docker:          ## a running Docker engine and the busybox test image
 demo: services   ## main job: local stack + PERF-01 + verdict from Prometheus alerts + reports
 	@$(ENV) $(PY) -m nfr demo $(DEMO_ARGS)
 
-lint: install    ## ruff lint and format check
+lint: install    ## ruff lint and format check, mypy
 	@.venv/bin/ruff check .
 	@.venv/bin/ruff format --check .
+	@.venv/bin/mypy
 
 test: services docker lint ## every test, against the real services
 	@$(ENV) .venv/bin/pytest $(PYTEST_ARGS)
