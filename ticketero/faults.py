@@ -37,6 +37,12 @@ class Faults:
     # What was asked for, in order, for logs and --help.
     names: tuple[str, ...] = field(default=())
 
+    def relay_fails(self, outbox_id: int) -> bool:
+        """Whether the failing-relay fault gives up on this outbox row. Picked by id, spread by a prime so
+        consecutive rows alternate, and the same on every pass."""
+        share = round(self.failing_relay_fraction * 1000)
+        return self.failing_relay and (outbox_id * 7919) % 1000 < share
+
     @property
     def any(self) -> bool:
         return bool(self.names)

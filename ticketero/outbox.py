@@ -78,16 +78,11 @@ UPDATE outbox_message SET next_attempt_at = now()
 WHERE status = 'PENDING' AND next_attempt_at > now() AND starts_with(last_error, %s)
 """
 
-# The failing-relay fault: the relay gives up on a share of the due rows (all by default) without trying.
-# Which rows is decided by their id (spread by a prime, so consecutive rows alternate), the same on every pass.
-FAIL_DUE_ROWS = """
+# The failing-relay fault: the relay gives up on the rows it picks (Faults.relay_fails) without trying.
+MARK_FAULT_FAILED = """
 UPDATE outbox_message
 SET status = 'FAILED', attempts = attempts + 1, last_error = 'failing-relay fault: publishing disabled'
-WHERE id IN (
-    SELECT id FROM outbox_message
-    WHERE status = 'PENDING' AND next_attempt_at <= now() AND (id * 7919) %% 1000 < %(permille)s
-    ORDER BY id LIMIT %(limit)s FOR UPDATE SKIP LOCKED
-)
+WHERE id = ANY(%s)
 """
 
 
@@ -257,46 +252,43 @@ class OutboxRelay:
     async def relay_batch(self, exchange: aio_pika.abc.AbstractExchange) -> int:
         """Publish one batch of due rows; returns how many rows were handled."""
         settings = self._settings
-        async with self._pool.connection() as conn:
+        async with self._pool.connection() as conn, conn.transaction():
+            rows = await (await conn.execute(SELECT_DUE, (settings.relay_batch_size,))).fetchall()
+            handled = len(rows)
             if settings.faults.failing_relay:
-                permille = round(settings.faults.failing_relay_fraction * 1000)
-                cursor = await conn.execute(
-                    FAIL_DUE_ROWS, {"permille": permille, "limit": settings.relay_batch_size}
+                doomed = [row[0] for row in rows if settings.faults.relay_fails(row[0])]
+                if doomed:
+                    await conn.execute(MARK_FAULT_FAILED, (doomed,))
+                    log.warning("failing-relay fault: marked %d outbox rows FAILED", len(doomed))
+                rows = [row for row in rows if row[0] not in doomed]
+            if not rows:
+                return handled
+            results = await asyncio.gather(
+                *(self._publish(exchange, row[0], row[1], row[2]) for row in rows), return_exceptions=True
+            )
+            if not self._link_open():
+                # Rolling back leaves every row PENDING with its attempts untouched.
+                raise BrokerLost("connection closed during publish")
+            sent = [row[0] for row, result in zip(rows, results, strict=True) if result is None]
+            if sent:
+                await conn.execute(MARK_SENT, (sent,))
+            for row, result in zip(rows, results, strict=True):
+                if result is None:
+                    continue
+                if not isinstance(result, Exception):
+                    raise result
+                log.warning("outbox row %s: publish failed (%s)", row[0], result)
+                await conn.execute(
+                    MARK_FAILED_ATTEMPT,
+                    {
+                        "id": row[0],
+                        "error": f"{type(result).__name__}: {result}"[:500],
+                        "max_attempts": settings.relay_max_attempts,
+                        "backoff": settings.relay_backoff,
+                        "backoff_max": settings.relay_backoff_max,
+                    },
                 )
-                if cursor.rowcount:
-                    log.warning("failing-relay fault: marked %d outbox rows FAILED", cursor.rowcount)
-                if permille >= 1000:
-                    return 0
-            async with conn.transaction():
-                rows = await (await conn.execute(SELECT_DUE, (settings.relay_batch_size,))).fetchall()
-                if not rows:
-                    return 0
-                results = await asyncio.gather(
-                    *(self._publish(exchange, row[0], row[1], row[2]) for row in rows), return_exceptions=True
-                )
-                if not self._link_open():
-                    # Rolling back leaves every row PENDING with its attempts untouched.
-                    raise BrokerLost("connection closed during publish")
-                sent = [row[0] for row, result in zip(rows, results, strict=True) if result is None]
-                if sent:
-                    await conn.execute(MARK_SENT, (sent,))
-                for row, result in zip(rows, results, strict=True):
-                    if result is None:
-                        continue
-                    if not isinstance(result, Exception):
-                        raise result
-                    log.warning("outbox row %s: publish failed (%s)", row[0], result)
-                    await conn.execute(
-                        MARK_FAILED_ATTEMPT,
-                        {
-                            "id": row[0],
-                            "error": f"{type(result).__name__}: {result}"[:500],
-                            "max_attempts": settings.relay_max_attempts,
-                            "backoff": settings.relay_backoff,
-                            "backoff_max": settings.relay_backoff_max,
-                        },
-                    )
-        return len(rows)
+        return handled
 
     @staticmethod
     async def _publish(
