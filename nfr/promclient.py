@@ -16,7 +16,11 @@ from collections.abc import Mapping
 from typing import Any
 
 
-class PrometheusQueryError(RuntimeError):
+class PrometheusError(RuntimeError):
+    """Prometheus failed to start, was unreachable, or answered an API call with an error."""
+
+
+class PrometheusQueryError(PrometheusError):
     """Prometheus was unreachable or answered an API call with an error."""
 
 
@@ -91,8 +95,39 @@ class PrometheusClient:
         groups = self._api("/api/v1/rules", {"type": "record"})["groups"]
         return [rule for group in groups for rule in group["rules"] if rule.get("type") == "recording"]
 
+    def firing_alerts(self) -> list[dict[str, Any]]:
+        return [a for a in self.alerts() if a.get("state") == "firing"]
+
+    def rules(self) -> list[dict[str, Any]]:
+        """Loaded rule groups from ``/api/v1/rules``."""
+        return list(self._api("/api/v1/rules")["groups"])
+
     def targets(self) -> list[dict[str, Any]]:
         return list(self._api("/api/v1/targets")["activeTargets"])
+
+    def reload(self) -> None:
+        """Ask Prometheus to re-read its config and rule files (``POST /-/reload``; needs
+        ``--web.enable-lifecycle``)."""
+        request = urllib.request.Request(f"{self.url}/-/reload", data=b"", method="POST")
+        try:
+            with urllib.request.urlopen(request, timeout=self.timeout) as response:
+                response.read()
+        except urllib.error.HTTPError as err:
+            detail = err.read().decode(errors="replace")
+            raise PrometheusQueryError(f"reload failed ({err.code}): {detail}") from err
+        except (urllib.error.URLError, OSError) as err:
+            raise PrometheusQueryError(f"cannot reach Prometheus at {self.url}: {err}") from err
+
+    def wait_for(self, expr: str, timeout: float = 30.0, interval: float = 0.5) -> list[dict[str, Any]]:
+        """Poll ``expr`` until it returns a non-empty result; raise after ``timeout`` seconds."""
+        deadline = time.monotonic() + timeout
+        while True:
+            result = self.query(expr)
+            if result:
+                return result
+            if time.monotonic() > deadline:
+                raise PrometheusQueryError(f"{expr!r} still empty after {timeout:.0f}s")
+            time.sleep(interval)
 
     def config_intervals(self) -> tuple[float, float]:
         """(scrape_interval, evaluation_interval) in seconds from the running config (defaults 60 s)."""

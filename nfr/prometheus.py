@@ -1,8 +1,8 @@
 """Run a private Prometheus for tests and the local stack.
 
 The Debian package ships ``/usr/bin/prometheus``; this module starts it on a free port with its own data
-directory, waits until it is ready, and offers the handful of HTTP API calls the tests need (instant and
-range queries, active alerts, reload). It uses only the standard library so that any test or script can
+directory, waits until it is ready, and answers the HTTP API calls of ``nfr.promclient.PrometheusClient``
+(instant and range queries, alerts, rules, reload). It uses only the standard library so that any test or script can
 import it without extra dependencies.
 
 ``render_config`` writes a ``prometheus.yml`` for a given set of targets, so the repository's recording
@@ -18,7 +18,6 @@ Example::
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import socket
@@ -34,15 +33,23 @@ from typing import Any
 
 import yaml
 
+from nfr.promclient import PrometheusClient, PrometheusError, PrometheusQueryError
+
+__all__ = [
+    "PrometheusClient",
+    "PrometheusError",
+    "PrometheusQueryError",
+    "PrometheusServer",
+    "default_rule_files",
+    "free_port",
+    "render_config",
+]
+
 PROMETHEUS_BINARY = os.environ.get("PROMETHEUS_BINARY", "/usr/bin/prometheus")
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 #: Job → metrics path for targets that do not expose ``/metrics`` (see docs/metrics.md).
 METRICS_PATHS = {"ticketero-app": "/actuator/prometheus"}
-
-
-class PrometheusError(RuntimeError):
-    """Prometheus failed to start or answered an API call with an error."""
 
 
 def free_port() -> int:
@@ -102,8 +109,9 @@ def render_config(
     return out
 
 
-class PrometheusServer:
+class PrometheusServer(PrometheusClient):
     """A Prometheus process owned by the caller: ``start()``/``stop()`` or ``with PrometheusServer(...)``.
+    The HTTP API calls (query, query_range, alerts, rules, reload, ...) are those of PrometheusClient.
 
     ``port=0`` picks a free port. ``data_dir=None`` uses a temporary directory removed on ``stop()``.
     The lifecycle API (``--web.enable-lifecycle``) is always on so :meth:`reload` works.
@@ -123,16 +131,13 @@ class PrometheusServer:
         self._own_data_dir = data_dir is None
         self.data_dir = Path(data_dir) if data_dir is not None else Path(tempfile.mkdtemp(prefix="prom-"))
         self.port = port or free_port()
+        super().__init__(f"http://127.0.0.1:{self.port}")
         self.extra_args = list(extra_args)
         self.binary = binary
         self.start_timeout = start_timeout
         self.log_path = self.data_dir / "prometheus.log"
         self._process: subprocess.Popen[bytes] | None = None
         self._log_file: Any = None
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
 
     # -- lifecycle -----------------------------------------------------------------------------------
 
@@ -209,83 +214,3 @@ class PrometheusServer:
                 return bool(resp.status == 200)
         except (urllib.error.URLError, OSError):
             return False
-
-    # -- HTTP API ------------------------------------------------------------------------------------
-
-    def _api(self, path: str, params: Mapping[str, Any] | None = None, method: str = "GET") -> Any:
-        data = None
-        url = f"{self.url}{path}"
-        if params:
-            encoded = urllib.parse.urlencode({k: v for k, v in params.items() if v is not None})
-            if method == "POST":
-                data = encoded.encode()
-            else:
-                url = f"{url}?{encoded}"
-        req = urllib.request.Request(url, data=data, method=method)
-        if data is not None:
-            req.add_header("Content-Type", "application/x-www-form-urlencoded")
-        try:
-            with urllib.request.urlopen(req, timeout=30) as resp:
-                body = json.loads(resp.read())
-        except urllib.error.HTTPError as err:
-            detail = err.read().decode(errors="replace")
-            try:
-                payload = json.loads(detail)
-                detail = f"{payload.get('errorType')}: {payload.get('error')}"
-            except ValueError:
-                pass
-            raise PrometheusError(f"{path} failed ({err.code}): {detail}") from err
-        if body.get("status") != "success":
-            raise PrometheusError(f"{path} failed: {body.get('errorType')}: {body.get('error')}")
-        return body["data"]
-
-    def query(self, expr: str, time: float | str | None = None) -> list[dict[str, Any]]:
-        """Instant query; returns ``data.result`` (a vector's list of {metric, value}, or a scalar pair)."""
-        data = self._api("/api/v1/query", {"query": expr, "time": time}, method="POST")
-        return list(data["result"]) if data["resultType"] in ("vector", "matrix") else [data["result"]]
-
-    def query_range(
-        self, expr: str, start: float | str, end: float | str, step: float | str
-    ) -> list[dict[str, Any]]:
-        """Range query; returns ``data.result`` (a list of {metric, values})."""
-        data = self._api(
-            "/api/v1/query_range", {"query": expr, "start": start, "end": end, "step": step}, method="POST"
-        )
-        return list(data["result"])
-
-    def alerts(self) -> list[dict[str, Any]]:
-        """Active (pending and firing) alerts from ``/api/v1/alerts``."""
-        return list(self._api("/api/v1/alerts")["alerts"])
-
-    def firing_alerts(self) -> list[dict[str, Any]]:
-        return [a for a in self.alerts() if a.get("state") == "firing"]
-
-    def targets(self) -> list[dict[str, Any]]:
-        """Active scrape targets from ``/api/v1/targets``."""
-        return list(self._api("/api/v1/targets")["activeTargets"])
-
-    def rules(self) -> list[dict[str, Any]]:
-        """Loaded rule groups from ``/api/v1/rules``."""
-        return list(self._api("/api/v1/rules")["groups"])
-
-    def reload(self) -> None:
-        """Ask Prometheus to re-read its config and rule files (``POST /-/reload``)."""
-        req = urllib.request.Request(f"{self.url}/-/reload", data=b"", method="POST")
-        try:
-            with urllib.request.urlopen(req, timeout=30) as resp:
-                resp.read()
-        except urllib.error.HTTPError as err:
-            raise PrometheusError(
-                f"reload failed ({err.code}): {err.read().decode(errors='replace')}"
-            ) from err
-
-    def wait_for(self, expr: str, timeout: float = 30.0, interval: float = 0.5) -> list[dict[str, Any]]:
-        """Poll ``expr`` until it returns a non-empty result; raise after ``timeout`` seconds."""
-        deadline = time.monotonic() + timeout
-        while True:
-            result = self.query(expr)
-            if result:
-                return result
-            if time.monotonic() > deadline:
-                raise PrometheusError(f"{expr!r} still empty after {timeout:.0f}s")
-            time.sleep(interval)
