@@ -24,9 +24,10 @@ def fmt_value(value: float | None, unit: str = "") -> str:
         return f"{value / 1048576:.1f} MiB"
     if "ratio" in unit:
         return f"{value * 100:.2f} %"
+    suffix = " s" if unit == "s" or unit.startswith("s (") else ""
     if abs(value) >= 100 or value == int(value):
-        return f"{value:.0f}"
-    return f"{value:.3g}"
+        return f"{value:.0f}{suffix}"
+    return f"{value:.3g}{suffix}"
 
 
 def threshold_text(result: NfrResult) -> str:
