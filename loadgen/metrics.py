@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import threading
+from collections.abc import Iterable
 from typing import Any
 
 from prometheus_client import (
@@ -81,6 +82,17 @@ class LoadgenMetrics:
         self._phase: tuple[str, str] | None = None
         self._server: Any = None
         self._thread: threading.Thread | None = None
+
+    def declare(self, endpoints: Iterable[str]) -> None:
+        """Export every endpoint's series at 0 before the first request. Prometheus sees an increase only
+        between two scrapes of a series, so a burst shorter than a scrape interval would otherwise be
+        invisible to rate() (the series would appear with its final value)."""
+        for endpoint in endpoints:
+            self.request_duration.labels(endpoint)
+            self.dropped.labels(endpoint)
+            for status in STATUS_CLASSES:
+                self.requests.labels(endpoint, status)
+                self.failures.labels(endpoint, status)
 
     def set_phase(self, scenario: str, phase: str) -> None:
         """Only the current phase carries the series, so `loadgen_scenario_info == 1` names it."""

@@ -199,6 +199,11 @@ class Scenario:
     processes: int = 1
     progress_interval: float = 5.0
 
+    @property
+    def endpoints(self) -> list[str]:
+        """Every endpoint the request mixes can pick, in order of first mention."""
+        return list(dict.fromkeys(spec.endpoint for cls in self.classes for spec in cls.requests))
+
     def planned_seconds(self) -> float:
         """Upper bound of the load phase, used to bound every run."""
         workload = self.workload

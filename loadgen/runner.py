@@ -69,6 +69,8 @@ class Experiment:
         self.quiet = quiet
         self.out = out
         self.recorder = Recorder(metrics)
+        if metrics is not None:
+            metrics.declare(scenario.endpoints)
         self.engine: LoadEngine | None = None
         self.proxies: dict[str, FaultProxy] = {}
         self.context = ActionContext(scenario.target, scenario.services, self.proxies)
@@ -411,6 +413,8 @@ async def run_worker(
     """A worker process's whole job: its share of the load, no setup, probes, actions or rollbacks."""
     share = with_process_share(scenario, index, count)
     recorder = Recorder(metrics)
+    if metrics is not None:
+        metrics.declare(share.endpoints)
     engine = LoadEngine(share, recorder, process_index=index)
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):

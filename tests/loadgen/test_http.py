@@ -182,3 +182,23 @@ async def test_warm_opens_idle_connections_that_requests_reuse() -> None:
     assert len(connections) == 5  # no new connection was needed
     client.close()
     server.close()
+
+
+def test_declared_endpoints_are_served_at_zero_before_any_request():
+    # A burst shorter than a scrape interval is only visible to rate() if the series existed at 0 before.
+    from prometheus_client import CollectorRegistry
+
+    from loadgen.metrics import STATUS_CLASSES, LoadgenMetrics
+
+    metrics = LoadgenMetrics(CollectorRegistry())
+    metrics.declare(["create_ticket", "health"])
+    for endpoint in ("create_ticket", "health"):
+        for status in STATUS_CLASSES:
+            labels = {"endpoint": endpoint, "status_class": status}
+            assert metrics.registry.get_sample_value("loadgen_requests_total", labels) == 0
+            assert metrics.registry.get_sample_value("loadgen_request_failures_total", labels) == 0
+        assert (
+            metrics.registry.get_sample_value("loadgen_arrivals_dropped_total", {"endpoint": endpoint}) == 0
+        )
+        bucket = {"endpoint": endpoint, "le": "2.0"}
+        assert metrics.registry.get_sample_value("loadgen_request_duration_seconds_bucket", bucket) == 0
