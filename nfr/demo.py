@@ -109,9 +109,15 @@ def resolve_scenario(name: str) -> Path:
     raise BadInput(f"unknown scenario {name!r}: not a .yml file and not one of {known}")
 
 
-def prepare_scenario(source: Path, run_dir: Path) -> tuple[Path, tuple[str, ...], str]:
+def prepare_scenario(
+    source: Path, run_dir: Path, first_scrape_wait: float = 0.0
+) -> tuple[Path, tuple[str, ...], str]:
     """Read ``expect_alerts`` (the alerts a fault scenario expects) and hand the load generator a copy
-    without it; return (file for the load generator, expected alerts, scenario name)."""
+    without it; return (file for the load generator, expected alerts, scenario name).
+
+    ``first_scrape_wait`` > 0 ends the copy's setup with a pause that long, so Prometheus scrapes the
+    load generator's series at 0 before the first request: a burst shorter than a scrape interval would
+    otherwise never show as an increase."""
     try:
         doc = yaml.safe_load(source.read_text())
     except (OSError, yaml.YAMLError) as err:
@@ -124,7 +130,11 @@ def prepare_scenario(source: Path, run_dir: Path) -> tuple[Path, tuple[str, ...]
         expected = [expected]
     if not isinstance(expected, list) or not all(isinstance(e, str) for e in expected):
         raise BadInput(f"{source}: {EXPECT_KEY}: expected a list of alert names")
-    if not expected:
+    setup = doc.get("setup") or []
+    if first_scrape_wait > 0 and isinstance(setup, list):
+        pause = {"name": "Prometheus scrapes the load generator once", "type": "sleep"}
+        doc["setup"] = [*setup, {**pause, "duration": f"{first_scrape_wait:g}s"}]
+    elif not expected:
         return source, (), name
     copy = run_dir / source.name
     copy.write_text(yaml.safe_dump(doc, sort_keys=False))
@@ -210,7 +220,9 @@ def run_demo(options: DemoOptions, progress: Progress | None = None) -> DemoResu
         raise BadInput(f"--compress: expected a factor >= 1, got {options.compress:g}")
     scenario_source = resolve_scenario(options.scenario)
     work = Path(tempfile.mkdtemp(prefix=f"nfr-{options.run_id}-"))
-    scenario_file, scenario_expect, scenario_name = prepare_scenario(scenario_source, work)
+    scenario_file, scenario_expect, scenario_name = prepare_scenario(
+        scenario_source, work, first_scrape_wait=2 * options.effective_scrape + 1
+    )
     expected = tuple(dict.fromkeys(scenario_expect + options.expect))
     settings = StackSettings(
         run_dir=work,
