@@ -538,18 +538,29 @@ class ScenarioReader:
     DOCKER_OPS = ("stop", "start", "restart", "pause", "unpause", "kill")
     PROXY_OPS = ("cut", "restore", "latency")
 
+    def typed_entry(
+        self,
+        item: Any,
+        path: tuple[str | int, ...],
+        kinds: Mapping[str, tuple[str, ...]],
+        common: tuple[str, ...],
+    ) -> tuple[str, dict]:
+        """An action or probe entry: a mapping whose ``type`` is one of ``kinds`` and whose other keys are
+        the common ones or that type's own; returns (type, its own settings)."""
+        if not isinstance(item, dict):
+            raise self.fail(path, "a mapping with type and its settings", item)
+        kind = item.get("type")
+        if not isinstance(kind, str) or kind not in kinds:
+            raise self.fail((*path, "type"), f"one of {', '.join(kinds)}", kind)
+        self.known_keys(item, path, common + kinds[kind])
+        return kind, {k: v for k, v in item.items() if k not in common}
+
     def actions(self, doc: dict, key: str, timed: bool) -> tuple[Action, ...]:
         result = []
         for index, item in enumerate(self.listing(doc, key, ())):
             path = (key, index)
-            if not isinstance(item, dict):
-                raise self.fail(path, "a mapping with type and its settings", item)
-            kind = item.get("type")
-            if kind not in self.ACTION_KEYS:
-                raise self.fail((*path, "type"), f"one of {', '.join(self.ACTION_KEYS)}", kind)
             common = ("type", "name", "ignore_failure") + (("at", "background") if timed else ())
-            self.known_keys(item, path, common + self.ACTION_KEYS[kind])
-            params = {k: v for k, v in item.items() if k not in common}
+            kind, params = self.typed_entry(item, path, self.ACTION_KEYS, common)
             self.check_action(kind, params, path)
             result.append(
                 Action(
@@ -621,14 +632,8 @@ class ScenarioReader:
         result = []
         for index, item in enumerate(self.listing(doc, key, ())):
             path = (key, index)
-            if not isinstance(item, dict):
-                raise self.fail(path, "a mapping with type and its settings", item)
-            kind = item.get("type")
-            if kind not in self.PROBE_KEYS:
-                raise self.fail((*path, "type"), f"one of {', '.join(self.PROBE_KEYS)}", kind)
             common = ("type", "name", "within", "interval")
-            self.known_keys(item, path, common + self.PROBE_KEYS[kind])
-            params = {k: v for k, v in item.items() if k not in common}
+            kind, params = self.typed_entry(item, path, self.PROBE_KEYS, common)
             if kind == "http":
                 if "url" not in params and "path" not in params:
                     raise self.fail(path, "url or path", item)
