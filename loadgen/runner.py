@@ -159,11 +159,26 @@ class Experiment:
             if self.engine is not None:
                 self.engine.stop()
             await self._rollback()
+        failed_rollbacks = [
+            a["name"] for a in self.action_results if a["phase"] == "rollback" and not a["ok"]
+        ]
+        if failed_rollbacks:
+            self._say(
+                "WARNING: rollback failed ("
+                + ", ".join(failed_rollbacks)
+                + "): the system under test may be "
+                "left broken — check it before the next run"
+            )
+            if exit_code == EXIT_OK:
+                outcome, exit_code = "rollback failed", EXIT_ERROR
+                error = "rollback failed: " + ", ".join(failed_rollbacks)
         self._phase("done")
         if self.metrics is not None:
             self.metrics.run_active.set(0)
         self.recorder.stop()
-        return self._result(outcome, exit_code, error)
+        result = self._result(outcome, exit_code, error)
+        result["rollback_failed"] = bool(failed_rollbacks)
+        return result
 
     def _check_interrupt(self) -> None:
         if self.interrupted:

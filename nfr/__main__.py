@@ -1,12 +1,14 @@
 """``ticketero-nfr`` / ``python -m nfr``: the demo job and the stand-alone verdict.
 
-Exit codes: 0 every NFR passed, 1 at least one NFR failed or had no data, 2 bad input (unknown scenario,
+Exit codes: 0 every NFR passed, 1 at least one NFR failed or had no data or the scenario itself failed (an
+action, a rollback, a probe or a threshold of the load generator), 2 bad input (unknown scenario,
 bad option, unreadable file, unreachable Prometheus), 130 interrupted.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import re
 import sys
 import time
@@ -75,7 +77,8 @@ def build_parser() -> argparse.ArgumentParser:
             "of its alerts needs (RNF-07 needs 30 min: the soak), and PASSES otherwise."
         ),
         epilog=(
-            "Exit codes: 0 every NFR the window could judge passed, 1 an NFR failed or had no data (or, with "
+            "Exit codes: 0 every NFR the window could judge passed, 1 the scenario failed (action, rollback, "
+            "probe, threshold) or an NFR failed or had no data (or, with "
             "--strict, was not judged), 2 bad input, 130 interrupted."
         ),
     )
@@ -175,6 +178,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--results", type=Path, help="write NFR-TEST-RESULTS.md, junit.xml, results.json, report.html here"
     )
     verdict.add_argument("--scenario", default="", help="scenario name to print in the reports")
+    verdict.add_argument(
+        "--scenario-summary",
+        type=Path,
+        metavar="FILE",
+        help="the load generator's --summary-json of the run: a failed scenario fails the run",
+    )
     verdict.add_argument("--strict", action="store_true", help=STRICT_HELP)
     verdict.add_argument("--json", action="store_true", help="print the verdict as JSON instead of the table")
     verdict.add_argument(
@@ -186,9 +195,27 @@ def build_parser() -> argparse.ArgumentParser:
 def _cmd_verdict(args: argparse.Namespace) -> int:
     from nfr.report_text import json_report
     from nfr.rulescale import format_duration
-    from nfr.verdict import compute_verdict
+    from nfr.verdict import ScenarioOutcome, compute_verdict
 
     client = PrometheusClient(args.prometheus)
+    outcome = None
+    if args.scenario_summary is not None:
+        try:
+            summary = json.loads(args.scenario_summary.read_text())
+        except (OSError, ValueError) as err:
+            print(
+                f"ticketero-nfr verdict: --scenario-summary {args.scenario_summary}: {err}", file=sys.stderr
+            )
+            return EXIT_BAD_INPUT
+        if not isinstance(summary, dict) or "outcome" not in summary:
+            print(
+                f"ticketero-nfr verdict: --scenario-summary {args.scenario_summary}: expected the load "
+                "generator's summary JSON (an object with 'outcome' and 'exit_code')",
+                file=sys.stderr,
+            )
+            return EXIT_BAD_INPUT
+        outcome = ScenarioOutcome.from_summary(summary)
+        args.scenario = args.scenario or str(summary.get("scenario") or "")
     if args.end <= args.start:
         print(
             f"ticketero-nfr verdict: --end must be after --start ({args.start} >= {args.end})",
@@ -210,6 +237,7 @@ def _cmd_verdict(args: argparse.Namespace) -> int:
             rate_window=window,
             step=scrape,
             strict=args.strict,
+            scenario_outcome=outcome,
         )
     except PrometheusQueryError as err:
         print(f"ticketero-nfr verdict: {err}", file=sys.stderr)

@@ -23,7 +23,7 @@ from nfr.promclient import PrometheusQueryError
 from nfr.report_text import console_table, fmt_value
 from nfr.reports import write_reports
 from nfr.stack import LocalStack, StackSettings, new_run_id
-from nfr.verdict import Verdict, compute_verdict
+from nfr.verdict import ScenarioOutcome, Verdict, compute_verdict
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 SCENARIO_DIRS = (REPO_ROOT / "loadgen" / "scenarios", REPO_ROOT / "nfr" / "scenarios")
@@ -272,6 +272,12 @@ def run_demo(options: DemoOptions, progress: Progress | None = None) -> DemoResu
             time.sleep(min(options.progress_interval, max(0.1, deadline - time.time())))
         if options.before_verdict is not None:
             options.before_verdict(stack, load_start, load_end)
+        loadgen_summary = read_loadgen_summary(work)
+        outcome = ScenarioOutcome.from_summary(
+            loadgen_summary, stack.loadgen.returncode() if stack.loadgen is not None else None
+        )
+        if not outcome.ok:
+            progress.phase(f"the scenario failed — the run fails whatever the alerts say: {outcome.headline}")
         progress.phase("verdict: reading alerts and indicators from Prometheus")
         verdict = compute_verdict(
             stack.client,
@@ -282,10 +288,11 @@ def run_demo(options: DemoOptions, progress: Progress | None = None) -> DemoResu
             rate_window=settings.rate_window,
             step=settings.scrape_interval,
             strict=options.strict,
+            scenario_outcome=outcome,
         )
         verdict.run_id = options.run_id
         verdict.scenario = scenario_name
-        extra = _extra(options, stack, verdict, load_start, work)
+        extra = _extra(options, stack, verdict, load_start, loadgen_summary)
         results_dir = Path(options.results) / options.run_id
         reports = write_reports(verdict, results_dir, extra)
         _copy_logs(work, results_dir)
@@ -313,20 +320,27 @@ def run_demo(options: DemoOptions, progress: Progress | None = None) -> DemoResu
             signal.signal(signal.SIGTERM, previous_term)
 
 
+def read_loadgen_summary(work: Path) -> dict[str, Any] | None:
+    """The load generator's summary JSON (written when its run ends), or None when it wrote none."""
+    summary_path = work / "loadgen-summary.json"
+    try:
+        document = json.loads(summary_path.read_text())
+    except (OSError, ValueError):
+        return None
+    return document if isinstance(document, dict) else None
+
+
 def _extra(
-    options: DemoOptions, stack: LocalStack, verdict: Verdict, load_start: float, work: Path
+    options: DemoOptions,
+    stack: LocalStack,
+    verdict: Verdict,
+    load_start: float,
+    loadgen_summary: dict[str, Any] | None,
 ) -> dict[str, Any]:
     """Settings and timings that belong in results.json: among them fault → first alert per NFR."""
     fault_to_alert = {
         r.nfr: round(r.first_fired - load_start, 1) for r in verdict.results if r.first_fired is not None
     }
-    summary_path = work / "loadgen-summary.json"
-    loadgen_summary: Any = None
-    if summary_path.is_file():
-        try:
-            loadgen_summary = json.loads(summary_path.read_text())
-        except ValueError:
-            loadgen_summary = None
     return {
         "faults": list(options.faults),
         "compress": options.compress,

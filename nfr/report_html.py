@@ -195,6 +195,7 @@ def html_report(
 <style>{STYLE}</style></head>
 <body>
 <h1>{html.escape(title)} — <span class="{overall}">{overall}</span>{unjudged}</h1>
+{_reasons_html(verdict)}
 <p class="meta">Run <code>{html.escape(verdict.run_id or "-")}</code>, scenario
 <code>{html.escape(verdict.scenario or "-")}</code>; {iso(verdict.start)} → {iso(verdict.end)}
 + {verdict.settle:.0f} s settle; Prometheus {html.escape(verdict.prometheus)}</p>
@@ -210,3 +211,12 @@ def html_report(
 <pre>{html.escape(console_table(verdict))}</pre>
 </body></html>
 """
+
+
+def _reasons_html(verdict: Verdict) -> str:
+    """Why the run failed, under the headline; a failed rollback in bold red above everything else."""
+    items = "".join(f"<li>{html.escape(reason)}</li>" for reason in verdict.failure_reasons)
+    warning = ""
+    if verdict.scenario_outcome is not None and verdict.scenario_outcome.rollback_failed:
+        warning = '<p class="FAIL"><strong>A rollback failed: the system under test may be left broken.</strong></p>'
+    return warning + (f'<ul class="reasons">{items}</ul>' if items else "")

@@ -60,11 +60,23 @@ def console_table(verdict: Verdict) -> str:
             f"{json.dumps({k: v for k, v in alert.labels.items() if k not in ('alertname', 'nfr')})}"
         )
     lines += [f"note: {note}" for note in verdict.notes]
-    result = "PASS" if verdict.passed else "FAIL"
-    if verdict.not_judged:
-        result += f" ({', '.join(verdict.not_judged)} not judged: the window was too short for its alerts)"
-    lines.append(f"RESULT: {result}")
+    outcome = verdict.scenario_outcome
+    if outcome is not None and outcome.rollback_failed:
+        lines.append("WARNING: a rollback failed — the system under test may be left broken (see above)")
+    lines.append(f"RESULT: {overall_text(verdict)}")
+    lines += [f"  - {reason}" for reason in verdict.failure_reasons]
     return "\n".join(lines)
+
+
+def overall_text(verdict: Verdict) -> str:
+    """PASS or FAIL with the one thing a reader must know next to it."""
+    result = "PASS" if verdict.passed else "FAIL"
+    outcome = verdict.scenario_outcome
+    if outcome is not None and not outcome.ok:
+        result += f" ({outcome.headline})"
+    elif verdict.not_judged:
+        result += f" ({', '.join(verdict.not_judged)} not judged: the window was too short for its alerts)"
+    return result
 
 
 _FIGURE_ROWS = (
@@ -145,9 +157,11 @@ def markdown(verdict: Verdict, extra: dict[str, Any] | None = None) -> str:
         f"- Window: {iso(verdict.start)} → {iso(verdict.end)} (+ {verdict.settle:.0f} s settle), "
         f"{verdict.end - verdict.start:.0f} s under load",
         f"- Prometheus: {verdict.prometheus}",
-        f"- Overall: **{'PASS' if verdict.passed else 'FAIL'}**"
-        + (f" ({', '.join(verdict.not_judged)} not judged in this window)" if verdict.not_judged else ""),
+        f"- Overall: **{overall_text(verdict)}**",
     ]
+    out += [f"  - {reason}" for reason in verdict.failure_reasons]
+    if verdict.scenario_outcome is not None and verdict.scenario_outcome.rollback_failed:
+        out.append("- **WARNING: a rollback failed — the system under test may be left broken.**")
     for key, value in extra.items():
         shown = ", ".join(map(str, value)) or "none" if isinstance(value, list) else value
         out.append(f"- {key}: {shown if shown is not None else '-'}")
@@ -204,19 +218,32 @@ def markdown(verdict: Verdict, extra: dict[str, Any] | None = None) -> str:
 
 def junit_xml(verdict: Verdict) -> str:
     """One testcase per NFR: ``failure`` for FAIL, ``error`` for NO DATA (missing data is no pass)."""
-    failures = sum(r.status == FAIL for r in verdict.results)
+    outcome = verdict.scenario_outcome
+    failures = sum(r.status == FAIL for r in verdict.results) + (outcome is not None and not outcome.ok)
     errors = sum(r.status == NO_DATA for r in verdict.results)
     skipped = sum(r.status == NOT_JUDGED for r in verdict.results)
     suite = ET.Element(
         "testsuite",
         name=f"ticketero-nfr {verdict.scenario}".strip(),
-        tests=str(len(verdict.results)),
+        tests=str(len(verdict.results) + (outcome is not None)),
         failures=str(failures),
         errors=str(errors),
         skipped=str(skipped),
         time=f"{verdict.window_end - verdict.start:.1f}",
         timestamp=iso(verdict.start),
     )
+    if outcome is not None:
+        # The scenario first: a failed fault injection makes every NFR testcase below meaningless.
+        case = ET.SubElement(
+            suite,
+            "testcase",
+            classname="ticketero.scenario",
+            name=f"scenario {verdict.scenario}".strip(),
+            time="0",
+        )
+        if not outcome.ok:
+            element = ET.SubElement(case, "failure", message=outcome.headline, type="ScenarioFailed")
+            element.text = "\n".join(outcome.reasons)
     for r in verdict.results:
         case = ET.SubElement(
             suite, "testcase", classname="ticketero.nfr", name=f"{r.nfr} {r.title}", time="0"

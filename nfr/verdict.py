@@ -13,6 +13,11 @@ A run is judged by the same alerts that watch production, never by a second set 
 
 Expected alerts (fault scenarios) turn the logic round for that alert: it must fire inside the window and
 be resolved again by ``end + settle``; then its NFR passes, otherwise it fails with the reason.
+
+The scenario's own outcome counts too: a run whose scenario failed (an action or a rollback failed, a
+steady-state or verify probe did not hold, a load-generator threshold failed, the load was interrupted or
+the load generator died) fails overall whatever the alerts say — alerts that stayed silent because the
+fault was never injected prove nothing.
 """
 
 from __future__ import annotations
@@ -75,6 +80,73 @@ class NfrResult:
 
 
 @dataclass
+class ScenarioOutcome:
+    """What the load generator says of the scenario it ran (its summary JSON), reduced to pass/fail.
+
+    ``ok`` is False when the scenario did not do what it said: then the run fails whatever the alerts say.
+    ``rollback_failed`` says the system under test may have been left broken (a container stopped, a
+    proxy cut, a heartbeat aged): every report says so loudly."""
+
+    ok: bool
+    outcome: str
+    exit_code: int | None
+    reasons: list[str] = field(default_factory=list)
+    rollback_failed: bool = False
+
+    @property
+    def headline(self) -> str:
+        text = f"scenario {self.outcome}"
+        if self.exit_code is not None:
+            text += f" (load generator exit {self.exit_code})"
+        if self.reasons:
+            text += ": " + "; ".join(self.reasons)
+        return text
+
+    @classmethod
+    def from_summary(cls, summary: dict[str, Any] | None, process_exit: int | None = None) -> ScenarioOutcome:
+        """Read the load generator's summary; a missing summary means the load generator died mid-run."""
+        if not isinstance(summary, dict):
+            how = f"exited {process_exit}" if process_exit is not None else "was still running or vanished"
+            return cls(
+                ok=False,
+                outcome="did not finish",
+                exit_code=process_exit,
+                reasons=[f"the load generator {how} without writing its summary"],
+            )
+        exit_code = summary.get("exit_code")
+        outcome = str(summary.get("outcome") or "unknown")
+        reasons: list[str] = []
+        if summary.get("error"):
+            reasons.append(str(summary["error"]))
+        failed_rollbacks = [
+            item
+            for item in summary.get("actions") or []
+            if item.get("phase") == "rollback" and not item.get("ok")
+        ]
+        for item in failed_rollbacks:
+            reasons.append(
+                f"ROLLBACK FAILED — the system may be left broken: {item.get('name')}: {item.get('detail')}"
+            )
+        for item in summary.get("thresholds") or []:
+            if not item.get("ok"):
+                reasons.append(f"threshold {item.get('threshold')} not met (value {item.get('value')})")
+        if not reasons and exit_code not in (0, None):
+            for item in (summary.get("probes") or []) + (summary.get("actions") or []):
+                if not item.get("ok"):
+                    reasons.append(f"{item.get('phase')}: {item.get('name')}: {item.get('detail')}")
+        if process_exit not in (None, 0) and exit_code in (0, None):
+            exit_code = process_exit
+        ok = exit_code == 0 and not failed_rollbacks
+        return cls(
+            ok=ok,
+            outcome=outcome,
+            exit_code=exit_code if isinstance(exit_code, int) else None,
+            reasons=reasons if not ok else [],
+            rollback_failed=bool(failed_rollbacks),
+        )
+
+
+@dataclass
 class Verdict:
     prometheus: str
     start: float
@@ -89,6 +161,8 @@ class Verdict:
     run_id: str = ""
     notes: list[str] = field(default_factory=list)
     strict: bool = False
+    # None when the verdict judges a window without a scenario run (``nfr verdict`` on staging).
+    scenario_outcome: ScenarioOutcome | None = None
 
     @property
     def window_end(self) -> float:
@@ -111,12 +185,24 @@ class Verdict:
     def passed(self) -> bool:
         """True only when every NFR the window could judge passed (at least one did) and no scrape target
         went down. NOT JUDGED NFRs are listed in every report; with ``strict`` they fail the run."""
+        return not self.failure_reasons
+
+    @property
+    def failure_reasons(self) -> list[str]:
+        """Why the run failed, most important first; empty when it passed. Every report's headline."""
+        reasons = []
+        if self.scenario_outcome is not None and not self.scenario_outcome.ok:
+            reasons.append(self.scenario_outcome.headline)
         allowed = {PASS} if self.strict else {PASS, NOT_JUDGED}
-        return (
-            all(r.status in allowed for r in self.results)
-            and any(r.status == PASS for r in self.results)
-            and not self.target_down
-        )
+        for r in self.results:
+            if r.status not in allowed:
+                reasons.append(f"{r.nfr} {r.status}: {r.reason}")
+        if not any(r.status == PASS for r in self.results):
+            reasons.append("no NFR could be judged as passed")
+        for alert in self.target_down:
+            job = alert.labels.get("job", "?")
+            reasons.append(f"{alert.name} fired for job {job}: the run could not be watched whole")
+        return reasons
 
     @property
     def not_judged(self) -> list[str]:
@@ -131,6 +217,7 @@ class Verdict:
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
         data["passed"] = self.passed
+        data["failure_reasons"] = self.failure_reasons
         data["window_end"] = self.window_end
         return data
 
@@ -369,6 +456,7 @@ def compute_verdict(
     step: float | None = None,
     nfrs: Sequence[Nfr] = NFRS,
     strict: bool = False,
+    scenario_outcome: ScenarioOutcome | None = None,
 ) -> Verdict:
     """Judge every NFR over ``[start, end + settle]`` from what ``client``'s Prometheus recorded."""
     if end <= start:
@@ -444,6 +532,7 @@ def compute_verdict(
         expected=sorted(expected_set),
         notes=notes,
         strict=strict,
+        scenario_outcome=scenario_outcome,
     )
 
 

@@ -188,6 +188,28 @@ def test_rollbacks_run_after_an_action_error(tmp_path: Path, service) -> None:
     assert [a["phase"] for a in document["actions"]] == ["method", "rollback"]
 
 
+def test_a_failed_rollback_fails_a_run_that_otherwise_passed(tmp_path: Path, service) -> None:
+    path = tmp_path / "s.yml"
+    path.write_text(
+        f"target: {service.url}\nmax_requests: 5\nworkload: {{vus: 1}}\nrequests: [health]\n"
+        "rollbacks:\n  - {name: restart the broker, type: command, run: 'exit 4'}\n"
+        "  - {name: second rollback still runs, type: command, run: 'true'}\n"
+    )
+    summary = tmp_path / "out.json"
+    result = run_loadgen("run", str(path), "--metrics-port", "0", "--summary-json", str(summary))
+    assert result.returncode == 1, result.stderr
+    assert "WARNING: rollback failed (restart the broker): the system under test may be left broken" in (
+        result.stderr
+    )
+    document = read_json(summary)
+    assert document["outcome"] == "rollback failed" and document["rollback_failed"] is True
+    assert document["error"] == "rollback failed: restart the broker"
+    assert [(a["name"], a["ok"]) for a in document["actions"]] == [
+        ("restart the broker", False),
+        ("second rollback still runs", True),
+    ]
+
+
 def test_rollbacks_run_when_the_steady_state_does_not_hold(tmp_path: Path, service) -> None:
     path, marker = _scenario_with_rollback(tmp_path, service.url, "  []")
     text = path.read_text() + "steady_state:\n  - {type: http, path: /missing, expect_status: 200}\n"

@@ -3,6 +3,7 @@ started (service, exporter, Prometheus, load generator) and removes the run's da
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -10,6 +11,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import psycopg
@@ -124,3 +126,32 @@ def test_keep_running_leaves_the_stack_up_until_ctrl_c(tmp_path: Path) -> None:
     assert _processes_mentioning(name) == []
     with pytest.raises(OSError):
         urllib.request.urlopen(f"{prometheus_url}/-/ready", timeout=2)
+
+
+@pytest.mark.slow
+def test_failed_fault_injection_fails_the_run_with_exit_1(tmp_path: Path) -> None:
+    """The alerts stay silent when a fault injection does nothing; the scenario's outcome fails the run."""
+    scenario = Path(__file__).parent / "scenarios" / "proof-action-fails.yml"
+    run_id = f"action-fails-{os.getpid()}"
+    result = _demo(
+        "--scenario", str(scenario), "--compress", "60", "--settle", "10s", "--service-time", "0.2",
+        "--results", str(tmp_path), "--run-id", run_id, timeout=240,
+    )  # fmt: skip
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "RESULT: FAIL (scenario action failed (load generator exit 1)" in result.stdout, result.stdout
+    assert "ticketero-nfr-no-such-container" in result.stdout
+    assert "ROLLBACK FAILED" in result.stdout and "may be left broken" in result.stdout
+    data = json.loads((tmp_path / run_id / "results.json").read_text())
+    assert data["passed"] is False
+    assert data["scenario_outcome"]["ok"] is False and data["scenario_outcome"]["rollback_failed"] is True
+    assert data["failure_reasons"][0].startswith("scenario action failed")
+    # The NFRs themselves were not broken: the scenario is the only failure.
+    assert all(r["status"] != "FAIL" for r in data["results"]), data["results"]
+    junit = ET.fromstring((tmp_path / run_id / "junit.xml").read_text())
+    cases = {case.get("name"): case for case in junit.iter("testcase")}
+    scenario_case = cases["scenario NFR-PROOF-ACTION-FAILS"]
+    failure = scenario_case.find("failure")
+    assert failure is not None and "no-such-container" in (failure.text or "")
+    assert junit.get("failures") == str(sum(1 for c in cases.values() if c.find("failure") is not None))
+    markdown = (tmp_path / run_id / "NFR-TEST-RESULTS.md").read_text()
+    assert "- Overall: **FAIL (scenario action failed" in markdown

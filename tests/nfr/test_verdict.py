@@ -10,7 +10,7 @@ from pathlib import Path
 
 from nfr.__main__ import parse_time
 from nfr.catalogue import NFR_IDS
-from nfr.verdict import FAIL, NO_DATA, NOT_JUDGED, PASS, compute_verdict
+from nfr.verdict import FAIL, NO_DATA, NOT_JUDGED, PASS, ScenarioOutcome, compute_verdict
 from tests.nfr.conftest import SyntheticRun
 
 
@@ -129,3 +129,86 @@ def test_parse_time_forms() -> None:
     assert parse_time("now-10m", now=1000.0) == 400.0
     assert parse_time("1700000000") == 1700000000.0
     assert parse_time("2026-11-23T18:00:00Z") == 1795456800.0
+
+
+def _summary(**overrides: object) -> dict[str, object]:
+    """A load generator summary of the shape loadgen writes with --summary-json."""
+    base: dict[str, object] = {
+        "scenario": "X",
+        "outcome": "passed",
+        "exit_code": 0,
+        "error": None,
+        "thresholds": [{"threshold": "p95 <= 2s", "value": 0.1, "ok": True}],
+        "probes": [{"phase": "verify", "name": "all done", "ok": True, "detail": "20 == 20"}],
+        "actions": [{"phase": "rollback", "name": "start app", "ok": True, "detail": "started"}],
+    }
+    return base | overrides
+
+
+def test_scenario_outcome_reads_every_kind_of_failure() -> None:
+    assert ScenarioOutcome.from_summary(_summary()).ok
+    action = ScenarioOutcome.from_summary(
+        _summary(outcome="action failed", exit_code=1, error="method: stop app: No such container: app")
+    )
+    assert not action.ok and action.reasons == ["method: stop app: No such container: app"]
+    assert action.headline == (
+        "scenario action failed (load generator exit 1): method: stop app: No such container: app"
+    )
+    rollback = ScenarioOutcome.from_summary(
+        _summary(
+            actions=[{"phase": "rollback", "name": "start app", "ok": False, "detail": "No such container"}]
+        )
+    )
+    assert not rollback.ok and rollback.rollback_failed
+    assert rollback.reasons == [
+        "ROLLBACK FAILED — the system may be left broken: start app: No such container"
+    ]
+    threshold = ScenarioOutcome.from_summary(
+        _summary(
+            outcome="thresholds failed",
+            exit_code=99,
+            thresholds=[{"threshold": "error_rate <= 0.001", "value": 0.02, "ok": False}],
+        )
+    )
+    assert threshold.reasons == ["threshold error_rate <= 0.001 not met (value 0.02)"]
+    probe = ScenarioOutcome.from_summary(
+        _summary(
+            outcome="steady state not met",
+            exit_code=97,
+            probes=[{"phase": "verify", "name": "all done", "ok": False, "detail": "19 != 20"}],
+        )
+    )
+    assert not probe.ok and probe.reasons == ["verify: all done: 19 != 20"]
+    died = ScenarioOutcome.from_summary(None, process_exit=-9)
+    assert not died.ok and died.reasons == ["the load generator exited -9 without writing its summary"]
+    interrupted = ScenarioOutcome.from_summary(_summary(outcome="interrupted", exit_code=130))
+    assert not interrupted.ok and interrupted.headline == "scenario interrupted (load generator exit 130)"
+
+
+def test_failed_scenario_fails_a_window_whose_alerts_stayed_silent(
+    synthetic_run: SyntheticRun, tmp_path: Path
+) -> None:
+    start, end = synthetic_run.window("healthy")
+    summary = tmp_path / "loadgen-summary.json"
+    summary.write_text(
+        json.dumps(
+            _summary(scenario="SHUT-01", outcome="action failed", exit_code=1, error="No such container")
+        )
+    )
+    args = ["--prometheus", synthetic_run.client.url, "--start", f"{start:.3f}", "--end", f"{end:.3f}"]
+    result = subprocess.run(
+        [sys.executable, "-m", "nfr", "verdict", *args, "--rate-window", "4s", "--settle", "0",
+         "--scenario-summary", str(summary)],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "RESULT: FAIL (scenario action failed (load generator exit 1): No such container)" in result.stdout
+    # Every NFR itself passed (or was not judged): the scenario alone failed the run.
+    assert " FAIL " not in result.stdout.split("RESULT")[0]
+    not_a_summary = tmp_path / "other.json"
+    not_a_summary.write_text("[1, 2]")
+    bad = subprocess.run(
+        [sys.executable, "-m", "nfr", "verdict", *args, "--scenario-summary", str(not_a_summary)],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert bad.returncode == 2 and "expected the load generator's summary JSON" in bad.stderr
