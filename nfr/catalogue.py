@@ -1,33 +1,175 @@
-"""The seven NFRs of the Ticketero plan: threshold, indicator series and the alerts that judge them.
+"""The NFR catalogue: the one place where an NFR's id, threshold, indicator and alert rules are written.
 
-The verdict never re-implements an alert: an NFR fails when one of its alerts (label ``nfr``) fired.
-The indicator here serves two other purposes: proving the NFR *had data* (no data is never a pass) and
-drawing the NFR over the run in the reports, with its threshold line. Indicators are written on the raw
-series of ``docs/metrics.md`` so they work whatever recording rules are loaded; ``{w}`` is replaced by
-the rate window the caller chooses (a few scrape intervals).
+Everything else derives from it (as kubernetes-mixin derives from its ``_config``): ``python -m nfr.mixin
+build`` renders the recording rules, the NFR and meta alerts, the Alertmanager inhibitions, the dashboards'
+NFR panels and the README/docs tables; the verdict reads the ids, indicators, units and exercise
+conditions; the reports print the thresholds; the tests take the NFR list from here.
+
+Each NFR's rules are functions of a :class:`~nfr.mixin.ctx.Ctx` (selectors, grouping labels, links,
+profile) and of the NFR's own :class:`Threshold`, so a number is written once and an operator adapts the
+whole set with a config file, never by editing a rule. Two profiles:
+
+* ``run`` — a test run judged by the verdict: short windows, alerts only while a load run is active where
+  the indicator is the load generator's.
+* ``staging`` — long-running monitoring of the real service: RNF-02 and RNF-06 as SLOs on the service's own
+  ``http_server_requests_seconds`` (multiwindow, multi-burn-rate), absent-indicator alerts that need no
+  load run, warning and critical tiers, ``for:`` fit for a pager.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import cache
+
+from nfr.mixin.config import MixinConfig
+from nfr.mixin.ctx import Ctx, bucket, number
+
+META_NFR = "meta"
+TARGET_DOWN_ALERT = "TicketeroTargetDown"
+INDICATOR_ABSENT_ALERT = "TicketeroNfrIndicatorAbsent"
+COLLECTOR_FAILING_ALERT = "TicketeroExporterCollectorFailing"
+
+#: Multiwindow, multi-burn-rate alerting (Google SRE workbook ch. 5) over a 30-day budget:
+#: (severity, burn-rate factor, long window, short window, for:) — 2 % of the budget in 1 h, 5 % in 6 h
+#: page; 10 % in 3 days opens a ticket.
+BURN_RATE_WINDOWS: tuple[tuple[str, float, str, str, str], ...] = (
+    ("critical", 14.4, "1h", "5m", "2m"),
+    ("critical", 6.0, "6h", "30m", "15m"),
+    ("warning", 1.0, "3d", "6h", "1h"),
+)
+SLO_PERIOD = "30d"
+
+_NEGATE = {">=": "<", ">": "<=", "<": ">=", "<=": ">"}
+BUSY = 'status="BUSY"'
+FAILED = 'status="FAILED"'
+
+
+@dataclass(frozen=True)
+class Threshold:
+    """The requirement's number: ``value`` on the passing side of ``comparator`` (e.g. >= 50)."""
+
+    value: float
+    comparator: str  # the passing side: >=, >, <, <=
+    unit: str  # how people say it: "tickets/min", "s", "ratio", "violations", "growth ratio"
+
+    @property
+    def breach(self) -> str:
+        """The PromQL comparison that is true when the requirement is broken."""
+        return _NEGATE[self.comparator]
+
+    @property
+    def higher_is_better(self) -> bool:
+        return self.comparator.startswith(">")
+
+    @property
+    def promql(self) -> str:
+        return number(self.value)
+
+    def text(self) -> str:
+        """``>= 50 tickets/min``, ``>= 99.9 %``, ``< 90 s``, ``= 0``."""
+        if self.unit == "ratio":
+            return f"{self.comparator} {self.value * 100:g} %"
+        if self.unit == "violations":
+            return "= 0"
+        if self.unit == "growth ratio":
+            return f"{self.comparator} {(self.value - 1) * 100:g} % growth"
+        return f"{self.comparator} {number(self.value)} {self.unit}"
+
+
+@dataclass(frozen=True)
+class Rule:
+    """One recording or alerting rule as it is written into a rule file."""
+
+    name: str
+    expr: str
+    record: bool = False
+    for_: str = ""
+    labels: dict[str, str] = field(default_factory=dict)
+    annotations: dict[str, str] = field(default_factory=dict)
+    comment: str = ""
+
+
+@dataclass(frozen=True)
+class Indicator:
+    """A series an NFR cannot be judged without; its absence fires TicketeroNfrIndicatorAbsent."""
+
+    metric: str
+    source: str
+    matchers: tuple[str, ...] = ()
+    alternative: Indicator | None = None  # either of the two is enough (RNF-07: container or process)
+
+
+@dataclass(frozen=True)
+class Exercise:
+    """Whether a run put the NFR to the test, read from Prometheus over the window.
+
+    ``expr`` gives one figure at the window's end (``{range}`` = the window, ``{start}`` = its start);
+    the NFR was exercised when the figure is ``>= minimum``. A ``minimum`` of None is worked out by the
+    verdict from the loaded alert rules (RNF-01: the throughput alert's own window)."""
+
+    expr: Callable[[Ctx], str]
+    minimum: float | None
+    unit: str
+    rule: str  # the condition in words, for the reports and docs
+
+    def describe(self, minimum: float) -> str:
+        return self.rule.replace("{minimum}", number(minimum))
+
+
+@dataclass(frozen=True)
+class Panel:
+    """The NFR's panel on the overview dashboard: one stat against its threshold."""
+
+    title: str
+    expr: Callable[[Ctx], str]
+    unit: str  # Grafana unit id
+    description: str
 
 
 @dataclass(frozen=True)
 class Nfr:
-    """One non-functional requirement and how the reports show it."""
+    """One non-functional requirement: the only place its id and threshold are written."""
 
     id: str
     title: str
-    requirement: str  # the plan's wording of the threshold
-    indicator: str  # PromQL with a {w} placeholder for the rate window
-    unit: str
-    threshold: float | None  # drawn as a line; None when the threshold is relative (RNF-07)
-    higher_is_better: bool
-    alerts: tuple[str, ...]
-    figure: str = ""  # run-level figure reported as "measured" when no alert fired (else the worst sample)
+    requirement: str  # wording; "{threshold}" is replaced by the threshold's text
+    limit: Threshold
+    indicator: Callable[[Ctx], str]  # PromQL with a {w} placeholder for the rate window
+    unit: str  # unit of the indicator's values
+    rules: Callable[[Nfr, Ctx], list[Rule]]  # alerting rules, per profile
+    indicators: Callable[[Ctx], list[Indicator]]
+    panel: Panel
+    exercise: Exercise | None = None
+    figure: str = ""  # run-level figure reported as "measured" when no alert fired
+    relative: bool = False  # the threshold compares with the past (RNF-07): no fixed line on a plot
 
-    def indicator_expr(self, window: str) -> str:
-        return self.indicator.replace("{w}", window)
+    @property
+    def requirement_text(self) -> str:
+        return self.requirement.replace("{threshold}", self.limit.text())
+
+    @property
+    def threshold(self) -> float | None:
+        """The line drawn on the indicator's plot; None when the threshold is relative."""
+        return None if self.relative else self.limit.value
+
+    @property
+    def higher_is_better(self) -> bool:
+        return self.limit.higher_is_better
+
+    def indicator_expr(self, window: str, config: MixinConfig | None = None) -> str:
+        return self.indicator(Ctx(config or MixinConfig())).replace("{w}", window)
+
+    def alert_rules(self, config: MixinConfig | None = None) -> list[Rule]:
+        return self.rules(self, Ctx(config or MixinConfig()))
+
+    def alert_names(self, config: MixinConfig | None = None) -> tuple[str, ...]:
+        return tuple(dict.fromkeys(r.name for r in self.alert_rules(config)))
+
+    @property
+    def alerts(self) -> tuple[str, ...]:
+        """Alert names in the run profile with the default config (what the verdict expects loaded)."""
+        return _alert_names(self.id, "run")
 
     def worst(self, values: list[float]) -> float | None:
         """The value furthest on the wrong side: the minimum when higher is better, else the maximum."""
@@ -36,106 +178,622 @@ class Nfr:
         return min(values) if self.higher_is_better else max(values)
 
 
-LOADGEN_SUCCESS_RATIO = (
-    "1 - ((sum(rate(loadgen_request_failures_total[{w}])) or vector(0))"
-    " / sum(rate(loadgen_requests_total[{w}])))"
+def alert(
+    c: Ctx,
+    nfr: Nfr,
+    name: str,
+    expr: str,
+    for_: str,
+    summary: str,
+    description: str,
+    severity: str = "critical",
+    comment: str = "",
+    **labels: str,
+) -> Rule:
+    """An NFR alert with the contract every alert keeps: nfr and severity labels, summary, description,
+    an absolute runbook_url and the NFR's dashboard."""
+    return Rule(
+        name=name,
+        expr=expr,
+        for_=for_,
+        labels={"severity": severity, "nfr": nfr.id, **labels},
+        annotations={
+            "summary": summary,
+            "description": description,
+            "runbook_url": c.runbook(name),
+            "dashboard_url": c.dashboard("ticketero-nfr-overview"),
+        },
+        comment=comment,
+    )
+
+
+# ---------------------------------------------------------------------------------------------- RNF-01
+
+
+def _rnf01_rules(n: Nfr, c: Ctx) -> list[Rule]:
+    t = n.limit.promql
+    staging = c.profile == "staging"
+    return [
+        alert(
+            c, n, "TicketeroThroughputBelowTarget",
+            f"(:ticketero_tickets_completed:rate1m * 60 {n.limit.breach} {t})\n"
+            f"and {c.on()}\n"
+            "(\n"
+            f"  (:ticketero_tickets_offered:rate1m * 60 >= {t})\n"
+            f"  or {c.on()}\n"
+            "  (:ticketero_tickets_waiting:deriv2m * 60 > 1)\n"
+            ")",
+            "10m" if staging else "1m",
+            f"Ticket throughput is below {t} tickets per minute while demand is there.",
+            f'{{{{ $value | printf "%.1f" }}}} tickets/min completed (target {n.limit.comparator} {t}) while the offered '
+            f"load is at least {t} tickets/min or the WAITING backlog keeps growing.",
+            severity="warning" if staging else "critical",
+            comment=f"{n.id}: judged only when demand is there: at least {t}/min offered, or a WAITING backlog "
+            "growing by more than 1 ticket/min (a trend; one waiting ticket seen by one scrape tilts the "
+            "2 minute slope by far less).",
+        )
+    ]  # fmt: skip
+
+
+THROUGHPUT = Threshold(50, ">=", "tickets/min")
+
+RNF01 = Nfr(
+    id="RNF-01",
+    title="Throughput",
+    requirement="tickets completed per minute {threshold} while demand is there",
+    limit=THROUGHPUT,
+    indicator=lambda c: (
+        f"sum{c.by()}(rate({c.s('ticketero_tickets_completed_total', 'exporter')}[{{w}}])) * 60"
+    ),
+    unit="tickets/min",
+    rules=_rnf01_rules,
+    indicators=lambda c: [Indicator("ticketero_tickets_completed_total", "exporter")],
+    panel=Panel(
+        "Throughput",
+        lambda c: ":ticketero_tickets_completed:rate1m * 60",
+        "short",
+        "Tickets completed per minute. Judged only while the offered load reaches the target or the WAITING "
+        "backlog grows.",
+    ),
+    exercise=Exercise(
+        # Seconds of the window during which the offered load reached the target, sampled every 5 s.
+        lambda c: (
+            "sum_over_time((:ticketero_tickets_offered:rate1m * 60 >= bool "
+            + THROUGHPUT.promql
+            + ")[{range}:5s]) * 5"
+        ),
+        None,
+        "s",
+        "offered load >= the target for at least the throughput alert's window ({minimum} s)",
+    ),
+    figure="throughput_per_minute",
 )
 
-NFRS: tuple[Nfr, ...] = (
-    Nfr(
-        id="RNF-01",
-        title="Throughput",
-        requirement="tickets completed per minute >= 50 while demand is there",
-        indicator="sum(rate(ticketero_tickets_completed_total[{w}])) * 60",
-        unit="tickets/min",
-        threshold=50.0,
-        higher_is_better=True,
-        alerts=("TicketeroThroughputBelowTarget",),
-        figure="throughput_per_minute",
-    ),
-    Nfr(
-        id="RNF-02",
-        title="API latency",
-        requirement="p95 < 2 s, i.e. at least 95 % of requests answered within 2 s",
-        indicator=(
-            'sum(rate(loadgen_request_duration_seconds_bucket{le="2.0"}[{w}]))'
-            " / sum(rate(loadgen_request_duration_seconds_count[{w}]))"
+# ---------------------------------------------------------------------------------------------- RNF-02
+
+LATENCY_BOUND_SECONDS = 2.0  # RNF-02: "p95 < 2 s" is read as "at least 95 % of requests within 2 s"
+LE = bucket(LATENCY_BOUND_SECONDS)
+LE_NAME = f"le{number(LATENCY_BOUND_SECONDS)}s"  # in recording-rule names: ..._le2s:ratio_rate1m
+LE_MATCHER = f'le="{LE}"'
+
+
+def _rnf02_rules(n: Nfr, c: Ctx) -> list[Rule]:
+    share = f"{n.limit.value * 100:g} %"
+    if c.profile == "staging":
+        return _burn_rate_alerts(
+            c, n, "TicketeroApiLatencyBudgetBurn", "latency",
+            f"requests slower than {number(LATENCY_BOUND_SECONDS)} s",
+        )  # fmt: skip
+    return [
+        alert(
+            c, n, "TicketeroApiLatencyHigh",
+            f"endpoint:loadgen_request_duration_seconds_{LE_NAME}:ratio_rate1m {n.limit.breach} {n.limit.promql}",
+            "1m",
+            f"Fewer than {share} of API requests are answered within {number(LATENCY_BOUND_SECONDS)} seconds.",
+            f"Only {{{{ $value | humanizePercentage }}}} of {{{{ $labels.endpoint }}}} requests seen by the load "
+            f"generator finished within {number(LATENCY_BOUND_SECONDS)} s over the last minute (target >= {share}).",
+            comment=f"{n.id}: p95 < {number(LATENCY_BOUND_SECONDS)} s, read as \"at least {share} of requests "
+            f"within the {number(LATENCY_BOUND_SECONDS)} s bucket\".",
+            source="loadgen",
         ),
-        unit="ratio <= 2 s",
-        threshold=0.95,
-        higher_is_better=True,
-        alerts=("TicketeroApiLatencyHigh",),
-        figure="ratio_within_2s",
-    ),
-    Nfr(
-        id="RNF-03",
-        title="Concurrency",
-        requirement="0 race conditions (double-assigned advisors, duplicate active tickets, deadlocks)",
-        indicator=(
-            "max(ticketero_advisors_double_assigned)"
-            " + (max(ticketero_tickets_duplicate_active) or vector(0))"
-            " + (sum(increase(ticketero_database_deadlocks_total[{w}])) or vector(0))"
-            " + (sum(increase(ticketero_tickets_double_assigned_total[{w}])) or vector(0))"
+        alert(
+            c, n, "TicketeroApiLatencyHigh",
+            f"uri:http_server_requests_seconds_{LE_NAME}:ratio_rate1m {n.limit.breach} {n.limit.promql}",
+            "1m",
+            f"Fewer than {share} of API requests are answered within {number(LATENCY_BOUND_SECONDS)} seconds.",
+            f"Only {{{{ $value | humanizePercentage }}}} of requests to {{{{ $labels.uri }}}} measured by the "
+            f"service finished within {number(LATENCY_BOUND_SECONDS)} s over the last minute (target >= {share}).",
+            source="service",
         ),
-        unit="violations",
-        threshold=0.0,
-        higher_is_better=False,
-        alerts=("TicketeroRaceConditionDetected",),
+    ]  # fmt: skip
+
+
+RNF02 = Nfr(
+    id="RNF-02",
+    title="API latency",
+    requirement=f"p95 < {number(LATENCY_BOUND_SECONDS)} s, i.e. a share of requests within "
+    f"{number(LATENCY_BOUND_SECONDS)} s {{threshold}}",
+    limit=Threshold(0.95, ">=", "ratio"),
+    indicator=lambda c: (
+        (
+            f"sum{c.by()}(rate({c.s('loadgen_request_duration_seconds_bucket', 'loadgen', LE_MATCHER)}[{{w}}]))"
+            f" / sum{c.by()}(rate({c.s('loadgen_request_duration_seconds_count', 'loadgen')}[{{w}}]))"
+        )
+        if c.profile == "run"
+        else "1 - :http_server_requests_seconds_slow:ratio_rate5m"
     ),
-    Nfr(
-        id="RNF-04",
-        title="Consistency",
-        requirement="0 inconsistent tickets, tickets without outbox row, FAILED outbox messages",
-        indicator=(
-            "sum(ticketero_tickets_inconsistent)"
-            " + (sum(ticketero_tickets_without_outbox) or vector(0))"
-            ' + (sum(ticketero_outbox_messages{status="FAILED"}) or vector(0))'
+    unit=f"ratio <= {number(LATENCY_BOUND_SECONDS)} s",
+    rules=_rnf02_rules,
+    indicators=lambda c: [
+        Indicator("loadgen_request_duration_seconds_bucket", "loadgen", (LE_MATCHER,))
+        if c.profile == "run"
+        else Indicator("http_server_requests_seconds_bucket", "service", (LE_MATCHER,))
+    ],
+    panel=Panel(
+        f"Requests within {number(LATENCY_BOUND_SECONDS)} s",
+        lambda c: (
+            f":loadgen_request_duration_seconds_{LE_NAME}:ratio_rate1m"
+            if c.profile == "run"
+            else "1 - :http_server_requests_seconds_slow:ratio_rate5m"
         ),
-        unit="violations",
-        threshold=0.0,
-        higher_is_better=False,
-        alerts=("TicketeroInconsistentTickets",),
+        "percentunit",
+        f"Share of requests answered within {number(LATENCY_BOUND_SECONDS)} s (the p95 requirement read on "
+        "the histogram bucket).",
     ),
-    Nfr(
-        id="RNF-05",
-        title="Recovery time",
-        requirement="a dead worker is detected < 90 s after its last heartbeat",
-        indicator="max(ticketero_advisor_busy_heartbeat_age_max_seconds)",
-        unit="s (oldest BUSY heartbeat)",
-        threshold=90.0,
-        higher_is_better=False,
-        alerts=("TicketeroDeadWorkerUndetected", "TicketeroDeadWorkerDetectionSlow"),
-    ),
-    Nfr(
-        id="RNF-06",
-        title="Availability",
-        requirement="success ratio under load >= 99.9 %, health probe up",
-        indicator=f"min(({LOADGEN_SUCCESS_RATIO}) or min(ticketero_probe_success))",
-        unit="success ratio",
-        threshold=0.999,
-        higher_is_better=True,
-        alerts=("TicketeroAvailabilityBelowTarget", "TicketeroHealthProbeFailing"),
-        figure="success_ratio",
-    ),
-    Nfr(
-        id="RNF-07",
-        title="Resources",
-        requirement="no memory leak: service memory grows < 20 % over 30 min",
-        indicator=(
-            'max(ticketero_container_memory_working_set_bytes{container="ticketero-app"})'
-            ' or max(process_resident_memory_bytes{job="ticketero-app"})'
+    exercise=Exercise(
+        lambda c: (
+            f"sum(max_over_time({c.s('loadgen_requests_total', 'loadgen')}[{{range}}]))"
+            if c.profile == "run"
+            else f"sum(increase({c.s('http_server_requests_seconds_count', 'service')}[{{range}}]))"
         ),
-        unit="bytes",
-        threshold=None,
-        higher_is_better=False,
-        alerts=("TicketeroMemoryGrowth",),
+        None,
+        "requests",
+        "at least 1 / (1 - target) = {minimum} requests, so that one bad request does not already decide "
+        "the share",
+    ),
+    figure="ratio_within_2s",
+)
+
+# ---------------------------------------------------------------------------------------------- RNF-03
+
+
+def _rnf03_rules(n: Nfr, c: Ctx) -> list[Rule]:
+    for_ = "1m" if c.profile == "staging" else "10s"
+    summary = "A race condition left the database in a state locking should prevent."
+    exporter = "reported by {{ $labels.instance }}"
+    return [
+        alert(
+            c, n, "TicketeroRaceConditionDetected",
+            f"{c.s('ticketero_advisors_double_assigned', 'exporter')} > 0", for_, summary,
+            "{{ $value }} advisor(s) hold more than one CALLED / IN_PROGRESS ticket "
+            f"(check double_assigned_advisor, {exporter}).",
+            comment=f"{n.id}: zero race conditions.",
+            check="double_assigned_advisor",
+        ),
+        alert(
+            c, n, "TicketeroRaceConditionDetected",
+            f"{c.s('ticketero_tickets_duplicate_active', 'exporter')} > 0", for_, summary,
+            "{{ $value }} (nationalId, queue) pair(s) have more than one active ticket "
+            f"(check duplicate_active_ticket, {exporter}).",
+            check="duplicate_active_ticket",
+        ),
+        alert(
+            c, n, "TicketeroRaceConditionDetected",
+            f"increase({c.s('ticketero_database_deadlocks_total', 'exporter')}[5m]) > 0", for_, summary,
+            'PostgreSQL reported {{ $value | printf "%.0f" }} deadlock(s) in the Ticketero database over the last '
+            "5 minutes "
+            f"(check deadlock, {exporter}).",
+            check="deadlock",
+        ),
+        alert(
+            c, n, "TicketeroRaceConditionDetected",
+            f"increase({c.s('ticketero_tickets_double_assigned_total', 'exporter')}[5m]) > 0", for_, summary,
+            '{{ $value | printf "%.0f" }} ticket(s) completed over the last 5 minutes while their advisor was '
+            f"serving another ticket (check double_assignment_completed, {exporter}).",
+            comment="A double assignment lasts one service time, shorter than the gauge rule's for: and often "
+            "than a scrape interval; the exporter counts it afterwards, at the ticket's completion.",
+            check="double_assignment_completed",
+        ),
+    ]  # fmt: skip
+
+
+RNF03 = Nfr(
+    id="RNF-03",
+    title="Concurrency",
+    requirement="0 race conditions (double-assigned advisors, duplicate active tickets, deadlocks)",
+    limit=Threshold(0, "<=", "violations"),
+    indicator=lambda c: (
+        f"max{c.by()}({c.s('ticketero_advisors_double_assigned', 'exporter')})"
+        f" + (max{c.by()}({c.s('ticketero_tickets_duplicate_active', 'exporter')}) or vector(0))"
+        f" + (sum{c.by()}(increase({c.s('ticketero_database_deadlocks_total', 'exporter')}[{{w}}])) or vector(0))"
+        f" + (sum{c.by()}(increase({c.s('ticketero_tickets_double_assigned_total', 'exporter')}[{{w}}])) or vector(0))"
+    ),
+    unit="violations",
+    rules=_rnf03_rules,
+    indicators=lambda c: [
+        Indicator("ticketero_advisors_double_assigned", "exporter"),
+        Indicator("ticketero_tickets_duplicate_active", "exporter"),
+        Indicator("ticketero_database_deadlocks_total", "exporter"),
+    ],
+    panel=Panel(
+        "Race conditions",
+        lambda c: (
+            f"(max({c.s('ticketero_advisors_double_assigned', 'exporter')}) or vector(0))"
+            f" + (max({c.s('ticketero_tickets_duplicate_active', 'exporter')}) or vector(0))"
+            f" + (sum(increase({c.s('ticketero_database_deadlocks_total', 'exporter')}[5m])) or vector(0))"
+            f" + (sum(increase({c.s('ticketero_tickets_double_assigned_total', 'exporter')}[5m])) or vector(0))"
+        ),
+        "short",
+        "Double-assigned advisors + duplicate active tickets + deadlocks and completed double assignments over "
+        "5 minutes. Must stay 0.",
+    ),
+    exercise=Exercise(
+        # Two claims held at once: the most advisors BUSY at the same moment of the window.
+        lambda c: f"max(max_over_time({c.s('ticketero_advisors', 'exporter', BUSY)}[{{range}}]))",
+        2,
+        "advisors",
+        "real concurrency: at least {minimum} advisors BUSY at the same moment (claims held at once)",
     ),
 )
 
+# ---------------------------------------------------------------------------------------------- RNF-04
+
+
+def _rnf04_rules(n: Nfr, c: Ctx) -> list[Rule]:
+    staging = c.profile == "staging"
+    for_ = "1m" if staging else "10s"
+    summary = "Tickets or outbox messages are in an inconsistent state."
+    return [
+        alert(
+            c, n, "TicketeroInconsistentTickets",
+            f"{c.s('ticketero_tickets_inconsistent', 'exporter')} > 0", for_, summary,
+            "{{ $value }} ticket(s) break the rule {{ $labels.rule }} (check inconsistent_ticket).",
+            comment=f"{n.id}: zero inconsistent tickets; ticket and outbox row written atomically; no FAILED "
+            "outbox row; advisors' served counters match their completed tickets.",
+            check="inconsistent_ticket",
+        ),
+        alert(
+            c, n, "TicketeroInconsistentTickets",
+            f"{c.s('ticketero_tickets_without_outbox', 'exporter')} > 0", for_, summary,
+            "{{ $value }} ticket(s) have no outbox_message row: ticket and message were not written in one "
+            "transaction (check ticket_without_outbox).",
+            check="ticket_without_outbox",
+        ),
+        alert(
+            c, n, "TicketeroInconsistentTickets",
+            f"{c.s('ticketero_outbox_messages', 'exporter', FAILED)} > 0", for_, summary,
+            "{{ $value }} outbox message(s) are in status {{ $labels.status }} and will never be published "
+            "(check outbox_failed).",
+            check="outbox_failed",
+        ),
+        alert(
+            c, n, "TicketeroInconsistentTickets",
+            f"{c.s('ticketero_advisor_served_drift', 'exporter')} != 0", "5m" if staging else "1m", summary,
+            "The advisors' total_tickets_served differ from their completed tickets by {{ $value }} "
+            "(check served_counter_drift: a redelivered message counted twice, or a completion not counted).",
+            comment="Counted over the whole history; for: covers a completion committed between the exporter's "
+            "two reads.",
+            check="served_counter_drift",
+        ),
+        alert(
+            c, n, "TicketeroInconsistentTickets",
+            f"{c.s('ticketero_advisors_busy_without_ticket', 'exporter')} > 0", "10m" if staging else "2m",
+            summary,
+            "{{ $value }} advisor(s) have been BUSY without a CALLED / IN_PROGRESS ticket for longer than "
+            "recovery needs (check busy_without_ticket).",
+            severity="warning",
+            comment="The plan reads a BUSY advisor without a ticket as a warning (recovery pending); it is an "
+            "inconsistency once it outlasts the dead-worker bound.",
+            check="busy_without_ticket",
+        ),
+    ]  # fmt: skip
+
+
+RNF04 = Nfr(
+    id="RNF-04",
+    title="Consistency",
+    requirement="0 inconsistent tickets, tickets without outbox row, FAILED outbox messages, counter drift",
+    limit=Threshold(0, "<=", "violations"),
+    indicator=lambda c: (
+        f"sum{c.by()}({c.s('ticketero_tickets_inconsistent', 'exporter')})"
+        f" + (sum{c.by()}({c.s('ticketero_tickets_without_outbox', 'exporter')}) or vector(0))"
+        f" + (sum{c.by()}({c.s('ticketero_outbox_messages', 'exporter', FAILED)}) or vector(0))"
+        f" + (sum{c.by()}(abs({c.s('ticketero_advisor_served_drift', 'exporter')})) or vector(0))"
+    ),
+    unit="violations",
+    rules=_rnf04_rules,
+    indicators=lambda c: [
+        Indicator("ticketero_tickets_inconsistent", "exporter"),
+        Indicator("ticketero_tickets_without_outbox", "exporter"),
+        Indicator("ticketero_outbox_messages", "exporter"),
+    ],
+    panel=Panel(
+        "Inconsistencies",
+        lambda c: (
+            f"(sum({c.s('ticketero_tickets_inconsistent', 'exporter')}) or vector(0))"
+            f" + (sum({c.s('ticketero_tickets_without_outbox', 'exporter')}) or vector(0))"
+            f" + (sum({c.s('ticketero_outbox_messages', 'exporter', FAILED)}) or vector(0))"
+            f" + (sum(abs({c.s('ticketero_advisor_served_drift', 'exporter')})) or vector(0))"
+        ),
+        "short",
+        "Inconsistent tickets + tickets without outbox row + FAILED outbox messages + served-counter drift. "
+        "Must stay 0.",
+    ),
+    exercise=Exercise(
+        lambda c: (
+            f"sum(max_over_time({c.s('ticketero_tickets_completed_total', 'exporter')}[{{range}}]))"
+            f" - (sum({c.s('ticketero_tickets_completed_total', 'exporter')} @ {{start}}) or vector(0))"
+        ),
+        1,
+        "tickets",
+        "at least {minimum} ticket completed through the outbox and a worker in the window",
+    ),
+)
+
+# ---------------------------------------------------------------------------------------------- RNF-05
+
+
+def _rnf05_rules(n: Nfr, c: Ctx) -> list[Rule]:
+    t = n.limit.promql
+    for_ = "1m" if c.profile == "staging" else "10s"
+    detection = "ticketero_recovery_detection_seconds"
+    detection_le = f'le="{bucket(n.limit.value)}"'
+    return [
+        alert(
+            c, n, "TicketeroDeadWorkerUndetected",
+            f"{c.s('ticketero_advisor_busy_heartbeat_age_max_seconds', 'exporter')} > {t}", for_,
+            f"A BUSY advisor has sent no heartbeat for more than {t} seconds and was not recovered.",
+            'The oldest heartbeat among BUSY advisors is {{ $value | printf "%.0f" }} s old '
+            f"(limit {t} s): recovery has not detected the dead worker (reported by {{{{ $labels.instance }}}}).",
+            comment=f"{n.id}: a dead worker is detected within {t} s.",
+        ),
+        alert(
+            c, n, "TicketeroDeadWorkerDetectionSlow",
+            "(\n"
+            f"  sum{c.by()}({c.s(detection + '_count', 'exporter')})\n"
+            f"  - sum{c.by()}({c.s(detection + '_bucket', 'exporter', detection_le)})\n"
+            ")\n>\n(\n  (\n"
+            f"    sum{c.by()}({c.s(detection + '_count', 'exporter')} offset 10m)\n"
+            f"    - sum{c.by()}({c.s(detection + '_bucket', 'exporter', detection_le)} offset 10m)\n"
+            "  )\n  or vector(0)\n)",
+            for_,
+            f"Recovery detected a dead worker more than {t} seconds after its last heartbeat.",
+            '{{ $value | printf "%.0f" }} recovery event(s) since the exporter started were detected more '
+            f"than {t} s after the worker's last heartbeat, at least one of them in the last 10 minutes.",
+            comment="Fires when the count of recoveries slower than the bound grew over the last 10 minutes (a "
+            "missing sample 10 minutes ago, e.g. a freshly started exporter, counts as zero).",
+        ),
+    ]  # fmt: skip
+
+
+RNF05 = Nfr(
+    id="RNF-05",
+    title="Recovery time",
+    requirement="a dead worker is detected {threshold} after its last heartbeat",
+    limit=Threshold(90, "<", "s"),
+    indicator=lambda c: f"max{c.by()}({c.s('ticketero_advisor_busy_heartbeat_age_max_seconds', 'exporter')})",
+    unit="s (oldest BUSY heartbeat)",
+    rules=_rnf05_rules,
+    indicators=lambda c: [Indicator("ticketero_advisor_busy_heartbeat_age_max_seconds", "exporter")],
+    panel=Panel(
+        "Oldest BUSY heartbeat",
+        lambda c: f"max({c.s('ticketero_advisor_busy_heartbeat_age_max_seconds', 'exporter')})",
+        "s",
+        "Age of the oldest heartbeat among BUSY advisors; recovery must free a dead worker's advisor before it "
+        "reaches the threshold.",
+    ),
+    exercise=Exercise(
+        # A worker actually stopped heart-beating and recovery freed its advisor.
+        lambda c: (
+            f"sum(max_over_time({c.s('ticketero_recovery_events_total', 'exporter')}[{{range}}]))"
+            f" - (sum({c.s('ticketero_recovery_events_total', 'exporter')} @ {{start}}) or vector(0))"
+        ),
+        1,
+        "events",
+        "a worker stopped heart-beating: at least {minimum} recovery event in the window",
+    ),
+)
+
+# ---------------------------------------------------------------------------------------------- RNF-06
+
+
+def _rnf06_rules(n: Nfr, c: Ctx) -> list[Rule]:
+    share = f"{n.limit.value * 100:g} %"
+    staging = c.profile == "staging"
+    probe = alert(
+        c, n, "TicketeroHealthProbeFailing",
+        f"{c.s('ticketero_probe_success', 'exporter')} == 0", "5m" if staging else "15s",
+        "The service health endpoint does not answer UP.",
+        "/actuator/health probed by {{ $labels.instance }} has not answered 200 {\"status\":\"UP\"} "
+        f"for at least {'5 min' if staging else '15 s'} (probe success {{{{ $value }}}}).",
+    )  # fmt: skip
+    if staging:
+        return [
+            *_burn_rate_alerts(c, n, "TicketeroAvailabilityBudgetBurn", "availability", "5xx answers"),
+            probe,
+        ]
+    return [
+        alert(
+            c, n, "TicketeroAvailabilityBelowTarget",
+            f":loadgen_requests_success:ratio_run {n.limit.breach} {n.limit.promql}\n"
+            f"and {c.on()}\n"
+            f"max{c.by()}(max_over_time({c.s('loadgen_run_active', 'loadgen')}[2m])) == 1",
+            "1m",
+            f"Less than {share} of requests succeeded over the load run.",
+            "{{ $value | humanizePercentage }} of the requests sent since the run started succeeded "
+            f"(target >= {share}).",
+            comment=f"{n.id}: {share} of requests succeed over the run, and the health probe answers UP. "
+            "\"Under load\" = a run was active in the last 2 minutes, so failures in the run's last minute "
+            "can still fire during the settle period while the load generator keeps its counters.",
+        ),
+        probe,
+    ]  # fmt: skip
+
+
+RNF06 = Nfr(
+    id="RNF-06",
+    title="Availability",
+    requirement="success ratio under load {threshold}, health probe up",
+    limit=Threshold(0.999, ">=", "ratio"),
+    indicator=lambda c: (
+        (
+            "min(("
+            f"1 - ((sum{c.by()}(rate({c.s('loadgen_request_failures_total', 'loadgen')}[{{w}}])) or vector(0))"
+            f" / sum{c.by()}(rate({c.s('loadgen_requests_total', 'loadgen')}[{{w}}])))"
+            f") or min({c.s('ticketero_probe_success', 'exporter')}))"
+        )
+        if c.profile == "run"
+        else "1 - :http_server_requests_seconds_errors:ratio_rate5m"
+    ),
+    unit="success ratio",
+    rules=_rnf06_rules,
+    indicators=lambda c: [
+        Indicator("loadgen_requests_total", "loadgen")
+        if c.profile == "run"
+        else Indicator("http_server_requests_seconds_count", "service"),
+        Indicator("ticketero_probe_success", "exporter"),
+    ],
+    panel=Panel(
+        "Success ratio",
+        lambda c: (
+            ":loadgen_requests_success:ratio_run"
+            if c.profile == "run"
+            else "1 - :http_server_requests_seconds_errors:ratio_rate5m"
+        ),
+        "percentunit",
+        "Share of requests answered without error (the load run's in a test run, the service's own 5xx in "
+        "staging).",
+    ),
+    exercise=Exercise(
+        lambda c: (
+            f"sum(max_over_time({c.s('loadgen_requests_total', 'loadgen')}[{{range}}]))"
+            if c.profile == "run"
+            else f"sum(increase({c.s('http_server_requests_seconds_count', 'service')}[{{range}}]))"
+        ),
+        None,
+        "requests",
+        "at least 1 / (1 - target) = {minimum} requests, so that one failure does not already decide the ratio",
+    ),
+    figure="success_ratio",
+)
+
+# ---------------------------------------------------------------------------------------------- RNF-07
+
+
+def _rnf07_rules(n: Nfr, c: Ctx) -> list[Rule]:
+    t = n.limit.promql
+    growth = f"{(n.limit.value - 1) * 100:g} %"
+    windows = ("30m", "24h") if c.profile == "staging" else ("30m",)
+    rules = []
+    for window in windows:
+        long = window == "24h"
+        for source, series, who in (
+            ("container", f"container:ticketero_container_memory_working_set_bytes:growth_ratio{window}",
+             "The working set of {{ $labels.container }}"),
+            ("process", f"job:process_resident_memory_bytes:growth_ratio{window}",
+             "The resident memory reported by {{ $labels.job }}"),
+        ):  # fmt: skip
+            span = "24 hours" if long else "30 minutes"
+            rules.append(
+                alert(
+                    c, n, "TicketeroMemoryGrowth", f"{series} > {t}",
+                    "1h" if long else ("15m" if c.profile == "staging" else "2m"),
+                    f"Service memory grew more than {growth} over {span}.",
+                    f"{who} averaged over the last 5 minutes is {{{{ $value | printf \"%.2f\" }}}} times its "
+                    f"average {span} earlier (limit {t}).",
+                    severity="warning" if c.profile == "staging" else "critical",
+                    comment=f"{n.id}: no memory leak; {growth} growth over {span} is the tolerance."
+                    if source == "container"
+                    else "",
+                    source=source,
+                    **({"window": window} if c.profile == "staging" else {}),
+                )
+            )  # fmt: skip
+    return rules
+
+
+def _memory_indicators(c: Ctx) -> list[Indicator]:
+    process = Indicator("process_resident_memory_bytes", "service")
+    return [
+        Indicator(
+            "ticketero_container_memory_working_set_bytes",
+            "exporter",
+            (c.container(),),
+            alternative=process,
+        )
+    ]
+
+
+RNF07 = Nfr(
+    id="RNF-07",
+    title="Resources",
+    requirement="no memory leak: service memory growth over 30 min {threshold}",
+    limit=Threshold(1.2, "<", "growth ratio"),
+    indicator=lambda c: (
+        f"max{c.by()}({c.s('ticketero_container_memory_working_set_bytes', 'exporter', c.container())})"
+        f" or max{c.by()}({c.s('process_resident_memory_bytes', 'service')})"
+    ),
+    unit="bytes",
+    rules=_rnf07_rules,
+    indicators=_memory_indicators,
+    panel=Panel(
+        "Memory growth over 30 min",
+        lambda c: (
+            "max(container:ticketero_container_memory_working_set_bytes:growth_ratio30m)"
+            " or max(job:process_resident_memory_bytes:growth_ratio30m)"
+        ),
+        "short",
+        "Service memory (last 5 min average) over its average 30 minutes earlier.",
+    ),
+    relative=True,
+)
+
+NFRS: tuple[Nfr, ...] = (RNF01, RNF02, RNF03, RNF04, RNF05, RNF06, RNF07)
 NFR_IDS = tuple(n.id for n in NFRS)
-META_NFR = "meta"
-TARGET_DOWN_ALERT = "TicketeroTargetDown"
-INDICATOR_ABSENT_ALERT = "TicketeroNfrIndicatorAbsent"
+
+
+# ----------------------------------------------------------------------------------- SLO burn-rate alerts
+
+
+def slo_budget(nfr: Nfr) -> float:
+    """Error budget = 1 - objective (99.9 % → 0.001)."""
+    return round(1 - nfr.limit.value, 12)
+
+
+def _burn_rate_alerts(c: Ctx, n: Nfr, name: str, slo: str, bad: str) -> list[Rule]:
+    budget = slo_budget(n)
+    record = f":http_server_requests_seconds_{'slow' if slo == 'latency' else 'errors'}:ratio_rate"
+    rules = []
+    for severity, factor, long, short, for_ in BURN_RATE_WINDOWS:
+        limit = number(factor * budget)
+        spent = "page" if severity == "critical" else "ticket"
+        rules.append(
+            alert(
+                c, n, name,
+                f"{record}{long} > {limit}\nand {c.on()}\n{record}{short} > {limit}",
+                for_,
+                f"The {slo} SLO ({n.limit.text()} over {SLO_PERIOD}) burns its error budget {number(factor)}x too fast.",
+                f"{{{{ $value | humanizePercentage }}}} {bad} over the last {short} (and over {long}), against a "
+                f"budget of {budget * 100:g} %: at this pace the {SLO_PERIOD} budget is gone in "
+                f"{_budget_time(factor)}.",
+                severity=severity,
+                comment=f"{n.id} SLO: burn rate {number(factor)} over {long} and {short} ({spent})."
+                if factor == BURN_RATE_WINDOWS[0][1] or severity == "warning"
+                else "",
+                slo=slo,
+                long_window=long,
+                short_window=short,
+            )
+        )  # fmt: skip
+    return rules
+
+
+def _budget_time(factor: float) -> str:
+    days = 30 / factor
+    return f"{days:.1f} days" if days >= 1 else f"{days * 24:.0f} hours"
+
+
+# ------------------------------------------------------------------------------------- run-level figures
 
 
 def counted(selector: str, by: str = "") -> str:
@@ -150,61 +808,96 @@ def counted(selector: str, by: str = "") -> str:
     return f"(({top} - sum{group} ({selector} @ {{start}})) or {top})"
 
 
-#: Run-level figures for the report, evaluated at the end of the settle period; ``{range}`` spans the whole
-#: window and ``{start}`` is its start (unix seconds).
-SUMMARY_FIGURES: tuple[tuple[str, str, str], ...] = (
-    ("tickets_created", counted("ticketero_tickets_created_total"), "tickets"),
-    ("tickets_completed", counted("ticketero_tickets_completed_total"), "tickets"),
-    ("requests", counted("loadgen_requests_total"), "requests"),
-    ("request_failures", counted("loadgen_request_failures_total") + " or vector(0)", "requests"),
-    (
+@dataclass(frozen=True)
+class Figure:
+    """A run-level figure of the reports: evaluated at the end of the settle period."""
+
+    key: str
+    label: str
+    expr: str  # {range} spans the whole window, {start} is its start (unix seconds)
+    unit: str
+    nfr: str = ""  # the NFR whose threshold the report prints beside it
+
+
+_C = Ctx(MixinConfig())
+_MEM = _C.s("ticketero_container_memory_working_set_bytes", "exporter", 'container="ticketero-app"')
+
+#: Run-level figures for the report.
+FIGURES: tuple[Figure, ...] = (
+    Figure("tickets_created", "Tickets created", counted("ticketero_tickets_created_total"), "tickets"),
+    Figure("tickets_completed", "Tickets completed", counted("ticketero_tickets_completed_total"), "tickets"),
+    Figure("requests", "Requests sent", counted("loadgen_requests_total"), "requests"),
+    Figure(
+        "request_failures",
+        "Requests failed",
+        counted("loadgen_request_failures_total") + " or vector(0)",
+        "requests",
+    ),  # fmt: skip
+    Figure(
         "latency_p95_seconds",
+        "API latency p95 (load generator, bucket estimate)",
         f"histogram_quantile(0.95, {counted('loadgen_request_duration_seconds_bucket', 'le')})",
         "s",
     ),
-    (
+    Figure(
         "latency_p99_seconds",
+        "API latency p99 (load generator, bucket estimate)",
         f"histogram_quantile(0.99, {counted('loadgen_request_duration_seconds_bucket', 'le')})",
         "s",
     ),
-    (
+    Figure(
         "ratio_within_2s",
-        counted('loadgen_request_duration_seconds_bucket{le="2.0"}')
+        f"Requests answered within {number(LATENCY_BOUND_SECONDS)} s",
+        counted(f'loadgen_request_duration_seconds_bucket{{le="{LE}"}}')
         + " / "
         + counted("loadgen_request_duration_seconds_count"),
         "ratio",
+        "RNF-02",
     ),
-    (
+    Figure(
         "service_ratio_within_2s",
-        counted('http_server_requests_seconds_bucket{le="2.0"}')
+        f"Requests within {number(LATENCY_BOUND_SECONDS)} s (service histogram)",
+        counted(f'http_server_requests_seconds_bucket{{le="{LE}"}}')
         + " / "
         + counted("http_server_requests_seconds_count"),
         "ratio",
+        "RNF-02",
     ),
-    ("probe_success_ratio", "avg(avg_over_time(ticketero_probe_success[{range}]))", "ratio"),
-    (
+    Figure(
+        "probe_success_ratio",
+        "Health probe success",
+        "avg(avg_over_time(ticketero_probe_success[{range}]))",
+        "ratio",
+        "RNF-06",
+    ),
+    Figure(
         "max_busy_heartbeat_age_seconds",
+        "Oldest BUSY heartbeat",
         "max(max_over_time(ticketero_advisor_busy_heartbeat_age_max_seconds[{range}]))",
         "s",
+        "RNF-05",
     ),
-    ("recovery_events", counted("ticketero_recovery_events_total") + " or vector(0)", "events"),
-    ("deadlocks", counted("ticketero_database_deadlocks_total") + " or vector(0)", "deadlocks"),
-    (
+    Figure(
+        "recovery_events",
+        "Recovery events",
+        counted("ticketero_recovery_events_total") + " or vector(0)",
+        "events",
+    ),
+    Figure(
+        "deadlocks", "Deadlocks", counted("ticketero_database_deadlocks_total") + " or vector(0)", "deadlocks"
+    ),
+    Figure(
         "max_db_connections",
+        "DB connections (max)",
         "max(max_over_time(ticketero_database_connections[{range}]))",
         "connections",
-    ),
-    (
-        "memory_max_bytes",
-        'max(max_over_time(ticketero_container_memory_working_set_bytes{container="ticketero-app"}[{range}]))',
-        "bytes",
-    ),
-    (
-        "memory_min_bytes",
-        'min(min_over_time(ticketero_container_memory_working_set_bytes{container="ticketero-app"}[{range}]))',
-        "bytes",
-    ),
+    ),  # fmt: skip
+    Figure("memory_max_bytes", "Service memory (max)", f"max(max_over_time({_MEM}[{{range}}]))", "bytes"),
+    Figure("memory_min_bytes", "Service memory (min)", f"min(min_over_time({_MEM}[{{range}}]))", "bytes"),
 )
+
+#: (key, expr, unit) — the shape the verdict reads.
+SUMMARY_FIGURES: tuple[tuple[str, str, str], ...] = tuple((f.key, f.expr, f.unit) for f in FIGURES)
 
 
 def nfr_by_id(nfr_id: str) -> Nfr:
@@ -212,3 +905,8 @@ def nfr_by_id(nfr_id: str) -> Nfr:
         if nfr.id == nfr_id:
             return nfr
     raise KeyError(nfr_id)
+
+
+@cache
+def _alert_names(nfr_id: str, profile: str) -> tuple[str, ...]:
+    return nfr_by_id(nfr_id).alert_names(MixinConfig(profile=profile))

@@ -57,7 +57,8 @@ def synthetic_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Syntheti
     prom_port = free_port()
     config = render_config(
         work / "prometheus.yml",
-        {"ticketero-exporter": [f"127.0.0.1:{port}"]},
+        # One endpoint plays the three components; each job's selector picks its own series from it.
+        {job: [f"127.0.0.1:{port}"] for job in ("ticketero-exporter", "loadgen", "ticketero-app")},
         rule_files=rules,
         scrape_interval="1s",
         evaluation_interval="1s",

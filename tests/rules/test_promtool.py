@@ -16,6 +16,10 @@ from typing import Any
 import pytest
 import yaml
 
+from nfr.catalogue import NFR_IDS as CATALOGUE_IDS
+from nfr.catalogue import NFRS, TARGET_DOWN_ALERT
+from nfr.mixin.config import MixinConfig
+
 ROOT = Path(__file__).resolve().parents[2]
 PROMTOOL = shutil.which("promtool") or "/usr/bin/promtool"
 CONFIG = ROOT / "prometheus" / "prometheus.yml"
@@ -24,20 +28,10 @@ ALERT_FILES = sorted((ROOT / "alerts").glob("*.yml"))
 RULE_FILES = RECORDING_RULE_FILES + ALERT_FILES
 RUNBOOK = ROOT / "docs" / "runbook.md"
 
-#: The alert contract: alert name -> the nfr label it must carry.
-CONTRACT = {
-    "TicketeroThroughputBelowTarget": "RNF-01",
-    "TicketeroApiLatencyHigh": "RNF-02",
-    "TicketeroRaceConditionDetected": "RNF-03",
-    "TicketeroInconsistentTickets": "RNF-04",
-    "TicketeroDeadWorkerUndetected": "RNF-05",
-    "TicketeroDeadWorkerDetectionSlow": "RNF-05",
-    "TicketeroAvailabilityBelowTarget": "RNF-06",
-    "TicketeroHealthProbeFailing": "RNF-06",
-    "TicketeroMemoryGrowth": "RNF-07",
-    "TicketeroTargetDown": "meta",
-}
-NFR_IDS = {f"RNF-0{i}" for i in range(1, 8)}
+#: The alert contract: alert name -> the nfr label it must carry (from the catalogue, profile run).
+CONTRACT = {name: nfr.id for nfr in NFRS for name in nfr.alerts} | {TARGET_DOWN_ALERT: "meta"}
+NFR_IDS = set(CATALOGUE_IDS)
+LINKS = MixinConfig()
 SEVERITIES = {"critical", "warning", "info"}
 #: Jobs and their metrics paths, as docs/metrics.md names them.
 JOBS = {
@@ -162,7 +156,8 @@ def test_alert_rule_follows_the_style(rule: dict[str, Any]) -> None:
     assert labels["nfr"] in NFR_IDS | {"meta"}
     assert "{{" not in annotations["summary"], "summary must be fixed text"
     assert "$value" in annotations["description"]
-    assert annotations["runbook_url"] == f"docs/runbook.md#{name.lower()}"
+    assert annotations["runbook_url"] == f"{LINKS.runbook_url}#{name.lower()}"
+    assert annotations["dashboard_url"].startswith(LINKS.dashboard_url + "/d/")
 
 
 def test_rules_with_the_same_alert_name_are_told_apart_by_a_label() -> None:

@@ -1,19 +1,18 @@
-"""Write the Ticketero dashboards as Grafana JSON under grafana/dashboards/ticketero/.
+"""The Ticketero dashboards as Grafana JSON, rendered by ``python -m nfr.mixin build``.
 
-The JSON files are committed (Grafana's file provider loads them as they are); this script is how they
-are made, so that every panel shares the same datasource uid, unit conventions and threshold colours.
-Edit here, run ``python grafana/generate_dashboards.py``, commit both. tests/grafana checks that the
-committed files match this script's output.
+The JSON files under grafana/dashboards/ticketero/ are committed (Grafana's file provider loads them as
+they are); this module is how they are made, so that every panel shares the same datasource, unit
+conventions and threshold colours. tests/grafana checks that the committed files match its output.
 """
 
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Any
 
+from nfr.mixin.config import MixinConfig
+
 DATASOURCE = {"type": "prometheus", "uid": "ticketero-prometheus"}
-OUT_DIR = Path(__file__).resolve().parent / "dashboards" / "ticketero"
 GREEN, RED, ORANGE = "green", "red", "orange"
 
 
@@ -658,17 +657,6 @@ DASHBOARDS = {
 }
 
 
-def render() -> dict[str, str]:
-    """File name -> JSON text of every dashboard."""
-    return {name: json.dumps(build(), indent=2, sort_keys=True) + "\n" for name, build in DASHBOARDS.items()}
-
-
-def main() -> None:
-    OUT_DIR.mkdir(parents=True, exist_ok=True)
-    for name, text in render().items():
-        (OUT_DIR / name).write_text(text)
-        print(f"wrote {OUT_DIR / name}")
-
-
-if __name__ == "__main__":
-    main()
+def render_dashboards(config: MixinConfig) -> dict[str, dict[str, Any]]:
+    """File name -> dashboard document, for ``config``."""
+    return {name: json.loads(json.dumps(build(), sort_keys=True)) for name, build in DASHBOARDS.items()}
