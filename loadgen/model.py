@@ -115,6 +115,7 @@ class Threshold:
     endpoint: str | None = None
     maximum: float | None = None
     minimum: float | None = None
+    nfr: str = ""  # set when the scenario named the NFR instead of a number
 
     def describe(self) -> str:
         scope = f"{{endpoint={self.endpoint}}}" if self.endpoint else ""
@@ -124,7 +125,8 @@ class Threshold:
             bounds.append(f">= {self.minimum:g}{unit}")
         if self.maximum is not None:
             bounds.append(f"<= {self.maximum:g}{unit}")
-        return f"{self.metric}{scope} {' and '.join(bounds)}"
+        named = f" ({self.nfr})" if self.nfr else ""
+        return f"{self.metric}{scope} {' and '.join(bounds)}{named}"
 
 
 @dataclass(frozen=True)

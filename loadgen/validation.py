@@ -462,7 +462,9 @@ class ScenarioReader:
 
     def threshold(self, item: Any, path: tuple) -> Threshold:
         if not isinstance(item, dict):
-            raise self.fail(path, "a mapping with metric and max or min", item)
+            raise self.fail(path, "a mapping with metric and max or min, or nfr", item)
+        if "nfr" in item:
+            return self.nfr_threshold(item, path)
         self.known_keys(item, path, ("metric", "endpoint", "max", "min"))
         metric = item.get("metric")
         if metric not in THRESHOLD_METRICS:
@@ -482,6 +484,28 @@ class ScenarioReader:
         if endpoint is not None and not isinstance(endpoint, str):
             raise self.fail((*path, "endpoint"), "an endpoint name", endpoint)
         return Threshold(metric=metric, endpoint=endpoint, maximum=bound("max"), minimum=bound("min"))
+
+    def nfr_threshold(self, item: dict, path: tuple) -> Threshold:
+        """``{nfr: RNF-02, endpoint: create_ticket}``: the NFR's own number, from the NFR catalogue."""
+        from nfr.catalogue import NFR_IDS, nfr_by_id
+
+        self.known_keys(item, path, ("nfr", "endpoint"))
+        nfr_id = item["nfr"]
+        if nfr_id not in NFR_IDS:
+            raise self.fail((*path, "nfr"), f"one of {', '.join(NFR_IDS)}", nfr_id)
+        nfr = nfr_by_id(nfr_id)
+        if nfr.load_threshold is None:
+            with_one = ", ".join(n.id for n in map(nfr_by_id, NFR_IDS) if n.load_threshold)
+            raise self.fail(
+                (*path, "nfr"), f"an NFR the load generator can measure ({with_one}); {nfr_id} is judged by its alerts",
+                nfr_id,
+            )
+        metric, side, value = nfr.load_threshold
+        endpoint = item.get("endpoint")
+        if endpoint is not None and not isinstance(endpoint, str):
+            raise self.fail((*path, "endpoint"), "an endpoint name", endpoint)
+        bounds = {"maximum": value} if side == "max" else {"minimum": value}
+        return Threshold(metric=metric, endpoint=endpoint, nfr=nfr_id, **bounds)
 
     def proxy(self, item: Any, path: tuple) -> ProxySpec:
         if not isinstance(item, dict):

@@ -143,6 +143,9 @@ class Nfr:
     exercise: Exercise | None = None
     figure: str = ""  # run-level figure reported as "measured" when no alert fired
     relative: bool = False  # the threshold compares with the past (RNF-07): no fixed line on a plot
+    #: The same requirement as a load-generator threshold (metric, "min" or "max", value), for scenarios
+    #: that say ``thresholds: [{nfr: RNF-02}]`` instead of restating the number.
+    load_threshold: tuple[str, str, float] | None = None
 
     @property
     def requirement_text(self) -> str:
@@ -267,6 +270,7 @@ RNF01 = Nfr(
         "offered load >= the target for at least the throughput alert's window ({minimum} s)",
     ),
     figure="throughput_per_minute",
+    load_threshold=("throughput_per_min", "min", THROUGHPUT.value),
 )
 
 # ---------------------------------------------------------------------------------------------- RNF-02
@@ -352,6 +356,7 @@ RNF02 = Nfr(
         "the share",
     ),
     figure="ratio_within_2s",
+    load_threshold=("p95", "max", LATENCY_BOUND_SECONDS),
 )
 
 # ---------------------------------------------------------------------------------------------- RNF-03
@@ -630,11 +635,13 @@ def _rnf06_rules(n: Nfr, c: Ctx) -> list[Rule]:
     ]  # fmt: skip
 
 
+AVAILABILITY = Threshold(0.999, ">=", "ratio")
+
 RNF06 = Nfr(
     id="RNF-06",
     title="Availability",
     requirement="success ratio under load {threshold}, health probe up",
-    limit=Threshold(0.999, ">=", "ratio"),
+    limit=AVAILABILITY,
     indicator=lambda c: (
         (
             "min(("
@@ -675,6 +682,7 @@ RNF06 = Nfr(
         "at least 1 / (1 - target) = {minimum} requests, so that one failure does not already decide the ratio",
     ),
     figure="success_ratio",
+    load_threshold=("error_rate", "max", round(1 - AVAILABILITY.value, 12)),
 )
 
 # ---------------------------------------------------------------------------------------------- RNF-07
@@ -773,7 +781,7 @@ def _burn_rate_alerts(c: Ctx, n: Nfr, name: str, slo: str, bad: str) -> list[Rul
                 f"{record}{long} > {limit}\nand {c.on()}\n{record}{short} > {limit}",
                 for_,
                 f"The {slo} SLO ({n.limit.text()} over {SLO_PERIOD}) burns its error budget {number(factor)}x too fast.",
-                f"{{{{ $value | humanizePercentage }}}} {bad} over the last {short} (and over {long}), against a "
+                f"{{{{ $value | humanizePercentage }}}} {bad} over the last {long} (and over {short}), against a "
                 f"budget of {budget * 100:g} %: at this pace the {SLO_PERIOD} budget is gone in "
                 f"{_budget_time(factor)}.",
                 severity=severity,
@@ -822,8 +830,11 @@ class Figure:
 _C = Ctx(MixinConfig())
 _MEM = _C.s("ticketero_container_memory_working_set_bytes", "exporter", 'container="ticketero-app"')
 
-#: Run-level figures for the report.
+#: Run-level figures for the report; an empty ``expr`` is worked out by the verdict from the others.
 FIGURES: tuple[Figure, ...] = (
+    Figure("throughput_per_minute", "Throughput over the run", "", "tickets/min", "RNF-01"),
+    Figure("success_ratio", "Requests that succeeded", "", "ratio", "RNF-06"),
+    Figure("memory_growth_ratio", "Service memory growth (max/min - 1)", "", "ratio", "RNF-07"),
     Figure("tickets_created", "Tickets created", counted("ticketero_tickets_created_total"), "tickets"),
     Figure("tickets_completed", "Tickets completed", counted("ticketero_tickets_completed_total"), "tickets"),
     Figure("requests", "Requests sent", counted("loadgen_requests_total"), "requests"),
@@ -897,7 +908,7 @@ FIGURES: tuple[Figure, ...] = (
 )
 
 #: (key, expr, unit) — the shape the verdict reads.
-SUMMARY_FIGURES: tuple[tuple[str, str, str], ...] = tuple((f.key, f.expr, f.unit) for f in FIGURES)
+SUMMARY_FIGURES: tuple[tuple[str, str, str], ...] = tuple((f.key, f.expr, f.unit) for f in FIGURES if f.expr)
 
 
 def nfr_by_id(nfr_id: str) -> Nfr:

@@ -77,6 +77,7 @@ class NfrResult:
     measured: float | None = None
     indicator_expr: str = ""
     series: list[tuple[float, float]] = field(default_factory=list)
+    threshold_text: str = ""  # as the catalogue states it: ">= 50 tickets/min", ">= 99.9 %", "< 90 s"
 
 
 @dataclass
@@ -505,7 +506,7 @@ def compute_verdict(
             NfrResult(
                 nfr=nfr.id,
                 title=nfr.title,
-                requirement=nfr.requirement,
+                requirement=nfr.requirement_text,
                 status=status,
                 reason=reason,
                 unit=nfr.unit,
@@ -517,6 +518,7 @@ def compute_verdict(
                 measured=measured,
                 indicator_expr=nfr.indicator_expr(rate_window),
                 series=series,
+                threshold_text=nfr.limit.text(),
             )
         )
     meta = [a for a in fired if a.nfr not in {n.id for n in nfrs}]

@@ -137,6 +137,30 @@ def test_allow_list_refuses_a_non_loopback_target_before_sending_anything(tmp_pa
         assert external.state.total() == 5
 
 
+def test_a_threshold_that_names_an_nfr_takes_its_number_from_the_catalogue(tmp_path: Path, service) -> None:
+    from nfr.catalogue import RNF06
+
+    path = tmp_path / "s.yml"
+    path.write_text(
+        f"target: {service.url}\nmax_requests: 10\nworkload: {{vus: 2}}\nrequests: [health]\n"
+        "thresholds:\n  - {nfr: RNF-06}\n  - {nfr: RNF-02, endpoint: health}\n"
+    )
+    summary = tmp_path / "out.json"
+    result = run_loadgen("run", str(path), "--metrics-port", "0", "--summary-json", str(summary))
+    assert result.returncode == 0, result.stdout + result.stderr
+    checked = [item["threshold"] for item in read_json(summary)["thresholds"]]
+    assert checked == [
+        f"error_rate <= {1 - RNF06.limit.value:g} (RNF-06)",
+        "p95{endpoint=health} <= 2s (RNF-02)",
+    ]
+    path.write_text(path.read_text().replace("{nfr: RNF-06}", "{nfr: RNF-03}"))
+    refused = run_loadgen("validate", str(path))
+    assert refused.returncode == 2
+    assert "thresholds[0].nfr: expected an NFR the load generator can measure (RNF-01, RNF-02, RNF-06); " in (
+        refused.stderr + refused.stdout
+    )
+
+
 def test_failed_threshold_exits_99(tmp_path: Path, service) -> None:
     service.state.delay = 0.05
     path = tmp_path / "s.yml"
