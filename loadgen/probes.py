@@ -1,7 +1,7 @@
 """Steady-state probes: an HTTP answer or an SQL scalar that must hold, optionally polled until it does.
 
 A probe with ``within`` is retried every ``interval`` until it holds or the time is up; the time it took is
-reported, which is how "recovery detected in < 90 s" (RES-01) is measured.
+reported, which is how "recovery detected within RNF-05's bound" (RES-01) is measured.
 """
 
 from __future__ import annotations

@@ -497,7 +497,8 @@ class ScenarioReader:
         if nfr.load_threshold is None:
             with_one = ", ".join(n.id for n in map(nfr_by_id, NFR_IDS) if n.load_threshold)
             raise self.fail(
-                (*path, "nfr"), f"an NFR the load generator can measure ({with_one}); {nfr_id} is judged by its alerts",
+                (*path, "nfr"),
+                f"an NFR the load generator can measure ({with_one}); {nfr_id} is judged by its alerts",
                 nfr_id,
             )
         metric, side, value = nfr.load_threshold

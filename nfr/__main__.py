@@ -185,6 +185,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="the load generator's --summary-json of the run: a failed scenario fails the run",
     )
     verdict.add_argument("--strict", action="store_true", help=STRICT_HELP)
+    verdict.add_argument(
+        "--config",
+        type=Path,
+        metavar="FILE",
+        help='the mixin config the rules were built with (jobs, selector such as env="staging"): judges only '
+        "that environment's alerts and series in a shared Prometheus",
+    )
     verdict.add_argument("--json", action="store_true", help="print the verdict as JSON instead of the table")
     verdict.add_argument(
         "--fault-at", type=parse_time, help="when a fault was injected: reports fault -> first alert per NFR"
@@ -198,6 +205,15 @@ def _cmd_verdict(args: argparse.Namespace) -> int:
     from nfr.verdict import ScenarioOutcome, compute_verdict
 
     client = PrometheusClient(args.prometheus)
+    mixin_config = None
+    if args.config is not None:
+        from nfr.mixin.config import ConfigError, load_config
+
+        try:
+            mixin_config = load_config(args.config)
+        except ConfigError as err:
+            print(f"ticketero-nfr verdict: {err}", file=sys.stderr)
+            return EXIT_BAD_INPUT
     outcome = None
     if args.scenario_summary is not None:
         try:
@@ -238,6 +254,7 @@ def _cmd_verdict(args: argparse.Namespace) -> int:
             step=scrape,
             strict=args.strict,
             scenario_outcome=outcome,
+            config=mixin_config,
         )
     except PrometheusQueryError as err:
         print(f"ticketero-nfr verdict: {err}", file=sys.stderr)

@@ -219,12 +219,12 @@ def _rnf01_rules(n: Nfr, c: Ctx) -> list[Rule]:
     return [
         alert(
             c, n, "TicketeroThroughputBelowTarget",
-            f"(:ticketero_tickets_completed:rate1m * 60 {n.limit.breach} {t})\n"
+            f"({c.r(':ticketero_tickets_completed:rate1m')} * 60 {n.limit.breach} {t})\n"
             f"and {c.on()}\n"
             "(\n"
-            f"  (:ticketero_tickets_offered:rate1m * 60 >= {t})\n"
+            f"  ({c.r(':ticketero_tickets_offered:rate1m')} * 60 >= {t})\n"
             f"  or {c.on()}\n"
-            "  (:ticketero_tickets_waiting:deriv2m * 60 > 1)\n"
+            f"  ({c.r(':ticketero_tickets_waiting:deriv2m')} * 60 > 1)\n"
             ")",
             "10m" if staging else "1m",
             f"Ticket throughput is below {t} tickets per minute while demand is there.",
@@ -261,7 +261,7 @@ RNF01 = Nfr(
     exercise=Exercise(
         # Seconds of the window during which the offered load reached the target, sampled every 5 s.
         lambda c: (
-            "sum_over_time((:ticketero_tickets_offered:rate1m * 60 >= bool "
+            f"sum_over_time(({c.r(':ticketero_tickets_offered:rate1m')} * 60 >= bool "
             + THROUGHPUT.promql
             + ")[{range}:5s]) * 5"
         ),
@@ -291,7 +291,7 @@ def _rnf02_rules(n: Nfr, c: Ctx) -> list[Rule]:
     return [
         alert(
             c, n, "TicketeroApiLatencyHigh",
-            f"endpoint:loadgen_request_duration_seconds_{LE_NAME}:ratio_rate1m {n.limit.breach} {n.limit.promql}",
+            f"{c.r(f'endpoint:loadgen_request_duration_seconds_{LE_NAME}:ratio_rate1m')} {n.limit.breach} {n.limit.promql}",
             "1m",
             f"Fewer than {share} of API requests are answered within {number(LATENCY_BOUND_SECONDS)} seconds.",
             f"Only {{{{ $value | humanizePercentage }}}} of {{{{ $labels.endpoint }}}} requests seen by the load "
@@ -302,7 +302,7 @@ def _rnf02_rules(n: Nfr, c: Ctx) -> list[Rule]:
         ),
         alert(
             c, n, "TicketeroApiLatencyHigh",
-            f"uri:http_server_requests_seconds_{LE_NAME}:ratio_rate1m {n.limit.breach} {n.limit.promql}",
+            f"{c.r(f'uri:http_server_requests_seconds_{LE_NAME}:ratio_rate1m')} {n.limit.breach} {n.limit.promql}",
             "1m",
             f"Fewer than {share} of API requests are answered within {number(LATENCY_BOUND_SECONDS)} seconds.",
             f"Only {{{{ $value | humanizePercentage }}}} of requests to {{{{ $labels.uri }}}} measured by the "
@@ -620,7 +620,7 @@ def _rnf06_rules(n: Nfr, c: Ctx) -> list[Rule]:
     return [
         alert(
             c, n, "TicketeroAvailabilityBelowTarget",
-            f":loadgen_requests_success:ratio_run {n.limit.breach} {n.limit.promql}\n"
+            f"{c.r(':loadgen_requests_success:ratio_run')} {n.limit.breach} {n.limit.promql}\n"
             f"and {c.on()}\n"
             f"max{c.by()}(max_over_time({c.s('loadgen_run_active', 'loadgen')}[2m])) == 1",
             "1m",
@@ -704,7 +704,7 @@ def _rnf07_rules(n: Nfr, c: Ctx) -> list[Rule]:
             span = "24 hours" if long else "30 minutes"
             rules.append(
                 alert(
-                    c, n, "TicketeroMemoryGrowth", f"{series} > {t}",
+                    c, n, "TicketeroMemoryGrowth", f"{c.r(series)} > {t}",
                     "1h" if long else ("15m" if c.profile == "staging" else "2m"),
                     f"Service memory grew more than {growth} over {span}.",
                     f"{who} averaged over the last 5 minutes is {{{{ $value | printf \"%.2f\" }}}} times its "
@@ -778,7 +778,7 @@ def _burn_rate_alerts(c: Ctx, n: Nfr, name: str, slo: str, bad: str) -> list[Rul
         rules.append(
             alert(
                 c, n, name,
-                f"{record}{long} > {limit}\nand {c.on()}\n{record}{short} > {limit}",
+                f"{c.r(record + long)} > {limit}\nand {c.on()}\n{c.r(record + short)} > {limit}",
                 for_,
                 f"The {slo} SLO ({n.limit.text()} over {SLO_PERIOD}) burns its error budget {number(factor)}x too fast.",
                 f"{{{{ $value | humanizePercentage }}}} {bad} over the last {long} (and over {short}), against a "

@@ -28,7 +28,7 @@ th { background: #eef0f4; text-align: left; }
 .plot h3 { margin: 4px 0; font-size: 15px; }
 svg { background: #fff; border: 1px solid #dde; }
 svg .series { fill: none; stroke: #2f6fdf; stroke-width: 1.8; }
-svg .threshold { stroke: #d62728; stroke-dasharray: 6 4; stroke-width: 1.2; }
+svg .threshold { stroke: #d62728; stroke-dasharray: 6 4; stroke-width: 1.25; }
 svg .alert { stroke: #b3261e; stroke-width: 1.5; }
 svg .axis { stroke: #889; stroke-width: 1; fill: none; }
 svg .load { fill: #e8f0ff; } svg .settle { fill: #f4f4f4; }
@@ -43,11 +43,11 @@ def _scale(values: Sequence[float], lo: float, hi: float, out_lo: float, out_hi:
 
 
 def _threshold_value(result: NfrResult) -> float | None:
-    """The line to draw: the fixed threshold, or +20 % over the first sample for RNF-07's relative one."""
+    """The line to draw: the fixed threshold, or the relative limit over the first sample (RNF-07)."""
     if result.threshold is not None:
         return result.threshold
-    if result.nfr == "RNF-07" and result.series:
-        return result.series[0][1] * 1.2
+    if result.relative_factor is not None and result.series:
+        return result.series[0][1] * result.relative_factor
     return None
 
 

@@ -32,7 +32,7 @@ def fmt_value(value: float | None, unit: str = "") -> str:
 
 
 def threshold_text(result: NfrResult) -> str:
-    """The NFR's threshold as the catalogue states it (``>= 50 tickets/min``, ``>= 99.9 %``, ``< 90 s``)."""
+    """The NFR's threshold as the catalogue states it (comparator, number and unit)."""
     return result.threshold_text or result.requirement
 
 

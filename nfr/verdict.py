@@ -36,6 +36,7 @@ from nfr.catalogue import (
     TARGET_DOWN_ALERT,
     Nfr,
 )
+from nfr.mixin.config import MixinConfig
 from nfr.promclient import PrometheusClient, PrometheusQueryError
 from nfr.rulescale import parse_duration
 
@@ -77,7 +78,8 @@ class NfrResult:
     measured: float | None = None
     indicator_expr: str = ""
     series: list[tuple[float, float]] = field(default_factory=list)
-    threshold_text: str = ""  # as the catalogue states it: ">= 50 tickets/min", ">= 99.9 %", "< 90 s"
+    threshold_text: str = ""  # as the catalogue states it: comparator, number and unit
+    relative_factor: float | None = None  # a relative threshold (RNF-07): limit = factor x the earlier value
 
 
 @dataclass
@@ -229,9 +231,17 @@ def choose_step(start: float, end: float, minimum: float = 1.0) -> float:
 
 
 def _fired_alerts(
-    client: PrometheusClient, start: float, end: float, step: float, rules: dict[str, dict[str, Any]]
+    client: PrometheusClient,
+    start: float,
+    end: float,
+    step: float,
+    rules: dict[str, dict[str, Any]],
+    selector: str = "",
 ) -> list[FiredAlert]:
-    series = client.query_range('ALERTS{alertstate="firing"}', start, end, step)
+    """Every alert series firing in the window; ``selector`` (the config's, e.g. ``env="staging"``) keeps
+    only this environment's alerts in a Prometheus shared with others."""
+    matchers = ",".join(m for m in ('alertstate="firing"', selector.strip().strip(",")) if m)
+    series = client.query_range(f"ALERTS{{{matchers}}}", start, end, step)
     fired = []
     for item in series:
         labels = {k: v for k, v in item["metric"].items() if k not in ("__name__", "alertstate")}
@@ -368,9 +378,15 @@ def _value_at(client: PrometheusClient, rule: dict[str, Any] | None, alert: Fire
 
 
 def _series(
-    client: PrometheusClient, nfr: Nfr, window: str, start: float, end: float, step: float
+    client: PrometheusClient,
+    nfr: Nfr,
+    window: str,
+    start: float,
+    end: float,
+    step: float,
+    config: MixinConfig | None = None,
 ) -> list[tuple[float, float]]:
-    result = client.query_range(nfr.indicator_expr(window), start, end, step)
+    result = client.query_range(nfr.indicator_expr(window, config), start, end, step)
     points: list[tuple[float, float]] = []
     for item in result[:1]:
         for t, v in item["values"]:
@@ -458,6 +474,7 @@ def compute_verdict(
     nfrs: Sequence[Nfr] = NFRS,
     strict: bool = False,
     scenario_outcome: ScenarioOutcome | None = None,
+    config: MixinConfig | None = None,
 ) -> Verdict:
     """Judge every NFR over ``[start, end + settle]`` from what ``client``'s Prometheus recorded."""
     if end <= start:
@@ -477,13 +494,13 @@ def compute_verdict(
     too_short = _too_short(client, needed_by_alert, window_end)
     notes += _lookback_notes(too_short, window_end, start)
     unjudgeable = _unjudgeable(needed_by_alert, too_short)
-    fired = _fired_alerts(client, start, window_end, step, rules)
+    fired = _fired_alerts(client, start, window_end, step, rules, config.selector if config else "")
     for alert in fired:
         alert.value_at_first_fire = _value_at(client, rules.get(alert.name), alert)
     figures = _summary_figures(client, start, end, window_end)
     results = []
     for nfr in nfrs:
-        series = _series(client, nfr, rate_window, start, window_end, step)
+        series = _series(client, nfr, rate_window, start, window_end, step, config)
         status, reason, failing, expected_fired = _judge(
             nfr, fired, expected_set, series, set(rules), nfr_of_rule
         )
@@ -516,9 +533,10 @@ def compute_verdict(
                 expected_alerts=expected_fired,
                 first_fired=first,
                 measured=measured,
-                indicator_expr=nfr.indicator_expr(rate_window),
+                indicator_expr=nfr.indicator_expr(rate_window, config),
                 series=series,
                 threshold_text=nfr.limit.text(),
+                relative_factor=nfr.limit.value if nfr.relative else None,
             )
         )
     meta = [a for a in fired if a.nfr not in {n.id for n in nfrs}]

@@ -14,7 +14,7 @@ from nfr.mixin.config import MixinConfig, parse_matchers
 
 
 def number(value: float) -> str:
-    """A threshold as PromQL writes it: 50, 0.95, 0.999, 1.2 (no float noise, no trailing zeros)."""
+    """A number as PromQL writes it: 2, 0.5, 0.125 (no float noise, no trailing zeros)."""
     text = f"{value:.10g}"
     return text
 
@@ -55,6 +55,17 @@ class Ctx:
         """A series selector of ``metric`` from ``source`` with the config's matchers."""
         inner = self.matchers(source, *extra, regex=regex)
         return f"{metric}{{{inner}}}" if inner else metric
+
+    def r(self, record: str) -> str:
+        """A recorded series of this config's rules. Recording rules keep only the grouping labels, so only
+        the selector's matchers on those labels apply; with several environments' rules in one Prometheus,
+        each environment's alerts then read only their own recorded series."""
+        kept = [
+            f'{name}{op}"{value}"'
+            for name, op, value in parse_matchers(self.config.selector)
+            if name in self.config.group_labels
+        ]
+        return f"{record}{{{','.join(kept)}}}" if kept else record
 
     def container(self) -> str:
         """The matcher of the service's container in the exporter's container metrics."""

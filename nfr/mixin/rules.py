@@ -87,7 +87,7 @@ def recording_groups(config: MixinConfig) -> list[Group]:
                 Rule(":ticketero_tickets_waiting:sum", f"sum{c.by()}({waiting})", True),
                 Rule(
                     ":ticketero_tickets_waiting:deriv2m",
-                    "deriv(:ticketero_tickets_waiting:sum[2m])",
+                    f"deriv({c.r(':ticketero_tickets_waiting:sum')}[2m])",
                     True,
                     comment="Slope of the WAITING backlog (tickets per second, least squares over 2 minutes).",
                 ),
@@ -211,7 +211,8 @@ def _resource_rules(c: Ctx) -> list[Rule]:
                 ),
                 True,
                 comment=f"RNF-07: average of the last 5 minutes over the average of the 5 minutes {window} "
-                "earlier. Averages smooth garbage-collection saw-teeth; 1.2 means +20 %."
+                "earlier. Averages smooth garbage-collection saw-teeth; the alert compares the ratio with RNF-07's "
+                "limit."
                 if window == "30m"
                 else "",
             )
@@ -309,7 +310,7 @@ def _slo_rules(c: Ctx) -> list[Rule]:
         rules.append(
             Rule(
                 f":http_server_requests_seconds_{kind}:error_budget_remaining{SLO_PERIOD}",
-                f"1 - :http_server_requests_seconds_{kind}:ratio_rate{SLO_PERIOD} / {number(slo_budget(nfr))}",
+                f"1 - {c.r(f':http_server_requests_seconds_{kind}:ratio_rate{SLO_PERIOD}')} / {number(slo_budget(nfr))}",
                 True,
                 comment=f"{nfr.id}: share of the {SLO_PERIOD} error budget left (1 = untouched, < 0 = overspent).",
             )
@@ -407,7 +408,12 @@ def meta_alert_group(config: MixinConfig, nfrs: tuple[Nfr, ...] = NFRS) -> Group
                         INDICATOR_ABSENT_ALERT,
                         _absent_expr(c, indicator),
                         for_=for_,
-                        labels={"severity": severity, "nfr": nfr.id, "indicator": indicator.metric},
+                        labels={
+                            "severity": severity,
+                            "nfr": nfr.id,
+                            "indicator": indicator.metric,
+                            **_selector_labels(config),
+                        },
                         annotations=_meta_annotations(
                             c,
                             INDICATOR_ABSENT_ALERT,
@@ -420,6 +426,14 @@ def meta_alert_group(config: MixinConfig, nfrs: tuple[Nfr, ...] = NFRS) -> Group
                     )
                 )
     return Group("ticketero-meta.alerts", rules)
+
+
+def _selector_labels(config: MixinConfig) -> dict[str, str]:
+    """absent() yields no labels; its alert carries the config's equality matchers (``env="staging"``) as
+    labels, so it is routed, inhibited and judged with the rest of its environment."""
+    from nfr.mixin.config import parse_matchers
+
+    return {name: value for name, op, value in parse_matchers(config.selector) if op == "="}
 
 
 def _spoken(duration: str) -> str:
