@@ -409,9 +409,9 @@ RNF03 = Nfr(
     limit=Threshold(0, "<=", "violations"),
     indicator=lambda c: (
         f"max{c.by()}({c.s('ticketero_advisors_double_assigned', 'exporter')})"
-        f" + (max{c.by()}({c.s('ticketero_tickets_duplicate_active', 'exporter')}) or vector(0))"
-        f" + (sum{c.by()}(increase({c.s('ticketero_database_deadlocks_total', 'exporter')}[{{w}}])) or vector(0))"
-        f" + (sum{c.by()}(increase({c.s('ticketero_tickets_double_assigned_total', 'exporter')}[{{w}}])) or vector(0))"
+        f" + (max{c.by()}({c.s('ticketero_tickets_duplicate_active', 'exporter')}) or {c.zero()})"
+        f" + (sum{c.by()}(increase({c.s('ticketero_database_deadlocks_total', 'exporter')}[{{w}}])) or {c.zero()})"
+        f" + (sum{c.by()}(increase({c.s('ticketero_tickets_double_assigned_total', 'exporter')}[{{w}}])) or {c.zero()})"
     ),
     unit="violations",
     rules=_rnf03_rules,
@@ -501,9 +501,9 @@ RNF04 = Nfr(
     limit=Threshold(0, "<=", "violations"),
     indicator=lambda c: (
         f"sum{c.by()}({c.s('ticketero_tickets_inconsistent', 'exporter')})"
-        f" + (sum{c.by()}({c.s('ticketero_tickets_without_outbox', 'exporter')}) or vector(0))"
-        f" + (sum{c.by()}({c.s('ticketero_outbox_messages', 'exporter', FAILED)}) or vector(0))"
-        f" + (sum{c.by()}(abs({c.s('ticketero_advisor_served_drift', 'exporter')})) or vector(0))"
+        f" + (sum{c.by()}({c.s('ticketero_tickets_without_outbox', 'exporter')}) or {c.zero()})"
+        f" + (sum{c.by()}({c.s('ticketero_outbox_messages', 'exporter', FAILED)}) or {c.zero()})"
+        f" + (sum{c.by()}(abs({c.s('ticketero_advisor_served_drift', 'exporter')})) or {c.zero()})"
     ),
     unit="violations",
     rules=_rnf04_rules,
@@ -560,7 +560,7 @@ def _rnf05_rules(n: Nfr, c: Ctx) -> list[Rule]:
             ")\n>\n(\n  (\n"
             f"    sum{c.by()}({c.s(detection + '_count', 'exporter')} offset 10m)\n"
             f"    - sum{c.by()}({c.s(detection + '_bucket', 'exporter', detection_le)} offset 10m)\n"
-            "  )\n  or vector(0)\n)",
+            f"  )\n  or {c.zero()}\n)",
             for_,
             f"Recovery detected a dead worker more than {t} seconds after its last heartbeat.",
             '{{ $value | printf "%.0f" }} recovery event(s) since the exporter started were detected more '
@@ -645,7 +645,7 @@ RNF06 = Nfr(
     indicator=lambda c: (
         (
             "min(("
-            f"1 - ((sum{c.by()}(rate({c.s('loadgen_request_failures_total', 'loadgen')}[{{w}}])) or vector(0))"
+            f"1 - ((sum{c.by()}(rate({c.s('loadgen_request_failures_total', 'loadgen')}[{{w}}])) or {c.zero('loadgen')})"
             f" / sum{c.by()}(rate({c.s('loadgen_requests_total', 'loadgen')}[{{w}}])))"
             f") or min({c.s('ticketero_probe_success', 'exporter')}))"
         )

@@ -67,6 +67,13 @@ class Ctx:
         ]
         return f"{record}{{{','.join(kept)}}}" if kept else record
 
+    def zero(self, source: str = "exporter") -> str:
+        """The ``or`` fallback for a series that may not exist yet: ``vector(0)``, or with grouping labels
+        a 0 that carries them (taken from ``source``'s ``up``), so ``+`` and ``>`` still match per group."""
+        if not self.config.group_labels:
+            return "vector(0)"
+        return f"(0 * group{self.by()}({self.s('up', source)}))"
+
     def container(self) -> str:
         """The matcher of the service's container in the exporter's container metrics."""
         return f'container="{self.config.service_container}"'

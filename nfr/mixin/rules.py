@@ -74,7 +74,7 @@ def recording_groups(config: MixinConfig) -> list[Group]:
                     "  label_replace(\n"
                     f"    {_rate(c, 'loadgen_requests_total', lg, '1m', CREATE)}\n"
                     f"    + ({_rate(c, 'loadgen_arrivals_dropped_total', lg, '1m', CREATE)}"
-                    " or vector(0)),\n"
+                    f" or {c.zero('loadgen')}),\n"
                     '    "source", "loadgen", "", ""\n'
                     "  )\n"
                     ")",
@@ -167,14 +167,14 @@ def _availability_rules(c: Ctx) -> list[Rule]:
     return [
         Rule(
             ":loadgen_requests_success:ratio_run",
-            f"1 - (\n  (sum{c.by()}({failures}) or vector(0))\n  /\n  sum{c.by()}({requests})\n)",
+            f"1 - (\n  (sum{c.by()}({failures}) or {c.zero(lg)})\n  /\n  sum{c.by()}({requests})\n)",
             True,
             comment="Success ratio over the run window. The load generator's counters start at zero with each "
             "run, so the cumulative counters are the run window; no failure series yet means no failure.",
         ),
         Rule(
             ":loadgen_requests_success:ratio_rate1m",
-            f"1 - (\n  ({_rate(c, 'loadgen_request_failures_total', lg, '1m')} or vector(0))\n  /\n"
+            f"1 - (\n  ({_rate(c, 'loadgen_request_failures_total', lg, '1m')} or {c.zero(lg)})\n  /\n"
             f"  {_rate(c, 'loadgen_requests_total', lg, '1m')}\n)",
             True,
         ),

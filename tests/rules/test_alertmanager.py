@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import shutil
 import subprocess
@@ -49,17 +50,16 @@ def test_routes_by_severity(labels: list[str], receiver: str) -> None:
     assert result.stdout.strip() == receiver
 
 
-@pytest.fixture(scope="module")
-def alertmanager(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    if ALERTMANAGER is None:
-        pytest.skip("alertmanager is not installed")
-    data = tmp_path_factory.mktemp("alertmanager")
+@contextlib.contextmanager
+def running_alertmanager(config: Path, data: Path) -> Iterator[str]:
+    """A real Alertmanager on a free port with ``config``; yields its URL, stops it afterwards."""
+    assert ALERTMANAGER
     port = free_port()
     log = open(data / "log", "wb")  # noqa: SIM115 - closed below
     process = subprocess.Popen(
         [
             ALERTMANAGER,
-            f"--config.file={CONFIG}",
+            f"--config.file={config}",
             f"--storage.path={data}",
             f"--web.listen-address=127.0.0.1:{port}",
             "--cluster.listen-address=",
@@ -83,6 +83,14 @@ def alertmanager(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         process.terminate()
         process.wait(timeout=10)
         log.close()
+
+
+@pytest.fixture(scope="module")
+def alertmanager(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    if ALERTMANAGER is None:
+        pytest.skip("alertmanager is not installed")
+    with running_alertmanager(CONFIG, tmp_path_factory.mktemp("alertmanager")) as url:
+        yield url
 
 
 def post_alerts(url: str, alerts: list[dict[str, Any]]) -> None:
