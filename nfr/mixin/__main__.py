@@ -26,7 +26,7 @@ def build_parser() -> argparse.ArgumentParser:
         description=(
             "Render every artefact derived from the NFR catalogue (nfr/catalogue.py) for a config: recording "
             "rules, NFR alerts, meta alerts, Alertmanager inhibitions, Grafana dashboards, and the NFR tables "
-            "between <!-- nfr-table:... --> markers in README.md and docs/runbook.md."
+            "between <!-- nfr-table:... --> markers in README.md and docs/mixin.md."
         ),
         epilog="Exit codes: 0 done / up to date, 1 --check found a difference, 2 bad config or option.",
     )
