@@ -15,6 +15,7 @@ import time
 from datetime import datetime
 from pathlib import Path
 
+from nfr.catalogue import NFR_IDS
 from nfr.promclient import PrometheusClient, PrometheusQueryError
 from nfr.report_text import console_table
 from nfr.reports import write_reports
@@ -64,6 +65,11 @@ def _positive(text: str) -> float:
 
 
 STRICT_HELP = "count an NFR the window could not judge (NOT JUDGED) as a failure"
+EXERCISED_HELP = (
+    "count a PASS the run did not put to the test (PASS (not exercised): too few requests for the target, "
+    "no worker died, demand below the throughput target...) as a failure; a scenario's 'exercises: [RNF-05]' "
+    "does the same for the NFRs it names"
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -147,6 +153,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     demo.add_argument("--advisors", type=int, help="advisors seeded at start (service default)")
     demo.add_argument("--strict", action="store_true", help=STRICT_HELP)
+    demo.add_argument("--require-exercised", action="store_true", help=EXERCISED_HELP)
 
     verdict = sub.add_parser(
         "verdict",
@@ -185,6 +192,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="the load generator's --summary-json of the run: a failed scenario fails the run",
     )
     verdict.add_argument("--strict", action="store_true", help=STRICT_HELP)
+    verdict.add_argument("--require-exercised", action="store_true", help=EXERCISED_HELP)
     verdict.add_argument(
         "--config",
         type=Path,
@@ -255,6 +263,7 @@ def _cmd_verdict(args: argparse.Namespace) -> int:
             strict=args.strict,
             scenario_outcome=outcome,
             config=mixin_config,
+            require_exercised=NFR_IDS if args.require_exercised else (),
         )
     except PrometheusQueryError as err:
         print(f"ticketero-nfr verdict: {err}", file=sys.stderr)
@@ -303,6 +312,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
         recovery_interval=args.recovery_interval,
         advisors=args.advisors,
         strict=args.strict,
+        require_exercised=args.require_exercised,
     )
     try:
         result = run_demo(options)

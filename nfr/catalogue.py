@@ -602,6 +602,7 @@ RNF05 = Nfr(
         lambda c: (
             f"sum(max_over_time({c.s('ticketero_recovery_events_total', 'exporter')}[{{range}}]))"
             f" - (sum({c.s('ticketero_recovery_events_total', 'exporter')} @ {{start}}) or vector(0))"
+            " or vector(0)"  # no recovery event ever: none in the window either
         ),
         1,
         "events",

@@ -19,6 +19,7 @@ from typing import Any, TextIO
 
 import yaml
 
+from nfr.catalogue import NFR_IDS
 from nfr.promclient import PrometheusQueryError
 from nfr.report_text import console_table, fmt_value
 from nfr.reports import write_reports
@@ -28,6 +29,7 @@ from nfr.verdict import ScenarioOutcome, Verdict, compute_verdict
 REPO_ROOT = Path(__file__).resolve().parent.parent
 SCENARIO_DIRS = (REPO_ROOT / "loadgen" / "scenarios", REPO_ROOT / "nfr" / "scenarios")
 EXPECT_KEY = "expect_alerts"
+EXERCISES_KEY = "exercises"
 DEFAULT_SETTLE_SECONDS = 150.0
 
 
@@ -56,6 +58,7 @@ class DemoOptions:
     recovery_interval: float | None = None
     advisors: int | None = None
     strict: bool = False
+    require_exercised: bool = False  # every NFR that passed must have been put to the test
     rule_files: list[Path] | None = None
     progress_interval: float = 5.0
     # Called after the settle period, before the verdict, with the stack still up and the load window
@@ -109,11 +112,26 @@ def resolve_scenario(name: str) -> Path:
     raise BadInput(f"unknown scenario {name!r}: not a .yml file and not one of {known}")
 
 
-def prepare_scenario(
-    source: Path, run_dir: Path, first_scrape_wait: float = 0.0
-) -> tuple[Path, tuple[str, ...], str]:
-    """Read ``expect_alerts`` (the alerts a fault scenario expects) and hand the load generator a copy
-    without it; return (file for the load generator, expected alerts, scenario name).
+@dataclass(frozen=True)
+class PreparedScenario:
+    file: Path  # what the load generator runs
+    expected: tuple[str, ...]  # alerts the scenario expects to fire and clear (fault scenarios)
+    name: str
+    exercises: tuple[str, ...]  # NFRs the scenario must put to the test, or the run fails
+
+
+def _names(source: Path, doc: dict[str, Any], key: str, what: str) -> tuple[str, ...]:
+    value = doc.pop(key, None) or []
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, list) or not all(isinstance(e, str) for e in value):
+        raise BadInput(f"{source}: {key}: expected a list of {what}")
+    return tuple(value)
+
+
+def prepare_scenario(source: Path, run_dir: Path, first_scrape_wait: float = 0.0) -> PreparedScenario:
+    """Read the keys the judge needs — ``expect_alerts`` (alerts a fault scenario expects) and ``exercises``
+    (NFRs it must put to the test) — and hand the load generator a copy without them.
 
     ``first_scrape_wait`` > 0 ends the copy's setup with a pause that long, so Prometheus scrapes the
     load generator's series at 0 before the first request: a burst shorter than a scrape interval would
@@ -125,20 +143,22 @@ def prepare_scenario(
     if not isinstance(doc, dict):
         raise BadInput(f"{source}: (top level): expected a mapping of scenario settings")
     name = str(doc.get("name") or source.stem)
-    expected = doc.pop(EXPECT_KEY, None) or []
-    if isinstance(expected, str):
-        expected = [expected]
-    if not isinstance(expected, list) or not all(isinstance(e, str) for e in expected):
-        raise BadInput(f"{source}: {EXPECT_KEY}: expected a list of alert names")
+    expected = _names(source, doc, EXPECT_KEY, "alert names")
+    exercises = _names(source, doc, EXERCISES_KEY, "NFR ids")
+    unknown = [nfr for nfr in exercises if nfr not in NFR_IDS]
+    if unknown:
+        raise BadInput(
+            f"{source}: {EXERCISES_KEY}: {', '.join(unknown)}: expected NFR ids ({', '.join(NFR_IDS)})"
+        )
     setup = doc.get("setup") or []
     if first_scrape_wait > 0 and isinstance(setup, list):
         pause = {"name": "Prometheus scrapes the load generator once", "type": "sleep"}
         doc["setup"] = [*setup, {**pause, "duration": f"{first_scrape_wait:g}s"}]
-    elif not expected:
-        return source, (), name
+    elif not expected and not exercises:
+        return PreparedScenario(source, (), name, ())
     copy = run_dir / source.name
     copy.write_text(yaml.safe_dump(doc, sort_keys=False))
-    return copy, tuple(expected), name
+    return PreparedScenario(copy, expected, name, exercises)
 
 
 class Progress:
@@ -220,10 +240,10 @@ def run_demo(options: DemoOptions, progress: Progress | None = None) -> DemoResu
         raise BadInput(f"--compress: expected a factor >= 1, got {options.compress:g}")
     scenario_source = resolve_scenario(options.scenario)
     work = Path(tempfile.mkdtemp(prefix=f"nfr-{options.run_id}-"))
-    scenario_file, scenario_expect, scenario_name = prepare_scenario(
-        scenario_source, work, first_scrape_wait=2 * options.effective_scrape + 1
-    )
-    expected = tuple(dict.fromkeys(scenario_expect + options.expect))
+    prepared = prepare_scenario(scenario_source, work, first_scrape_wait=2 * options.effective_scrape + 1)
+    scenario_file, scenario_name = prepared.file, prepared.name
+    expected = tuple(dict.fromkeys(prepared.expected + options.expect))
+    must_exercise = NFR_IDS if options.require_exercised else prepared.exercises
     settings = StackSettings(
         run_dir=work,
         run_id=options.run_id,
@@ -289,6 +309,7 @@ def run_demo(options: DemoOptions, progress: Progress | None = None) -> DemoResu
             step=settings.scrape_interval,
             strict=options.strict,
             scenario_outcome=outcome,
+            require_exercised=must_exercise,
         )
         verdict.run_id = options.run_id
         verdict.scenario = scenario_name

@@ -174,14 +174,14 @@ def html_report(
         rows.append(
             f"<tr><td>{r.nfr}</td><td>{html.escape(r.title)}</td>"
             f"<td>{html.escape(threshold_text(r))}</td><td>{html.escape(fmt_value(r.measured, r.unit))}</td>"
-            f'<td class="{_status_class(r.status)}">{r.status}</td><td>{html.escape(r.reason)}</td>'
+            f'<td class="{_status_class(r.status)}">{r.label}</td><td>{html.escape(_detail(r))}</td>'
             f"<td>{html.escape(fired)}</td></tr>"
         )
     plots = []
     for r in verdict.results:
         plots.append(
             f'<div class="plot"><h3>{r.nfr} {html.escape(r.title)} — '
-            f'<span class="{_status_class(r.status)}">{r.status}</span></h3>'
+            f'<span class="{_status_class(r.status)}">{r.label}</span></h3>'
             f"{plot_svg(verdict, r)}<div class='meta'><code>{html.escape(r.indicator_expr)}</code></div></div>"
         )
     overall = "PASS" if verdict.passed else "FAIL"
@@ -220,3 +220,9 @@ def _reasons_html(verdict: Verdict) -> str:
     if verdict.scenario_outcome is not None and verdict.scenario_outcome.rollback_failed:
         warning = '<p class="FAIL"><strong>A rollback failed: the system under test may be left broken.</strong></p>'
     return warning + (f'<ul class="reasons">{items}</ul>' if items else "")
+
+
+def _detail(result: NfrResult) -> str:
+    if result.exercise:
+        return f"{result.reason}; {'exercised' if result.exercised else 'NOT exercised'}: {result.exercise}"
+    return result.reason

@@ -43,12 +43,14 @@ def offset_text(verdict: Verdict, ts: float | None) -> str:
 
 
 def console_table(verdict: Verdict) -> str:
-    lines = [f"{'NFR':<7} {'title':<14} {'verdict':<8} {'measured':>14}  detail"]
+    lines = [f"{'NFR':<7} {'title':<14} {'verdict':<22} {'measured':>14}  detail"]
     for r in verdict.results:
         detail = r.reason
         if r.first_fired is not None:
             detail += f" (first fired {offset_text(verdict, r.first_fired)})"
-        lines.append(f"{r.nfr:<7} {r.title:<14} {r.status:<8} {fmt_value(r.measured, r.unit):>14}  {detail}")
+        if r.exercised is False:
+            detail = f"not put to the test: {r.exercise}"
+        lines.append(f"{r.nfr:<7} {r.title:<14} {r.label:<22} {fmt_value(r.measured, r.unit):>14}  {detail}")
     for alert in verdict.meta_alerts:
         lines.append(
             f"{'meta':<7} {alert.name:<14} fired {offset_text(verdict, alert.first_fired)} "
@@ -69,8 +71,16 @@ def overall_text(verdict: Verdict) -> str:
     outcome = verdict.scenario_outcome
     if outcome is not None and not outcome.ok:
         result += f" ({outcome.headline})"
-    elif verdict.not_judged:
-        result += f" ({', '.join(verdict.not_judged)} not judged: the window was too short for its alerts)"
+    else:
+        notes = []
+        if verdict.not_judged:
+            notes.append(
+                f"{', '.join(verdict.not_judged)} not judged: the window was too short for its alerts"
+            )
+        if verdict.not_exercised:
+            notes.append(f"{', '.join(verdict.not_exercised)} not exercised by this run")
+        if notes:
+            result += f" ({'; '.join(notes)})"
     return result
 
 
@@ -162,9 +172,11 @@ def markdown(verdict: Verdict, extra: dict[str, Any] | None = None) -> str:
         detail = r.reason
         if r.first_fired is not None:
             detail += f"; first fired {iso(r.first_fired)} ({offset_text(verdict, r.first_fired)})"
+        if r.exercise:
+            detail += f"; {'exercised' if r.exercised else 'NOT exercised'}: {r.exercise}"
         out.append(
             f"| {r.nfr} | {r.title} | {threshold_text(r)} | {fmt_value(r.measured, r.unit)} | "
-            f"{icon[r.status]} | {detail} |"
+            f"{icon[r.status] if r.exercised is not False else '*PASS (not exercised)*'} | {detail} |"
         )
     out += ["", "## Metrics captured", "", "| Metric | Value | Threshold |", "|---|---|---|"]
     for key, label, unit, limit in _figure_rows():
@@ -205,7 +217,7 @@ def junit_xml(verdict: Verdict) -> str:
     outcome = verdict.scenario_outcome
     failures = sum(r.status == FAIL for r in verdict.results) + (outcome is not None and not outcome.ok)
     errors = sum(r.status == NO_DATA for r in verdict.results)
-    skipped = sum(r.status == NOT_JUDGED for r in verdict.results)
+    skipped = sum(r.status == NOT_JUDGED or r.exercised is False for r in verdict.results)
     suite = ET.Element(
         "testsuite",
         name=f"ticketero-nfr {verdict.scenario}".strip(),
@@ -243,6 +255,13 @@ def junit_xml(verdict: Verdict) -> str:
             ET.SubElement(case, "error", message=message, type="NoData")
         elif r.status == NOT_JUDGED:
             ET.SubElement(case, "skipped", message=r.reason)
+        elif r.exercised is False:
+            # Passed without being put to the test: shown as skipped so CI says so.
+            ET.SubElement(case, "skipped", message=f"PASS (not exercised): {r.exercise}")
+        if r.exercise:
+            props = ET.SubElement(case, "properties")
+            ET.SubElement(props, "property", name="exercised", value=str(bool(r.exercised)).lower())
+            ET.SubElement(props, "property", name="exercise", value=r.exercise)
         out = ET.SubElement(case, "system-out")
         out.text = f"indicator: {r.indicator_expr}"
     ET.indent(suite)

@@ -80,6 +80,14 @@ class NfrResult:
     series: list[tuple[float, float]] = field(default_factory=list)
     threshold_text: str = ""  # as the catalogue states it: comparator, number and unit
     relative_factor: float | None = None  # a relative threshold (RNF-07): limit = factor x the earlier value
+    # Was the NFR put to the test? True / False for a PASS (False: "PASS (not exercised)"), None otherwise.
+    exercised: bool | None = None
+    exercise: str = ""  # the condition and the figure measured, e.g. "at least 1000 requests (measured 100)"
+
+    @property
+    def label(self) -> str:
+        """The verdict as people read it: PASS, PASS (not exercised), FAIL, NO DATA, NOT JUDGED."""
+        return f"{PASS} (not exercised)" if self.status == PASS and self.exercised is False else self.status
 
 
 @dataclass
@@ -166,6 +174,8 @@ class Verdict:
     strict: bool = False
     # None when the verdict judges a window without a scenario run (``nfr verdict`` on staging).
     scenario_outcome: ScenarioOutcome | None = None
+    # NFRs a PASS of which must have been exercised (--require-exercised, a scenario's ``exercises:``).
+    require_exercised: list[str] = field(default_factory=list)
 
     @property
     def window_end(self) -> float:
@@ -200,12 +210,18 @@ class Verdict:
         for r in self.results:
             if r.status not in allowed:
                 reasons.append(f"{r.nfr} {r.status}: {r.reason}")
+            elif r.nfr in self.require_exercised and r.exercised is not True:
+                reasons.append(f"{r.nfr} was to be exercised and was not: {r.exercise or r.reason}")
         if not any(r.status == PASS for r in self.results):
             reasons.append("no NFR could be judged as passed")
         for alert in self.target_down:
             job = alert.labels.get("job", "?")
             reasons.append(f"{alert.name} fired for job {job}: the run could not be watched whole")
         return reasons
+
+    @property
+    def not_exercised(self) -> list[str]:
+        return [r.nfr for r in self.results if r.status == PASS and r.exercised is False]
 
     @property
     def not_judged(self) -> list[str]:
@@ -396,6 +412,64 @@ def _series(
     return points
 
 
+def _exercise_minimum(nfr: Nfr, rules: list[dict[str, Any]], recorded: dict[str, str]) -> float:
+    """For an exercise without a fixed minimum (RNF-01): the longest for: of the NFR's loaded alerts plus the
+    longest range of the recording rules they read — the load must last that long for an alert to judge it."""
+    needed = 0.0
+    for rule in rules:
+        if rule.get("labels", {}).get("nfr") != nfr.id:
+            continue
+        query = str(rule["query"])
+        ranges = [
+            parse_duration(m.group(1))
+            for name in _NAME.findall(query)
+            if name in recorded
+            for m in _SPAN.finditer(recorded[name])
+            if m.group(1)
+        ]
+        needed = max(needed, float(rule.get("duration") or 0) + max(ranges, default=0.0))
+    return needed
+
+
+def _exercised(
+    client: PrometheusClient,
+    nfr: Nfr,
+    rules: list[dict[str, Any]],
+    start: float,
+    window_end: float,
+    config: MixinConfig | None,
+) -> tuple[bool | None, str]:
+    """Whether the window put ``nfr`` to the test, with the condition and the figure measured."""
+    if nfr.exercise is None:
+        return None, ""
+    from nfr.mixin.ctx import Ctx, number
+
+    exercise = nfr.exercise
+    minimum = exercise.minimum
+    if minimum is None:
+        try:
+            recorded = {r["name"]: str(r["query"]) for r in client.recording_rules()}
+        except PrometheusQueryError:
+            recorded = {}
+        minimum = _exercise_minimum(nfr, rules, recorded)
+    span = f"{max(1, int(round(window_end - start)))}s"
+    expr = (
+        exercise.expr(Ctx(config or MixinConfig()))
+        .replace("{range}", span)
+        .replace("{start}", f"{start:.3f}")
+    )
+    try:
+        figure = client.scalar(expr, window_end)
+    except PrometheusQueryError:
+        figure = None
+    condition = exercise.describe(minimum)
+    if exercise.minimum is None:
+        condition += f" ({number(minimum)} s)"
+    measured = "no data" if figure is None else f"{number(round(figure, 3))} {exercise.unit}"
+    ok = figure is not None and figure >= minimum
+    return ok, f"{condition}; measured {measured}"
+
+
 def _summary_figures(
     client: PrometheusClient, start: float, end: float, window_end: float
 ) -> dict[str, float | None]:
@@ -475,6 +549,7 @@ def compute_verdict(
     strict: bool = False,
     scenario_outcome: ScenarioOutcome | None = None,
     config: MixinConfig | None = None,
+    require_exercised: Iterable[str] = (),
 ) -> Verdict:
     """Judge every NFR over ``[start, end + settle]`` from what ``client``'s Prometheus recorded."""
     if end <= start:
@@ -519,6 +594,11 @@ def compute_verdict(
             measured = nfr.worst([v for _, v in series])
         if failing and failing[0].value_at_first_fire is not None:
             reason += f" (alert value {failing[0].value_at_first_fire:.4g} when it first fired)"
+        exercised, exercise_text = None, ""
+        if status == PASS:
+            exercised, exercise_text = _exercised(client, nfr, all_rules, start, window_end, config)
+        elif status == FAIL:
+            exercised = True
         results.append(
             NfrResult(
                 nfr=nfr.id,
@@ -537,6 +617,8 @@ def compute_verdict(
                 series=series,
                 threshold_text=nfr.limit.text(),
                 relative_factor=nfr.limit.value if nfr.relative else None,
+                exercised=exercised,
+                exercise=exercise_text,
             )
         )
     meta = [a for a in fired if a.nfr not in {n.id for n in nfrs}]
@@ -553,6 +635,7 @@ def compute_verdict(
         notes=notes,
         strict=strict,
         scenario_outcome=scenario_outcome,
+        require_exercised=sorted(set(require_exercised)),
     )
 
 

@@ -212,3 +212,30 @@ def test_failed_scenario_fails_a_window_whose_alerts_stayed_silent(
         capture_output=True, text=True, timeout=60,
     )  # fmt: skip
     assert bad.returncode == 2 and "expected the load generator's summary JSON" in bad.stderr
+
+
+def test_a_pass_says_whether_the_window_put_the_nfr_to_the_test(synthetic_run: SyntheticRun) -> None:
+    """~20 requests cannot show 99.9 % and no worker died: RNF-06 and RNF-05 pass, not exercised."""
+    from nfr.report_text import console_table, junit_xml
+
+    verdict = _verdict(synthetic_run, "healthy", settle=0)
+    rnf06, rnf05 = verdict.result("RNF-06"), verdict.result("RNF-05")
+    assert (rnf06.status, rnf06.exercised, rnf06.label) == (PASS, False, "PASS (not exercised)")
+    assert rnf06.exercise.startswith("at least 1 / (1 - target) = 1000 requests")
+    requests = float(rnf06.exercise.rsplit("measured ", 1)[1].split()[0])
+    assert 5 < requests < 1000, rnf06.exercise
+    assert (rnf05.exercised, rnf05.exercise.endswith("measured 0 events")) == (False, True), rnf05.exercise
+    assert verdict.result("RNF-04").exercised is True
+    # Not exercised is said, and by default does not fail the run.
+    assert verdict.passed and {"RNF-05", "RNF-06"} <= set(verdict.not_exercised)
+    assert "not exercised by this run" in console_table(verdict)
+    cases = {c.get("name"): c for c in ET.fromstring(junit_xml(verdict)).iter("testcase")}
+    skipped = cases["RNF-06 Availability"].find("skipped")
+    assert skipped is not None and skipped.get("message", "").startswith("PASS (not exercised): at least")
+    assert cases["RNF-06 Availability"].find("properties/property[@name='exercised']").get("value") == "false"
+    # Required (a scenario's `exercises: [RNF-05]`, or --require-exercised): now it fails the run.
+    required = _verdict(synthetic_run, "healthy", settle=0, require_exercised=["RNF-05"])
+    assert not required.passed
+    assert required.failure_reasons == [
+        f"RNF-05 was to be exercised and was not: {required.result('RNF-05').exercise}"
+    ]
