@@ -92,7 +92,10 @@ class View:
         return _RECORDED.sub(add, expr)
 
     def alerts(self, *extra: str) -> str:
-        """Firing alerts of this mixin (every one carries an ``nfr`` label), in the selected group."""
+        """Firing alerts of this mixin (every one carries an ``nfr`` label), in the selected group.
+
+        Not the config's selector: an alert keeps only the labels its expression keeps, which for an
+        aggregation are the grouping labels."""
         return "ALERTS{" + ",".join(['alertstate="firing"', 'nfr!=""', *extra, *self.group_matchers()]) + "}"
 
     def jobs_regex(self) -> str:
@@ -217,7 +220,7 @@ def _query_variable(
         "type": "query",
         "datasource": DATASOURCE,
         "definition": query,
-        "query": {"query": query, "refId": "PrometheusVariableQueryEditor-VariableQuery"},
+        "query": query,  # the classic string form every Grafana version reads
         "refresh": 2,  # on time range change: a new instance shows up without reloading
         "sort": 1,
         "regex": "",
