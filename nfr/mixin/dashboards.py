@@ -806,8 +806,12 @@ def recovery(v: View) -> dict:
 
 # -- SLO (staging) ----------------------------------------------------------------------------------------
 
-#: The SLOs of the staging profile: NFR, the bad-event kind of its recording rules, the SLO's name.
-SLOS = ((RNF02, "slow", "latency"), (RNF06, "errors", "availability"))
+#: The SLOs of the staging profile: NFR, the bad-event kind of its recording rules, the SLO's name, a good
+#: request in words.
+SLOS = (
+    (RNF02, "slow", "latency", f"answered within {number(LATENCY_BOUND_SECONDS)} s"),
+    (RNF06, "errors", "availability", "answered without a 5xx"),
+)
 
 
 def slo_windows() -> list[str]:
@@ -826,10 +830,11 @@ def burn_steps() -> dict:
 def slo(v: View) -> dict:
     lay = Layout()
     panels = []
-    for nfr, kind, name in SLOS:
+    for nfr, kind, name, good in SLOS:
         ratio = f":http_server_requests_seconds_{kind}:ratio_rate"
         remaining = f":http_server_requests_seconds_{kind}:error_budget_remaining{SLO_PERIOD}"
         budget = number(slo_budget(nfr))
+        share = f"{slo_budget(nfr) * 100:g} %"
         objective = f"{nfr.limit.text()} over {SLO_PERIOD}"
         pages = ", ".join(
             f"{number(f)} over {long} and {short} ({s})" for s, f, long, short, _for in BURN_RATE_WINDOWS
@@ -843,8 +848,8 @@ def slo(v: View) -> dict:
                 decimals=3,
                 thresholds=nfr_steps(nfr.limit),
                 options=stat_options(),
-                description=f"{nfr.requirement_text}, measured on the service's own requests over {SLO_PERIOD} "
-                f"(objective {objective}).",
+                description=f"Share of the service's own requests {good} over {SLO_PERIOD} (objective "
+                f"{objective}), from its http_server_requests_seconds histogram.",
             ),
             panel(
                 v, lay, "stat", f"{nfr.id} {name} error budget remaining ({SLO_PERIOD})",
@@ -854,7 +859,7 @@ def slo(v: View) -> dict:
                 decimals=1,
                 thresholds=steps((None, RED), (0, GREEN)),
                 options=stat_options(),
-                description=f"Share of the {SLO_PERIOD} error budget ({budget} of requests) left: 1 = untouched, "
+                description=f"Share of the {SLO_PERIOD} error budget ({share} of requests) left: 1 = untouched, "
                 "below 0 = overspent.",
             ),
             panel(
@@ -872,8 +877,8 @@ def slo(v: View) -> dict:
                 width=12,
                 unit="percentunit",
                 thresholds=nfr_steps(nfr.limit),
-                description=f"Share of good requests over each window the burn-rate alerts read; the line is the "
-                f"objective ({nfr.limit.text()}).",
+                description=f"Share of requests {good} over each window the burn-rate alerts read; the line is "
+                f"the objective ({nfr.limit.text()}).",
             ),
             panel(
                 v, lay, "timeseries", f"{nfr.id} {name} burn rate per window",
@@ -887,13 +892,14 @@ def slo(v: View) -> dict:
         ]  # fmt: skip
     panels.append(
         panel(
-            v, lay, "table", "Burn-rate alerts",
-            [target(v.alerts(f'nfr=~"{"|".join(n.id for n, _k, _s in SLOS)}"'), "", instant=True, table=True)],
+            v, lay, "table", "SLO alerts",
+            [target(v.alerts(f'nfr=~"{"|".join(slo[0].id for slo in SLOS)}"'), "", instant=True, table=True)],
             width=24,
             height=6,
             unit="none",
             options=table_options(),
-            description="Firing alerts of the SLO NFRs, with their slo, long_window and short_window labels.",
+            description="Firing alerts of the SLO NFRs: burn-rate alerts with their slo, long_window and "
+            "short_window labels, and the health probe.",
         )
     )  # fmt: skip
     return dashboard(
@@ -901,7 +907,7 @@ def slo(v: View) -> dict:
         "ticketero-slo",
         "Ticketero / SLOs",
         panels,
-        f"{' and '.join(n.id for n, _k, _s in SLOS)} as SLOs over {SLO_PERIOD} on the service's own requests: "
+        f"{' and '.join(slo[0].id for slo in SLOS)} as SLOs over {SLO_PERIOD} on the service's own requests: "
         "SLI per window, burn rate against the alerts' factors, error budget left.",
         tags=("slo",),
     )
