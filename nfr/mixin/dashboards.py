@@ -167,6 +167,7 @@ def panel(
     options: dict | None = None,
     min_value: float | None = None,
     max_value: float | None = None,
+    links: list[dict[str, str]] | None = None,
 ) -> dict:
     panel_id, pos = layout.place(width, height)
     defaults: dict[str, Any] = {"unit": unit, "thresholds": thresholds or steps((None, GREEN))}
@@ -192,6 +193,7 @@ def panel(
         "targets": queries,
         "fieldConfig": {"defaults": defaults, "overrides": []},
         "options": options or {},
+        "links": links or [],
     }
 
 
@@ -326,6 +328,11 @@ def annotation_list(v: View) -> dict[str, Any]:
     }
 
 
+def drill_down(title: str, uid: str) -> dict[str, str]:
+    """A panel link to another dashboard with the same time range and variables."""
+    return {"title": title, "url": f"/d/{uid}?${{__url_time_range}}&${{__all_variables}}"}
+
+
 def links() -> list[dict[str, Any]]:
     """A drop-down of every Ticketero dashboard, keeping the time range and the variables."""
     return [
@@ -383,6 +390,15 @@ def nfr_overview(v: View) -> dict:
     offered = (":ticketero_tickets_offered:rate1m * 60", "offered/min")
     probe = (f"min({c.s('ticketero_probe_success', 'exporter')})", "health probe")
     beside: dict[str, list[tuple[str, str]]] = {RNF01.id: [offered], RNF06.id: [probe]}
+    # Where to look next: the dashboard that shows the NFR's causes.
+    details = {
+        RNF01.id: ("Queues and outbox", "ticketero-queues-outbox"),
+        RNF04.id: ("Queues and outbox", "ticketero-queues-outbox"),
+        RNF05.id: ("Recovery", "ticketero-recovery"),
+        RNF07.id: ("Soak", "ticketero-soak"),
+    }
+    if v.config.profile == "staging":
+        details |= {slo[0].id: ("SLOs", "ticketero-slo") for slo in SLOS}
     panels = []
     for nfr in NFRS:
         panels.append(
@@ -395,6 +411,7 @@ def nfr_overview(v: View) -> dict:
                 thresholds=nfr_steps(nfr.limit),
                 options=stat_options(),
                 description=f"{nfr.panel.description} Requirement: {nfr.requirement_text}.",
+                links=[drill_down(*details[nfr.id])] if nfr.id in details else None,
             )
         )  # fmt: skip
     panels.append(

@@ -231,6 +231,21 @@ def test_links_join_the_dashboards_by_tag(key: str) -> None:
         assert all(set(link["tags"]) <= set(d["tags"]) for d in others), name
 
 
+@pytest.mark.parametrize("key", list(RENDERED))
+def test_panel_links_lead_to_dashboards_of_the_same_build(key: str) -> None:
+    uids = {d["uid"] for d in RENDERED[key].values()}
+    linked = []
+    for dashboard in RENDERED[key].values():
+        for panel in iter_panels(dashboard):
+            for link in panel["links"]:
+                match = re.fullmatch(
+                    r"/d/([\w-]+)\?\$\{__url_time_range\}&\$\{__all_variables\}", link["url"]
+                )
+                assert match and match.group(1) in uids, f"{panel['title']}: {link}"
+                linked.append(match.group(1))
+    assert "ticketero-recovery" in linked and ("ticketero-slo" in linked) == ("slo.json" in RENDERED[key])
+
+
 @pytest.mark.parametrize("profile", PROFILES)
 def test_range_selectors_use_rate_interval_or_a_fixed_nfr_window(profile: str) -> None:
     """Raw rates follow the dashboard's resolution; fixed windows only where the NFR defines one (5m)."""
