@@ -1,10 +1,17 @@
-"""Every panel query of every dashboard returns data from the real stack under a short real load.
+"""Every query of every dashboard returns data from the real stack under a short real load, in both profiles.
 
-The local stack (service, exporter, Prometheus with the shipped rules compressed 60x, load generator)
+The local stack (service, exporter, Prometheus with the profile's rules compressed 60x, load generator)
 runs a 45 s load with the events the dashboards exist to show: a stalled worker that recovery detects
 (recovery events, detection latency) and an 8 s outage of the service (target down and health probe
-alerts, so the alert-list panels have rows). Then each panel query runs as Grafana would run it for the
-run's time range — a range query — and must neither error nor come back empty.
+alerts, so the alert tables and the alert annotations have rows). Then each panel, annotation and
+template-variable query — the dashboard's variables replaced by what Grafana pastes for their defaults
+(``$job`` → the configured jobs, ``$instance`` → ``.+``) — runs as Grafana would run it for the run's time
+range, a range query, and must neither error nor come back empty.
+
+Profile run: the committed dashboards with the committed rules. Profile staging: the mixin's staging build
+(its rules, with the SLO recording rules and burn-rate alerts, and its dashboards, with the SLO
+dashboard); the reference service publishes ``http_server_requests_seconds`` like Micrometer, and the
+SLO's long windows (3d, 30d) return data on a short run, a rate over the part of the window that exists.
 """
 
 from __future__ import annotations
@@ -13,11 +20,15 @@ import math
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from nfr.dashboards import dashboard_files, iter_panel_queries, to_promql
+from nfr.dashboards import dashboard_files, load_dashboard, runnable_queries
+from nfr.mixin.build import DASHBOARD_DIR, write_all
+from nfr.mixin.config import PROFILES, MixinConfig
 from nfr.promclient import PrometheusQueryError
+from nfr.prometheus import default_rule_files
 from nfr.stack import LocalStack, StackSettings
 
 SCENARIO = Path(__file__).parent / "scenarios" / "proof-steady.yml"
@@ -42,16 +53,30 @@ def _has_data(result: list[dict[str, object]]) -> bool:
     return False
 
 
-def test_every_panel_query_returns_data(tmp_path: Path) -> None:
-    files = dashboard_files()
-    if not files:
+def _profile_artefacts(profile: str, tmp_path: Path) -> tuple[list[Path], list[dict[str, Any]]]:
+    """The rule files and dashboards of ``profile``: committed for run, freshly built for staging."""
+    if profile == "run":
+        return default_rule_files(), [load_dashboard(f) for f in dashboard_files()]
+    out = tmp_path / "mixin"
+    write_all(MixinConfig(profile=profile), out)
+    rules = sorted((out / "prometheus" / "rules").glob("*.yml")) + sorted((out / "alerts").glob("*.yml"))
+    return rules, [load_dashboard(f) for f in dashboard_files(out / DASHBOARD_DIR)]
+
+
+@pytest.mark.parametrize("profile", PROFILES)
+def test_every_dashboard_query_returns_data(tmp_path: Path, profile: str) -> None:
+    rule_files, dashboards = _profile_artefacts(profile, tmp_path)
+    if not dashboards:
         pytest.skip("no dashboards committed yet")
-    queries = [q for f in files for q in iter_panel_queries(f)]
+    if profile == "staging":
+        assert "ticketero-slo" in {d["uid"] for d in dashboards}
+    queries = [q for dashboard in dashboards for q in runnable_queries(dashboard)]
     assert queries, "dashboards without Prometheus queries"
     settings = StackSettings(
         run_dir=tmp_path / "stack",
         compress=60,
         scrape_interval=1.0,
+        rule_files=rule_files,
         service_time=0.2,
         heartbeat_interval=1.0,
         heartbeat_timeout=3.0,
@@ -75,20 +100,20 @@ def test_every_panel_query_returns_data(tmp_path: Path) -> None:
         client = stack.client
         rabbit_scraped = "rabbitmq" in {t["labels"]["job"] for t in client.targets()}
         failures, skipped = [], []
-        for uid, title, expr in queries:
-            if "rabbitmq_" in expr and not rabbit_scraped:
-                skipped.append((uid, title, expr))
+        for uid, where, promql in queries:
+            if "rabbitmq_" in promql and not rabbit_scraped:
+                skipped.append((uid, where, promql))
                 continue
-            promql = to_promql(expr)
             try:
                 result = client.query_range(promql, start, end, 1)
             except PrometheusQueryError as err:
-                failures.append(f"{uid} / {title}: {promql}: error {err}")
+                failures.append(f"{uid} / {where}: {promql}: error {err}")
                 continue
             if not _has_data(result):
-                failures.append(f"{uid} / {title}: {promql}: no data")
+                failures.append(f"{uid} / {where}: {promql}: no data")
         print(
-            f"\n{len(queries) - len(failures) - len(skipped)} of {len(queries)} panel queries returned data"
+            f"\n{profile}: {len(queries) - len(failures) - len(skipped)} of {len(queries)} queries of "
+            f"{len(dashboards)} dashboards returned data"
         )
         if skipped:
             print(f"skipped (no rabbitmq_prometheus endpoint on this broker): {skipped}")
