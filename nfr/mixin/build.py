@@ -196,7 +196,7 @@ def render_all(
         ),
         ALERTMANAGER_FILE: render_alertmanager(config),
     }
-    for name, document in render_dashboards(config).items():
+    for name, document in render_dashboards(config, nfrs).items():
         files[DASHBOARD_DIR / name] = json.dumps(document, indent=2, sort_keys=True) + "\n"
     if root is not None:
         for path in TABLE_FILES:

@@ -59,6 +59,7 @@ class View:
     """PromQL for one dashboard: the config's selectors with the dashboard's variables pasted in."""
 
     config: MixinConfig
+    nfrs: tuple[Nfr, ...] = NFRS  # the catalogue (a test adds an NFR)
 
     @property
     def groups(self) -> tuple[str, ...]:
@@ -400,7 +401,7 @@ def nfr_overview(v: View) -> dict:
     if v.config.profile == "staging":
         details |= {slo[0].id: ("SLOs", "ticketero-slo") for slo in SLOS}
     panels = []
-    for nfr in NFRS:
+    for nfr in v.nfrs:
         panels.append(
             panel(
                 v, lay, "stat", _stat_title(nfr),
@@ -504,7 +505,7 @@ def nfr_overview(v: View) -> dict:
         "ticketero-nfr-overview",
         "Ticketero / NFR overview",
         panels,
-        f"One panel per NFR of the plan ({NFRS[0].id}..{NFRS[-1].id}): current value against its threshold, "
+        f"One panel per NFR of the plan ({v.nfrs[0].id}..{v.nfrs[-1].id}): current value against its threshold, "
         "and the firing alerts.",
     )
 
@@ -939,10 +940,10 @@ DASHBOARDS: dict[str, Callable[[View], dict]] = {
 STAGING_DASHBOARDS: dict[str, Callable[[View], dict]] = {"slo.json": slo}
 
 
-def render_dashboards(config: MixinConfig) -> dict[str, dict[str, Any]]:
+def render_dashboards(config: MixinConfig, nfrs: tuple[Nfr, ...] = NFRS) -> dict[str, dict[str, Any]]:
     """File name -> dashboard document, for ``config`` (the SLO dashboard only in the staging profile)."""
     chosen = dict(DASHBOARDS)
     if config.profile == "staging":
         chosen.update(STAGING_DASHBOARDS)
-    view = View(config)
+    view = View(config, nfrs)
     return {name: json.loads(json.dumps(build(view), sort_keys=True)) for name, build in chosen.items()}

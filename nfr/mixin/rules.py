@@ -254,7 +254,7 @@ def _queue_rules(c: Ctx) -> list[Rule]:
             True,
         ),
         Rule(
-            ":ticketero_recovery_detection_seconds_over90s:sum",
+            f":ticketero_recovery_detection_seconds_over{_rnf05_bound()}s:sum",
             f"sum{c.by()}({c.s(detection + '_count', ex)})\n-\n"
             f"sum{c.by()}({c.s(detection + '_bucket', ex, _rnf05_le())})",
             True,
@@ -262,6 +262,12 @@ def _queue_rules(c: Ctx) -> list[Rule]:
             "exporter start.",
         ),
     ]
+
+
+def _rnf05_bound() -> str:
+    from nfr.catalogue import RNF05
+
+    return number(RNF05.limit.value)
 
 
 def _rnf05_le() -> str:

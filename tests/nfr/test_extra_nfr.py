@@ -3,6 +3,7 @@ row and its report rows without touching any other file (docs/adding-an-nfr.md w
 
 from __future__ import annotations
 
+import json
 import time
 import xml.etree.ElementTree as ET
 from pathlib import Path
@@ -58,6 +59,11 @@ def test_an_extra_nfr_appears_in_rules_verdict_and_reports(tmp_path: Path) -> No
         if rule["alert"] == "TicketeroNfrIndicatorAbsent" and rule["labels"]["nfr"] == "RNF-08"
     ]
     assert [rule["labels"]["indicator"] for rule in absent] == ["ticketero_tickets_active"]
+    overview = json.loads(
+        (tmp_path / "grafana" / "dashboards" / "ticketero" / "nfr-overview.json").read_text()
+    )
+    titles = [panel.get("title", "") for panel in overview["panels"]]
+    assert any(title.startswith("RNF-08 Backlog") for title in titles), titles
 
     collector = SyntheticTicketero()
     port = free_port()
