@@ -441,7 +441,8 @@ def _exercised(
 ) -> tuple[bool | None, str]:
     """Whether the window put ``nfr`` to the test, with the condition and the figure measured."""
     if nfr.exercise is None:
-        return None, ""
+        # Judged at all means put to the test (RNF-07: its alerts had the history they look back over).
+        return True, "judged: its alerts had the history they need"
     from nfr.mixin.ctx import Ctx, number
 
     exercise = nfr.exercise
