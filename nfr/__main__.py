@@ -80,7 +80,9 @@ def build_parser() -> argparse.ArgumentParser:
             "local stack and judges it, 'verdict' judges any window on any Prometheus. An NFR FAILS when one "
             "of its alerts (label nfr) fired in the window plus a settle period, has NO DATA when its "
             "indicator series is missing (never a pass), is NOT JUDGED when the window is shorter than each "
-            "of its alerts needs (RNF-07 needs 30 min: the soak), and PASSES otherwise."
+            "of its alerts needs (RNF-07 needs 30 min: the soak), and PASSES otherwise — as PASS (not "
+            "exercised) when the run did not put it to the test (too few requests for the target, no worker "
+            "died, demand below the throughput target). A failed scenario fails the run whatever the alerts say."
         ),
         epilog=(
             "Exit codes: 0 every NFR the window could judge passed, 1 the scenario failed (action, rollback, "

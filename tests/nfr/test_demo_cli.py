@@ -155,3 +155,16 @@ def test_failed_fault_injection_fails_the_run_with_exit_1(tmp_path: Path) -> Non
     assert junit.get("failures") == str(sum(1 for c in cases.values() if c.find("failure") is not None))
     markdown = (tmp_path / run_id / "NFR-TEST-RESULTS.md").read_text()
     assert "- Overall: **FAIL (scenario action failed" in markdown
+
+
+def test_the_readme_command_hands_back_the_tools_exit_code(tmp_path: Path) -> None:
+    """`./ticketero-nfr` (the README's command) returns 2 for bad input where make would say 2 for anything."""
+    script = Path(__file__).resolve().parents[2] / "ticketero-nfr"
+    bad = subprocess.run(
+        [str(script), "demo", "--scenario", "NOPE-99", "--results", str(tmp_path)],
+        capture_output=True, text=True, timeout=300, cwd=tmp_path,
+    )  # fmt: skip
+    assert bad.returncode == 2, bad.stderr
+    assert "unknown scenario 'NOPE-99'" in bad.stderr
+    helped = subprocess.run([str(script), "verdict", "--help"], capture_output=True, text=True, timeout=300)
+    assert helped.returncode == 0 and "--require-exercised" in helped.stdout

@@ -126,7 +126,9 @@ def test_res01_exercises_rnf05(runs: dict[str, DemoResult | BaseException]) -> N
     verdict = result.verdict
     rnf05 = verdict.result("RNF-05")
     assert (rnf05.status, rnf05.exercised) == (PASS, True), _summary(result)
-    assert rnf05.exercise.startswith("a worker stopped heart-beating") and "measured 1 events" in rnf05.exercise
+    assert (
+        rnf05.exercise.startswith("a worker stopped heart-beating") and "measured 1 events" in rnf05.exercise
+    )
     assert verdict.scenario_outcome is not None and verdict.scenario_outcome.ok, verdict.failure_reasons
     # One request in a burst: the other NFRs may lack data, but none failed and RNF-05 is not in question.
     assert all(r.status != FAIL for r in verdict.results), _summary(result)
