@@ -1,7 +1,10 @@
-"""The demo job: start the local stack, run one scenario, wait a settle period, judge, report, clean up.
+"""The run job: start what is missing, run one scenario, wait a settle period, judge, report, clean up.
 
-Phases: stack up → load → settle → verdict → reports → stop. The stack is stopped in every case (error,
-Ctrl-C, SIGTERM) unless ``keep_running`` asks to leave it up for a look, and then it is stopped on Ctrl-C.
+``nfr demo`` starts the reference service as the target; ``nfr run --target URL`` judges an external one
+(``DemoOptions.external``) and starts only what it was not given (see ``nfr.run``). One path for both:
+needs checked → stack up → load → settle → verdict → evidence (TSDB snapshot) → reports → stop. The stack
+is stopped in every case (error, Ctrl-C, SIGTERM) unless ``keep_running`` asks to leave it up for a look,
+and then it is stopped on Ctrl-C.
 """
 
 from __future__ import annotations
@@ -20,14 +23,28 @@ from typing import Any, TextIO
 import yaml
 
 from nfr.catalogue import NFR_IDS
-from nfr.promclient import PrometheusQueryError
+from nfr.promclient import HttpOptions, PrometheusClient, PrometheusQueryError
+from nfr.prometheus import default_rule_files
 from nfr.report_text import console_table, fmt_value
 from nfr.reports import write_reports
-from nfr.stack import LocalStack, StackSettings, new_run_id
+from nfr.run import (
+    NEEDS,
+    NeedsError,
+    availability_lines,
+    check_reachable,
+    declared_needs,
+    drop_absent_alerts,
+    find_metrics_path,
+    inferred_needs,
+    missing_needs,
+    parts,
+)
+from nfr.stack import ExternalTarget, LocalStack, StackSettings, new_run_id
 from nfr.verdict import ScenarioOutcome, Verdict, compute_verdict
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-SCENARIO_DIRS = (REPO_ROOT / "loadgen" / "scenarios", REPO_ROOT / "nfr" / "scenarios")
+PACKAGE_ROOT = Path(__file__).resolve().parent.parent  # the checkout, or site-packages in a wheel
+SCENARIO_DIRS = (PACKAGE_ROOT / "loadgen" / "scenarios", PACKAGE_ROOT / "nfr" / "scenarios")
+EVIDENCE_DIR = "evidence"  # under the results: TSDB snapshot, rule files, window (nfr verdict --snapshot)
 EXPECT_KEY = "expect_alerts"
 EXERCISES_KEY = "exercises"
 DEFAULT_SETTLE_SECONDS = 150.0
@@ -61,6 +78,15 @@ class DemoOptions:
     require_exercised: bool = False  # every NFR that passed must have been put to the test
     rule_files: list[Path] | None = None
     progress_interval: float = 5.0
+    external: ExternalTarget | None = None  # judge this service instead of starting the reference one
+    metrics_path: str | None = None  # the external target's own metrics path (None: look for one)
+    service_control: bool = False  # the scenario's docker/command steps can act on the external target
+    prometheus_url: str | None = None  # a Prometheus to read (it must scrape the load generator itself)
+    prometheus_http: HttpOptions = field(default_factory=HttpOptions)
+    remote_write: tuple[str, ...] = ()
+    loadgen_port: int = 0
+    results_dir: Path | None = None  # exactly this directory (default: results/<run-id>)
+    keep_evidence: bool = True  # a TSDB snapshot of the private Prometheus under the results
     # Called after the settle period, before the verdict, with the stack still up and the load window
     # (start, end): lets a caller query the same Prometheus (dashboard checks, a second verdict).
     before_verdict: Callable[[LocalStack, float, float], None] | None = None
@@ -118,6 +144,8 @@ class PreparedScenario:
     expected: tuple[str, ...]  # alerts the scenario expects to fire and clear (fault scenarios)
     name: str
     exercises: tuple[str, ...]  # NFRs the scenario must put to the test, or the run fails
+    needs: tuple[str, ...] = ()  # declared in needs:
+    inferred_needs: dict[str, list[str]] = field(default_factory=dict)  # read off its steps
 
 
 def _names(source: Path, doc: dict[str, Any], key: str, what: str) -> tuple[str, ...]:
@@ -150,15 +178,20 @@ def prepare_scenario(source: Path, run_dir: Path, first_scrape_wait: float = 0.0
         raise BadInput(
             f"{source}: {EXERCISES_KEY}: {', '.join(unknown)}: expected NFR ids ({', '.join(NFR_IDS)})"
         )
+    try:
+        needs = declared_needs(source, doc)
+    except NeedsError as err:
+        raise BadInput(str(err)) from err
+    inferred = inferred_needs(doc)
     setup = doc.get("setup") or []
     if first_scrape_wait > 0 and isinstance(setup, list):
         pause = {"name": "Prometheus scrapes the load generator once", "type": "sleep"}
         doc["setup"] = [*setup, {**pause, "duration": f"{first_scrape_wait:g}s"}]
     elif not expected and not exercises:
-        return PreparedScenario(source, (), name, ())
+        return PreparedScenario(source, (), name, (), needs, inferred)
     copy = run_dir / source.name
     copy.write_text(yaml.safe_dump(doc, sort_keys=False))
-    return PreparedScenario(copy, expected, name, exercises)
+    return PreparedScenario(copy, expected, name, exercises, needs, inferred)
 
 
 class Progress:
@@ -239,17 +272,50 @@ def run_demo(options: DemoOptions, progress: Progress | None = None) -> DemoResu
     if options.compress < 1:
         raise BadInput(f"--compress: expected a factor >= 1, got {options.compress:g}")
     scenario_source = resolve_scenario(options.scenario)
+    external = options.external
+    if options.prometheus_url is not None and options.compress > 1:
+        raise BadInput(
+            "--compress applies to a private Prometheus's rules; a given --prometheus keeps its own"
+        )
+    scrape = options.effective_scrape
+    if options.prometheus_url is not None and options.scrape_interval is None:
+        scrape = _given_scrape_interval(options)
     work = Path(tempfile.mkdtemp(prefix=f"nfr-{options.run_id}-"))
-    prepared = prepare_scenario(scenario_source, work, first_scrape_wait=2 * options.effective_scrape + 1)
+    prepared = prepare_scenario(scenario_source, work, first_scrape_wait=2 * scrape + 1)
     scenario_file, scenario_name = prepared.file, prepared.name
+    available = set(NEEDS)
+    if external is not None:  # refused before any request: the scenario cannot do what it says
+        available = {"database"} if external.dsn else set()
+        available |= {"broker"} if external.amqp_url else set()
+        available |= {"service-control"} if options.service_control else set()
+    missing = missing_needs(scenario_source, prepared.needs, prepared.inferred_needs, available)
+    if missing:
+        shutil.rmtree(work, ignore_errors=True)
+        raise BadInput(missing)
+    rule_files = options.rule_files
+    run_parts = parts(exporter=True, service_metrics="/actuator/prometheus")
+    if external is not None:
+        unreachable = check_reachable(external.url.rstrip("/") + external.health_path)
+        if unreachable:
+            shutil.rmtree(work, ignore_errors=True)
+            raise BadInput(f"--target: {unreachable}")
+        external = _with_metrics_path(external, find_metrics_path(external.url, options.metrics_path))
+        if options.metrics_path and external.metrics_path is None:
+            shutil.rmtree(work, ignore_errors=True)
+            raise BadInput(
+                f"--metrics-path: {external.url}{options.metrics_path} serves no Prometheus metrics"
+            )
+        run_parts = parts(exporter=bool(external.dsn), service_metrics=external.metrics_path)
+        absent_jobs = [p.job for p in run_parts if not p.available]
+        rule_files = drop_absent_alerts(rule_files or default_rule_files(), absent_jobs, work / "rules-run")
     expected = tuple(dict.fromkeys(prepared.expected + options.expect))
     must_exercise = NFR_IDS if options.require_exercised else prepared.exercises
     settings = StackSettings(
         run_dir=work,
         run_id=options.run_id,
         compress=options.compress,
-        scrape_interval=options.effective_scrape,
-        rule_files=options.rule_files,
+        scrape_interval=scrape,
+        rule_files=rule_files,
         workers_per_queue=options.workers_per_queue,
         advisors=options.advisors,
         service_time=options.service_time,
@@ -258,8 +324,16 @@ def run_demo(options: DemoOptions, progress: Progress | None = None) -> DemoResu
         recovery_interval=options.recovery_interval,
         faults=options.faults,
         no_recovery=options.no_recovery,
+        external=external,
+        prometheus_url=options.prometheus_url,
+        prometheus_http=options.prometheus_http,
+        remote_write=options.remote_write,
+        loadgen_port=options.loadgen_port,
     )
     settle = options.effective_settle
+    if options.settle is None:
+        settle = max(settle, 10 * scrape)
+    results_dir = options.results_dir or Path(options.results) / options.run_id
     stack = LocalStack(settings)
     reported = False
     previous_term = signal.getsignal(signal.SIGTERM)
@@ -271,10 +345,22 @@ def run_demo(options: DemoOptions, progress: Progress | None = None) -> DemoResu
             f"run {options.run_id}: scenario {scenario_name} ({scenario_source}), compress x{options.compress:g}, "
             f"scrape {settings.scrape_interval:g}s, faults {','.join(options.faults) or 'none'}"
         )
-        progress.phase("starting database, vhost, service, exporter, Prometheus")
+        if external is None:
+            progress.phase("starting database, vhost, service, exporter, Prometheus")
+        else:
+            progress.phase(f"target {external.url}: what this run has (said before any load)")
+            for line in availability_lines(run_parts):
+                progress.phase("  " + line)
+            if options.prometheus_url is not None:
+                progress.phase(
+                    f"  Prometheus {options.prometheus_url} is read, not configured: it must scrape the load "
+                    f"generator on port {options.loadgen_port or '(a free port: give --loadgen-port)'} as job "
+                    "loadgen, and the exporter and the service itself, with this repository's rules loaded"
+                )
         stack.start()
         progress.phase(
-            f"stack up: service {stack.service_url}, exporter :{stack.exporter_port}, "
+            f"stack up: service {stack.service_url}, exporter "
+            f"{':' + str(stack.exporter_port) if stack.exporter is not None else 'none'}, "
             f"Prometheus {stack.client.url}, {len(stack.rule_files)} rule files (work dir {work})"
         )
         progress.phase("load: running the scenario through the load generator")
@@ -314,7 +400,22 @@ def run_demo(options: DemoOptions, progress: Progress | None = None) -> DemoResu
         verdict.run_id = options.run_id
         verdict.scenario = scenario_name
         extra = _extra(options, stack, verdict, load_start, loadgen_summary)
-        results_dir = Path(options.results) / options.run_id
+        if options.keep_evidence:
+            extra["evidence"] = _keep_evidence(
+                stack,
+                results_dir / EVIDENCE_DIR,
+                load_start,
+                load_end,
+                settle,
+                expected,
+                scenario_name,
+                options,
+            )
+            if extra["evidence"].get("path"):
+                progress.phase(
+                    f"evidence: TSDB snapshot {extra['evidence']['path']} "
+                    f"({extra['evidence']['bytes'] / 1e6:.1f} MB): nfr verdict --snapshot judges it again"
+                )
         reports = write_reports(verdict, results_dir, extra)
         _copy_logs(work, results_dir)
         reported = True
@@ -339,6 +440,59 @@ def run_demo(options: DemoOptions, progress: Progress | None = None) -> DemoResu
             progress.phase(f"work dir kept for inspection: {work}")
         if in_main_thread:
             signal.signal(signal.SIGTERM, previous_term)
+
+
+def _given_scrape_interval(options: DemoOptions) -> float:
+    """The scrape interval of a Prometheus the run was given (15 s when its config cannot be read)."""
+    assert options.prometheus_url is not None
+    try:
+        scrape, _ = PrometheusClient(options.prometheus_url, http=options.prometheus_http).config_intervals()
+    except PrometheusQueryError as err:
+        if "refused the credentials" in str(err) or "TLS" in str(err) or "cannot reach" in str(err):
+            raise BadInput(f"--prometheus: {err}") from err
+        return 15.0
+    return scrape
+
+
+def _with_metrics_path(target: ExternalTarget, path: str | None) -> ExternalTarget:
+    from dataclasses import replace
+
+    return replace(target, metrics_path=path)
+
+
+def _keep_evidence(
+    stack: LocalStack,
+    dest: Path,
+    start: float,
+    end: float,
+    settle: float,
+    expected: tuple[str, ...],
+    scenario: str,
+    options: DemoOptions,
+) -> dict[str, Any]:
+    """Snapshot the private Prometheus under the results with what judging it again takes: rule files and
+    the window. A failed snapshot is reported, it does not fail the run."""
+    meta: dict[str, Any] = {
+        "run_id": options.run_id,
+        "scenario": scenario,
+        "start": start,
+        "end": end,
+        "settle": settle,
+        "expected": list(expected),
+        "rate_window": stack.settings.rate_window,
+        "scrape_interval": stack.settings.scrape_interval,
+        "strict": options.strict,
+        "require_exercised": options.require_exercised,
+    }
+    try:
+        path = stack.snapshot(dest)
+    except (PrometheusQueryError, OSError) as err:
+        return {**meta, "path": None, "error": str(err)}
+    if path is None:
+        return {**meta, "path": None, "error": f"kept by {options.prometheus_url} (not started by this run)"}
+    (path / "evidence.json").write_text(json.dumps(meta, indent=2) + "\n")
+    size = sum(f.stat().st_size for f in (path / "tsdb").rglob("*") if f.is_file())
+    return {**meta, "path": str(path), "bytes": size}
 
 
 def read_loadgen_summary(work: Path) -> dict[str, Any] | None:
@@ -369,7 +523,11 @@ def _extra(
         "rate_window": stack.settings.rate_window,
         "fault_started_at": load_start if options.faults else None,
         "fault_to_alert_seconds": fault_to_alert if options.faults else {},
-        "service": " ".join(stack.service_command()[2:]).replace(stack.database_dsn or "", "<dsn>"),
+        "service": (
+            " ".join(stack.service_command()[2:]).replace(stack.database_dsn or "", "<dsn>")
+            if stack.settings.external is None
+            else stack.service_url
+        ),
         "loadgen_summary": loadgen_summary,
     }
 

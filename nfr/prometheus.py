@@ -75,11 +75,14 @@ def render_config(
     alertmanagers: Sequence[str] = (),
     metrics_paths: Mapping[str, str] | None = None,
     external_labels: Mapping[str, str] | None = None,
+    schemes: Mapping[str, str] | None = None,
+    remote_write: Sequence[str] = (),
 ) -> Path:
     """Write a prometheus.yml scraping ``targets`` (job → ["host:port", ...]) and return its path.
 
     Rule files are written as absolute paths so the config works wherever Prometheus runs from. Jobs listed
-    in ``metrics_paths`` (default: :data:`METRICS_PATHS`) get that metrics path.
+    in ``metrics_paths`` (default: :data:`METRICS_PATHS`) get that metrics path, jobs in ``schemes`` that
+    scheme (https). ``remote_write`` URLs receive every series, rule results and ``ALERTS`` included.
     """
     paths = dict(METRICS_PATHS if metrics_paths is None else metrics_paths)
     global_cfg: dict[str, Any] = {
@@ -95,12 +98,19 @@ def render_config(
         job_cfg: dict[str, Any] = {"job_name": job, "static_configs": [{"targets": list(addresses)}]}
         if job in paths:
             job_cfg["metrics_path"] = paths[job]
+        if schemes and job in schemes:
+            job_cfg["scheme"] = schemes[job]
         scrape_configs.append(job_cfg)
     config: dict[str, Any] = {
         "global": global_cfg,
         "rule_files": [str(Path(p).resolve()) for p in rule_files],
         "scrape_configs": scrape_configs,
     }
+    if remote_write:
+        # Short batches: a run's last samples reach the store within a few seconds of the verdict.
+        config["remote_write"] = [
+            {"url": url, "queue_config": {"batch_send_deadline": "1s"}} for url in remote_write
+        ]
     if alertmanagers:
         config["alerting"] = {"alertmanagers": [{"static_configs": [{"targets": list(alertmanagers)}]}]}
     out = Path(path)
@@ -200,6 +210,12 @@ class PrometheusServer(PrometheusClient):
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+    def snapshot(self) -> Path:
+        """Take a TSDB snapshot (admin API: start with ``--web.enable-admin-api``), head block included;
+        returns its directory under the data dir's ``tsdb/snapshots/``."""
+        data = self._api("/api/v1/admin/tsdb/snapshot", {"skip_head": "false"}, post=True)
+        return self.data_dir / "tsdb" / "snapshots" / str(data["name"])
 
     def log_tail(self, lines: int = 30) -> str:
         try:

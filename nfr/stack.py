@@ -1,5 +1,10 @@
-"""The local stack without Docker: the run's database and vhost, the reference service, the exporter,
+"""The stack a run needs, without Docker: the run's database and vhost, the reference service, the exporter,
 a private Prometheus with the repository's rules (optionally time-compressed) and the load generator.
+
+Given an external target (``StackSettings.target``) the stack starts only what is missing: no database,
+vhost or service of its own; the exporter only on a DSN it was given; no Prometheus when one is given
+(``prometheus_url``), else a private one that scrapes only what exists — the target's own metrics when it has
+them, the exporter when it runs, the load generator — so a part left out is never a TargetDown.
 
 Everything here is started by the stack and stopped by it (``stop()`` is idempotent and is what the demo
 calls from ``finally``), in reverse order; the database and the vhost are removed last.
@@ -13,10 +18,11 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from nfr.backends import Backends
 from nfr.processes import ManagedProcess, ProcessError, free_port, python_module
-from nfr.promclient import PrometheusClient
+from nfr.promclient import HttpOptions, PrometheusClient
 from nfr.prometheus import PrometheusServer, default_rule_files, render_config
 from nfr.rulescale import compress_rule_files, default_floor, format_duration
 
@@ -50,11 +56,33 @@ class StackSettings:
     no_recovery: bool = False
     service_args: tuple[str, ...] = ()
     start_timeout: float = 60.0
+    external: ExternalTarget | None = None  # judge this service instead of starting the reference one
+    prometheus_url: str | None = None  # read (and let scrape) this Prometheus instead of a private one
+    prometheus_http: HttpOptions = field(default_factory=HttpOptions)
+    remote_write: tuple[str, ...] = ()  # the private Prometheus also sends every series there
+    loadgen_port: int = 0  # 0: a free port (a given Prometheus must be told to scrape a fixed one)
 
     @property
     def rate_window(self) -> str:
         """Window for the verdict's rate() indicators: a minute, compressed, never under 4 scrapes."""
         return format_duration(max(60.0 / self.compress, 4 * self.scrape_interval))
+
+
+@dataclass(frozen=True)
+class ExternalTarget:
+    """A service this stack did not start: its URL and what else the run was given to reach it."""
+
+    url: str
+    dsn: str | None = None  # PostgreSQL: feeds the exporter (RNF-01, 03, 04, 05) and the scenario's SQL
+    amqp_url: str | None = None  # RabbitMQ: the exporter's queue figures and the scenario's AMQP actions
+    metrics_path: str | None = None  # where the service serves its own metrics, None when it has none
+    health_path: str = "/actuator/health"
+
+
+def _host_port(url: str) -> str:
+    parts = urlsplit(url)
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    return f"{parts.hostname}:{port}"
 
 
 class LocalStack:
@@ -84,6 +112,8 @@ class LocalStack:
 
     @property
     def service_url(self) -> str:
+        if self.settings.external is not None:
+            return self.settings.external.url.rstrip("/")
         return f"http://127.0.0.1:{self.service_port}"
 
     @property
@@ -92,6 +122,8 @@ class LocalStack:
 
     @property
     def client(self) -> PrometheusClient:
+        if self.settings.prometheus_url is not None:
+            return PrometheusClient(self.settings.prometheus_url, http=self.settings.prometheus_http)
         if self.prometheus is None:
             raise ProcessError("Prometheus not started")
         return PrometheusClient(self.prometheus.url)
@@ -102,13 +134,21 @@ class LocalStack:
         """Database + vhost, service, exporter, Prometheus; raises ProcessError with logs on failure."""
         s = self.settings
         try:
-            self.database_dsn = s.backends.create_database(self.name)
-            self._db_created = True
-            self.amqp_url = s.backends.create_vhost(self.name)
-            self._vhost_created = True
-            self.start_service()
-            self.start_exporter()
-            self.start_prometheus()
+            if s.external is None:
+                self.database_dsn = s.backends.create_database(self.name)
+                self._db_created = True
+                self.amqp_url = s.backends.create_vhost(self.name)
+                self._vhost_created = True
+                self.start_service()
+                self.start_exporter()
+            else:
+                self.database_dsn, self.amqp_url = s.external.dsn, s.external.amqp_url
+                if self.database_dsn:
+                    self.start_exporter()
+            if s.prometheus_url is None:
+                self.start_prometheus()
+            else:
+                self.client.check()
         except BaseException:
             self.stop()
             raise
@@ -156,18 +196,26 @@ class LocalStack:
 
     def start_exporter(self) -> ManagedProcess:
         s = self.settings
-        assert self.database_dsn and self.amqp_url
+        assert self.database_dsn
         self.exporter_port = free_port()
         env = {
             "EXPORTER_LISTEN_ADDRESS": "127.0.0.1",
             "EXPORTER_LISTEN_PORT": str(self.exporter_port),
             "EXPORTER_DSN": self.database_dsn,
-            "EXPORTER_AMQP_URL": self.amqp_url,
-            "EXPORTER_RABBITMQ_MANAGEMENT_URL": s.backends.management_url,
-            "EXPORTER_HEALTH_URL": f"{self.service_url}/actuator/health",
-            "EXPORTER_RESOURCES_BACKEND": "process",
-            "EXPORTER_RESOURCES_TARGETS": f"{SERVICE_CONTAINER_NAME}=pid_file:{self.pid_file}",
         }
+        if s.external is None:
+            assert self.amqp_url
+            env |= {
+                "EXPORTER_AMQP_URL": self.amqp_url,
+                "EXPORTER_RABBITMQ_MANAGEMENT_URL": s.backends.management_url,
+                "EXPORTER_HEALTH_URL": f"{self.service_url}/actuator/health",
+                "EXPORTER_RESOURCES_BACKEND": "process",
+                "EXPORTER_RESOURCES_TARGETS": f"{SERVICE_CONTAINER_NAME}=pid_file:{self.pid_file}",
+            }
+        else:  # a service we did not start: no pid to read; its memory comes from its own process_* series
+            env["EXPORTER_HEALTH_URL"] = self.service_url + s.external.health_path
+            if self.amqp_url:
+                env["EXPORTER_AMQP_URL"] = self.amqp_url
         self.exporter = ManagedProcess(
             "exporter", python_module("exporters"), self.dir / "logs" / "exporter.log", env=env
         ).start()
@@ -183,33 +231,71 @@ class LocalStack:
         else:
             self.rule_files = [Path(p) for p in sources]
         port = free_port()
-        self._targets = {
-            "ticketero-exporter": [f"127.0.0.1:{self.exporter_port}"],
-            "ticketero-app": [f"127.0.0.1:{self.service_port}"],
-            "prometheus": [f"127.0.0.1:{port}"],
-        }
-        rabbit = s.backends.rabbit_prometheus_address()
-        if rabbit:
-            self._targets["rabbitmq"] = [rabbit]
+        # Only what exists is scraped: a job without a target has no `up` series, so no TargetDown.
+        self._targets = {"prometheus": [f"127.0.0.1:{port}"]}
+        if self.exporter is not None:
+            self._targets["ticketero-exporter"] = [f"127.0.0.1:{self.exporter_port}"]
+        if s.external is None:
+            self._targets["ticketero-app"] = [f"127.0.0.1:{self.service_port}"]
+            rabbit = s.backends.rabbit_prometheus_address()
+            if rabbit:
+                self._targets["rabbitmq"] = [rabbit]
+        elif s.external.metrics_path is not None:
+            self._targets["ticketero-app"] = [_host_port(s.external.url)]
         self._render()
         self.prometheus = PrometheusServer(
-            self.dir / "prometheus.yml", self.dir / "prometheus", port=port, start_timeout=s.start_timeout
+            self.dir / "prometheus.yml",
+            self.dir / "prometheus",
+            port=port,
+            start_timeout=s.start_timeout,
+            extra_args=["--web.enable-admin-api", "--storage.tsdb.retention.time=100y"],
         )
         self.prometheus.start()
         return self.prometheus
 
     def _render(self) -> None:
-        interval = format_duration(self.settings.scrape_interval)
+        s = self.settings
+        interval = format_duration(s.scrape_interval)
+        paths = {}
+        schemes = {}
+        if s.external is None:
+            paths["ticketero-app"] = "/actuator/prometheus"
+        elif s.external.metrics_path is not None:
+            paths["ticketero-app"] = s.external.metrics_path
+            schemes["ticketero-app"] = urlsplit(s.external.url).scheme
         render_config(
             self.dir / "prometheus.yml",
             self._targets,
             rule_files=self.rule_files,
             scrape_interval=interval,
             evaluation_interval=interval,
+            metrics_paths=paths,
+            schemes=schemes,
+            remote_write=s.remote_write,
         )
 
+    def snapshot(self, dest: Path) -> Path | None:
+        """A TSDB snapshot of the private Prometheus (admin API) copied to ``dest``/tsdb, with the rule files
+        it evaluated and its config beside it: what ``nfr verdict --snapshot`` needs to judge the run again.
+        None when the run read a Prometheus it did not start (that one keeps its own data)."""
+        if self.prometheus is None:
+            return None
+        source = self.prometheus.snapshot()
+        dest.mkdir(parents=True, exist_ok=True)
+        shutil.copytree(source, dest / "tsdb", dirs_exist_ok=True)
+        shutil.rmtree(source, ignore_errors=True)
+        rules = dest / "rules"
+        rules.mkdir(exist_ok=True)
+        for index, rule_file in enumerate(self.rule_files):
+            shutil.copyfile(rule_file, rules / f"{index:02d}-{Path(rule_file).name}")
+        shutil.copyfile(self.dir / "prometheus.yml", dest / "prometheus.yml")
+        return dest
+
     def add_target(self, job: str, address: str) -> None:
-        """Add a scrape target and reload Prometheus (used for the load generator once it listens)."""
+        """Add a scrape target and reload Prometheus (used for the load generator once it listens).
+        A Prometheus this stack did not start is not touched: it must scrape the target itself."""
+        if self.settings.prometheus_url is not None:
+            return
         self._targets.setdefault(job, [])
         if address not in self._targets[job]:
             self._targets[job].append(address)
@@ -229,7 +315,7 @@ class LocalStack:
         extra_args: tuple[str, ...] = (),
     ) -> ManagedProcess:
         """Run the scenario against the service; its metrics port is added to Prometheus once it serves."""
-        self.loadgen_port = free_port()
+        self.loadgen_port = self.settings.loadgen_port or free_port()
         args = [
             "run", str(scenario),
             "--target", self.service_url,
