@@ -168,9 +168,11 @@ class ScenarioReader:
         "progress_interval",
         "notes",
         # Read by the judge (python -m nfr), not by the load generator: the alerts a fault scenario expects
-        # to fire and clear, and the NFRs the scenario must put to the test.
+        # to fire and clear, the NFRs the scenario must put to the test, and what it needs beyond HTTP
+        # (database, broker, service-control) so a run without it is refused before any request.
         "expect_alerts",
         "exercises",
+        "needs",
     )
 
     def scenario(self, doc: dict) -> Scenario:

@@ -1,4 +1,5 @@
-"""``ticketero-nfr`` / ``python -m nfr``: the demo job and the stand-alone verdict.
+"""``ticketero-nfr`` / ``python -m nfr``: judge an external service (``run``), the demo job on the reference
+service (``demo``) and the stand-alone verdict (``verdict``, also on a run's kept snapshot).
 
 Exit codes: 0 every NFR passed, 1 at least one NFR failed or had no data or the scenario itself failed (an
 action, a rollback, a probe or a threshold of the load generator), 2 bad input (unknown scenario,
@@ -16,7 +17,7 @@ from datetime import datetime
 from pathlib import Path
 
 from nfr.catalogue import NFR_IDS
-from nfr.promclient import PrometheusClient, PrometheusQueryError
+from nfr.promclient import HttpOptions, PrometheusClient, PrometheusQueryError
 from nfr.report_text import console_table
 from nfr.reports import write_reports
 from nfr.rulescale import RuleScaleError, parse_duration
@@ -72,6 +73,66 @@ EXERCISED_HELP = (
 )
 
 
+def _header(text: str) -> tuple[str, str]:
+    name, sep, value = text.partition(":")
+    if not sep or not name.strip():
+        raise argparse.ArgumentTypeError(f"{text!r}: expected 'Name: value', e.g. 'X-Scope-OrgID: tenant-1'")
+    return name.strip(), value.strip()
+
+
+def add_prometheus_access(parser: argparse.ArgumentParser) -> None:
+    """How to reach a secured Prometheus (or Mimir, Cortex, Thanos): the knobs of Prometheus's http_config."""
+    group = parser.add_argument_group("secured Prometheus (secrets are read from files)")
+    group.add_argument(
+        "--prometheus-bearer-token-file", type=Path, metavar="FILE", help="send this bearer token"
+    )
+    group.add_argument("--prometheus-user", metavar="USER", help="basic auth user")
+    group.add_argument(
+        "--prometheus-password-file", type=Path, metavar="FILE", help="basic auth password, read from FILE"
+    )
+    group.add_argument(
+        "--prometheus-ca-file", type=Path, metavar="FILE", help="CA that signed its certificate"
+    )
+    group.add_argument("--prometheus-cert-file", type=Path, metavar="FILE", help="client certificate (mTLS)")
+    group.add_argument("--prometheus-key-file", type=Path, metavar="FILE", help="client certificate's key")
+    group.add_argument("--prometheus-server-name", metavar="NAME", help="TLS server name to send and verify")
+    group.add_argument(
+        "--prometheus-insecure-skip-verify", action="store_true", help="do not verify its certificate (tests)"
+    )
+    group.add_argument(
+        "--prometheus-header",
+        type=_header,
+        action="append",
+        default=[],
+        metavar="'NAME: VALUE'",
+        help="extra header on every request, e.g. 'X-Scope-OrgID: tenant-1' (Mimir, Cortex); repeatable",
+    )
+    group.add_argument(
+        "--prometheus-path-prefix", default="", metavar="PATH", help="in front of /api/v1, e.g. /prometheus"
+    )
+
+
+def http_options(args: argparse.Namespace) -> HttpOptions:
+    return HttpOptions(
+        bearer_token_file=args.prometheus_bearer_token_file,
+        basic_auth_user=args.prometheus_user,
+        basic_auth_password_file=args.prometheus_password_file,
+        ca_file=args.prometheus_ca_file,
+        cert_file=args.prometheus_cert_file,
+        key_file=args.prometheus_key_file,
+        server_name=args.prometheus_server_name,
+        insecure_skip_verify=args.prometheus_insecure_skip_verify,
+        headers=dict(args.prometheus_header),
+        path_prefix=args.prometheus_path_prefix,
+    )
+
+
+def _version() -> str:
+    from nfr import __version__
+
+    return __version__
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="ticketero-nfr",
@@ -90,7 +151,65 @@ def build_parser() -> argparse.ArgumentParser:
             "--strict, was not judged), 2 bad input, 130 interrupted."
         ),
     )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     sub = parser.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser(
+        "run",
+        help="judge an external service: start only what is missing, run a scenario, verdict, reports",
+        description=(
+            "Runs a scenario against TARGET and judges it from Prometheus's alerts. Starts only what it was "
+            "not given: the exporter when --dsn is given, a private Prometheus (this repository's rules) "
+            "unless --prometheus is given, and the load generator. Scrapes the target's own metrics when it "
+            "serves them (/actuator/prometheus or /metrics, or --metrics-path). What is not available is said "
+            "before the load; the NFRs it feeds are NO DATA, never PASS. A scenario that needs what was not "
+            "given (database, broker, service control: 'needs:' or its sql/amqp/docker/command steps) is "
+            "refused before any request, exit 2. A target outside 127.0.0.0/8 must be in the scenario's "
+            "allow_targets (or LOADGEN_ALLOW_TARGETS)."
+        ),
+        epilog=(
+            "examples: 'run --target http://10.0.0.5:8080' (PERF-01-HTTP, needs nothing but HTTP); "
+            "'run --target URL --scenario PERF-01 --dsn postgresql://ro@db/ticketero' (with the exporter); "
+            "'run --target URL --compress 60' (a short run). Reports and the TSDB snapshot: "
+            "results/<run-id>/ or --results DIR."
+        ),
+    )
+    run.add_argument("--target", required=True, help="base URL of the service under test")
+    run.add_argument(
+        "--scenario",
+        default="PERF-01-HTTP",
+        help="scenario id or YAML file (PERF-01-HTTP: PERF-01 over HTTP only)",
+    )
+    run.add_argument(
+        "--dsn", help="PostgreSQL DSN of the service's database: starts the exporter, allows sql steps"
+    )
+    run.add_argument("--amqp-url", help="its RabbitMQ: the exporter's queue figures, allows amqp steps")
+    run.add_argument(
+        "--metrics-path", help="where the target serves its own metrics (default: look for them)"
+    )
+    run.add_argument(
+        "--service-control",
+        action="store_true",
+        help="the scenario's docker/command steps can act on the target (stop, freeze, restart it)",
+    )
+    run.add_argument(
+        "--prometheus",
+        help="read this Prometheus instead of starting one; it must scrape the load generator "
+        "(--loadgen-port) and have this repository's rules loaded",
+    )
+    run.add_argument(
+        "--loadgen-port", type=int, default=0, help="the load generator's metrics port (default: a free one)"
+    )
+    run.add_argument(
+        "--remote-write",
+        action="append",
+        default=[],
+        metavar="URL",
+        help="the private Prometheus also sends every series here (a long-term store); repeatable",
+    )
+    run.add_argument("--results", type=Path, help="reports and evidence go here (results/<run-id>)")
+    _add_run_options(run)
+    add_prometheus_access(run)
 
     demo = sub.add_parser(
         "demo",
@@ -115,27 +234,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="scenario id (file stem or name) in loadgen/scenarios or nfr/scenarios, or a YAML file (PERF-01)",
     )
     demo.add_argument(
-        "--compress", type=float, default=1.0, metavar="FACTOR",
-        help="divide every rule for:/range/offset by FACTOR (floor: 4 scrape intervals) for short runs (1)",
-    )  # fmt: skip
-    demo.add_argument(
-        "--keep-running", action="store_true", help="leave the stack up after the verdict, until Ctrl-C"
-    )
-    demo.add_argument(
         "--results", type=Path, default=Path("results"), help="reports go to DIR/<run-id>/ (results)"
     )
-    demo.add_argument("--run-id", default=None, help="name of the run (default: UTC time + random suffix)")
-    demo.add_argument("--duration", type=_duration, help="override the scenario's load duration (e.g. 60s)")
-    demo.add_argument("--rate", type=_positive, help="override the scenario's arrival rate (requests/s)")
-    demo.add_argument(
-        "--settle", type=_duration, help="wait after the load before judging (150s / FACTOR, >= 10 scrapes)"
-    )
-    demo.add_argument(
-        "--scrape-interval", type=_duration, help="scrape and evaluation interval (5s; 1s when compressed)"
-    )
-    demo.add_argument(
-        "--expect", nargs="*", default=[], metavar="ALERT", help="alerts this run expects to fire and clear"
-    )
+    _add_run_options(demo)
     demo.add_argument(
         "--faults", default="", help="service fault switches, comma-separated (e.g. slow-api,memory-leak)"
     )
@@ -154,8 +255,6 @@ def build_parser() -> argparse.ArgumentParser:
         "--recovery-interval", type=float, help="service recovery interval, seconds (service default)"
     )
     demo.add_argument("--advisors", type=int, help="advisors seeded at start (service default)")
-    demo.add_argument("--strict", action="store_true", help=STRICT_HELP)
-    demo.add_argument("--require-exercised", action="store_true", help=EXERCISED_HELP)
 
     verdict = sub.add_parser(
         "verdict",
@@ -166,16 +265,30 @@ def build_parser() -> argparse.ArgumentParser:
             "staging). Prints the table; --results DIR also writes the reports."
         ),
     )
-    verdict.add_argument("--prometheus", required=True, help="base URL, e.g. http://127.0.0.1:9090")
-    verdict.add_argument(
-        "--start", required=True, type=parse_time, help="window start: unix s, RFC 3339, now-10m"
+    source = verdict.add_mutually_exclusive_group(required=True)
+    source.add_argument("--prometheus", help="base URL, e.g. http://127.0.0.1:9090")
+    source.add_argument(
+        "--snapshot",
+        type=Path,
+        metavar="DIR",
+        help="a run's evidence directory (results/<run-id>/evidence): starts a Prometheus on a copy of its "
+        "TSDB snapshot with the rule files kept beside it and judges the run's window again",
     )
-    verdict.add_argument("--end", required=True, type=parse_time, help="end of the load (same forms)")
+    verdict.add_argument(
+        "--rules-from",
+        type=Path,
+        metavar="DIR",
+        help="read the alerting and recording rules from these rule files instead of the Prometheus (a "
+        "long-term store that received the run's series and ALERTS by remote write but evaluates nothing)",
+    )
+    verdict.add_argument("--start", type=parse_time, help="window start: unix s, RFC 3339, now-10m")
+    verdict.add_argument("--end", type=parse_time, help="end of the load (same forms)")
     verdict.add_argument(
         "--settle",
         type=_duration,
-        default=150.0,
-        help="extra time after --end to watch alerts; docs/timing.md explains the 150s default (150s)",
+        default=None,
+        help="extra time after --end to watch alerts; docs/timing.md explains the 150s default (150s; "
+        "with --snapshot the run's own)",
     )
     verdict.add_argument(
         "--expect", nargs="*", default=[], metavar="ALERT", help="alerts expected to fire and clear"
@@ -206,15 +319,132 @@ def build_parser() -> argparse.ArgumentParser:
     verdict.add_argument(
         "--fault-at", type=parse_time, help="when a fault was injected: reports fault -> first alert per NFR"
     )
+    add_prometheus_access(verdict)
     return parser
 
 
+def _add_run_options(parser: argparse.ArgumentParser) -> None:
+    """Options shared by run and demo (one job underneath)."""
+    parser.add_argument(
+        "--compress", type=float, default=1.0, metavar="FACTOR",
+        help="divide every rule for:/range/offset by FACTOR (floor: 4 scrape intervals) for short runs (1)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--keep-running", action="store_true", help="leave the stack up after the verdict, until Ctrl-C"
+    )
+    parser.add_argument("--run-id", default=None, help="name of the run (default: UTC time + random suffix)")
+    parser.add_argument("--duration", type=_duration, help="override the scenario's load duration (e.g. 60s)")
+    parser.add_argument("--rate", type=_positive, help="override the scenario's arrival rate (requests/s)")
+    parser.add_argument(
+        "--settle", type=_duration, help="wait after the load before judging (150s / FACTOR, >= 10 scrapes)"
+    )
+    parser.add_argument(
+        "--scrape-interval", type=_duration, help="scrape and evaluation interval (5s; 1s when compressed)"
+    )
+    parser.add_argument(
+        "--expect", nargs="*", default=[], metavar="ALERT", help="alerts this run expects to fire and clear"
+    )
+    parser.add_argument("--strict", action="store_true", help=STRICT_HELP)
+    parser.add_argument("--require-exercised", action="store_true", help=EXERCISED_HELP)
+
+
 def _cmd_verdict(args: argparse.Namespace) -> int:
+    try:
+        http = http_options(args)
+    except ValueError as err:
+        print(f"ticketero-nfr verdict: {err}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    if args.snapshot is not None:
+        return _cmd_verdict_snapshot(args)
+    if args.start is None or args.end is None:
+        print("ticketero-nfr verdict: --start and --end are needed with --prometheus", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    if args.settle is None:
+        args.settle = 150.0
+    rule_files = None
+    if args.rules_from is not None:
+        rule_files = sorted(args.rules_from.glob("*.yml"))
+        if not rule_files:
+            print(
+                f"ticketero-nfr verdict: --rules-from {args.rules_from}: no *.yml rule file", file=sys.stderr
+            )
+            return EXIT_BAD_INPUT
+    client = PrometheusClient(args.prometheus, http=http, rule_files=rule_files)
+    return _judge_and_report(args, client)
+
+
+def _cmd_verdict_snapshot(args: argparse.Namespace) -> int:
+    """Judge a kept run again: a Prometheus on a copy of its snapshot, the rule files it evaluated."""
+    import shutil
+    import tempfile
+
+    import yaml
+
+    from nfr.prometheus import PrometheusError, PrometheusServer, render_config
+    from nfr.rulescale import format_duration
+
+    evidence = args.snapshot
+    meta_path = evidence / "evidence.json"
+    try:
+        meta = json.loads(meta_path.read_text())
+    except (OSError, ValueError) as err:
+        print(f"ticketero-nfr verdict: --snapshot {evidence}: no evidence.json ({err})", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    rule_files = sorted((evidence / "rules").glob("*.yml"))
+    if not (evidence / "tsdb").is_dir() or not rule_files:
+        print(
+            f"ticketero-nfr verdict: --snapshot {evidence}: expected tsdb/ and rules/*.yml", file=sys.stderr
+        )
+        return EXIT_BAD_INPUT
+    args.start = meta["start"] if args.start is None else args.start
+    args.end = meta["end"] if args.end is None else args.end
+    args.settle = float(meta["settle"]) if args.settle is None else args.settle
+    args.rate_window = args.rate_window or meta.get("rate_window")
+    args.expect = args.expect or list(meta.get("expected") or [])
+    args.scenario = args.scenario or str(meta.get("scenario") or "")
+    work = Path(tempfile.mkdtemp(prefix="nfr-snapshot-"))
+    try:
+        # A copy: Prometheus writes to its storage (WAL, compaction); the kept evidence stays as it was.
+        shutil.copytree(evidence / "tsdb", work / "data" / "tsdb")
+        interval = format_duration(float(meta.get("scrape_interval") or 5.0))
+        # The rules are loaded for their definitions only: an evaluation interval of a year means none
+        # runs while the verdict reads the run's own ALERTS from the snapshot.
+        rules_copy = work / "rules"
+        rules_copy.mkdir()
+        for rule_file in rule_files:  # a group's own interval would evaluate it: none runs on evidence
+            document = yaml.safe_load(rule_file.read_text()) or {}
+            for group in document.get("groups") or []:
+                group["interval"] = "365d"
+            (rules_copy / rule_file.name).write_text(yaml.safe_dump(document, sort_keys=False))
+        config = render_config(
+            work / "prometheus.yml",
+            {},
+            rule_files=sorted(rules_copy.glob("*.yml")),
+            scrape_interval=interval,
+            evaluation_interval="365d",
+        )
+        server = PrometheusServer(
+            config, work / "data", extra_args=["--storage.tsdb.retention.time=100y"], start_timeout=60
+        )
+        try:
+            server.start()
+        except PrometheusError as err:
+            print(f"ticketero-nfr verdict: Prometheus on {evidence}: {err}", file=sys.stderr)
+            return EXIT_BAD_INPUT
+        try:
+            # Step = the run's scrape interval (the restored config says a year for evaluations).
+            return _judge_and_report(args, server, step=float(meta.get("scrape_interval") or 5.0))
+        finally:
+            server.stop()
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def _judge_and_report(args: argparse.Namespace, client: PrometheusClient, step: float | None = None) -> int:
     from nfr.report_text import json_report
     from nfr.rulescale import format_duration
     from nfr.verdict import ScenarioOutcome, compute_verdict
 
-    client = PrometheusClient(args.prometheus)
     mixin_config = None
     if args.config is not None:
         from nfr.mixin.config import ConfigError, load_config
@@ -250,10 +480,11 @@ def _cmd_verdict(args: argparse.Namespace) -> int:
         return EXIT_BAD_INPUT
     try:
         window = args.rate_window
-        scrape = None
-        if window is None:
-            scrape, _ = client.config_intervals()
-            window = format_duration(max(60.0, 4 * scrape))
+        scrape = step
+        if window is None or scrape is None:
+            configured, _ = client.config_intervals()
+            scrape = scrape or configured
+            window = window or format_duration(max(60.0, 4 * scrape))
         result = compute_verdict(
             client,
             args.start,
@@ -290,39 +521,81 @@ def _cmd_verdict(args: argparse.Namespace) -> int:
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
+    return _run_job(args, "demo")
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    return _run_job(args, "run")
+
+
+def _run_job(args: argparse.Namespace, command: str) -> int:
+    """demo and run: one job; run names an external target and what else it was given."""
     from nfr.demo import BadInput, DemoOptions, run_demo
     from nfr.processes import ProcessError
-    from nfr.stack import new_run_id
+    from nfr.stack import ExternalTarget, new_run_id
 
+    external: dict[str, object] = {}
+    if command == "run":
+        if not args.target.startswith(("http://", "https://")):
+            print(f"ticketero-nfr run: --target {args.target!r}: expected an http(s) URL", file=sys.stderr)
+            return EXIT_BAD_INPUT
+        try:
+            http = http_options(args)
+        except ValueError as err:
+            print(f"ticketero-nfr run: {err}", file=sys.stderr)
+            return EXIT_BAD_INPUT
+        if args.prometheus and args.remote_write:
+            print(
+                "ticketero-nfr run: --remote-write is for the private Prometheus, not --prometheus",
+                file=sys.stderr,
+            )
+            return EXIT_BAD_INPUT
+        external = {
+            "external": ExternalTarget(args.target.rstrip("/"), args.dsn, args.amqp_url),
+            "metrics_path": args.metrics_path,
+            "service_control": args.service_control,
+            "prometheus_url": args.prometheus,
+            "prometheus_http": http,
+            "remote_write": tuple(args.remote_write),
+            "loadgen_port": args.loadgen_port,
+            "results_dir": args.results,
+        }
+    else:
+        external = {
+            "faults": tuple(f.strip() for f in args.faults.split(",") if f.strip()),
+            "no_recovery": args.no_recovery,
+            "workers_per_queue": args.workers_per_queue,
+            "service_time": args.service_time,
+            "heartbeat_timeout": args.heartbeat_timeout,
+            "heartbeat_interval": args.heartbeat_interval,
+            "recovery_interval": args.recovery_interval,
+            "advisors": args.advisors,
+            "results": args.results,
+        }
     options = DemoOptions(
         scenario=args.scenario,
         compress=args.compress,
         keep_running=args.keep_running,
-        results=args.results,
         run_id=args.run_id or new_run_id(),
         duration=args.duration,
         rate=args.rate,
         settle=args.settle,
         scrape_interval=args.scrape_interval,
         expect=tuple(args.expect),
-        faults=tuple(f.strip() for f in args.faults.split(",") if f.strip()),
-        no_recovery=args.no_recovery,
-        workers_per_queue=args.workers_per_queue,
-        service_time=args.service_time,
-        heartbeat_timeout=args.heartbeat_timeout,
-        heartbeat_interval=args.heartbeat_interval,
-        recovery_interval=args.recovery_interval,
-        advisors=args.advisors,
         strict=args.strict,
         require_exercised=args.require_exercised,
+        **external,  # type: ignore[arg-type]
     )
     try:
         result = run_demo(options)
     except BadInput as err:
-        print(f"ticketero-nfr demo: {err}", file=sys.stderr)
+        print(f"ticketero-nfr {command}: {err}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except ProcessError as err:
-        print(f"ticketero-nfr demo: the stack did not start: {err}", file=sys.stderr)
+        print(f"ticketero-nfr {command}: the stack did not start: {err}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except PrometheusQueryError as err:  # refused credentials, TLS, unreachable: never a verdict
+        print(f"ticketero-nfr {command}: {err}", file=sys.stderr)
         return EXIT_BAD_INPUT
     return EXIT_PASS if result.verdict.passed else EXIT_FAIL
 
@@ -333,6 +606,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "verdict":
             return _cmd_verdict(args)
+        if args.command == "run":
+            return _cmd_run(args)
         return _cmd_demo(args)
     except KeyboardInterrupt:
         print("ticketero-nfr: interrupted", file=sys.stderr)
