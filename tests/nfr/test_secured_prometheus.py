@@ -1,0 +1,196 @@
+"""The verdict reads a secured Prometheus: TLS (own CA, checked server name) and basic auth through
+``--web.config.file`` on a real Prometheus; right credentials judge as usual, wrong ones exit 2 with a clear
+message and no verdict. Bearer token, extra headers and the path prefix are checked on the wire."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import bcrypt
+import pytest
+import yaml
+
+from nfr.__main__ import main
+from nfr.promclient import HttpOptions, PrometheusAuthError, PrometheusClient
+from nfr.prometheus import PrometheusServer, default_rule_files, free_port, render_config
+
+USER, PASSWORD = "nfr", "s3cret-for-tests"
+
+
+def _openssl(*args: str, cwd: Path) -> None:
+    subprocess.run(["openssl", *args], cwd=cwd, check=True, capture_output=True)
+
+
+@pytest.fixture(scope="module")
+def certs(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A CA and a server certificate for prometheus.test (and 127.0.0.1) signed by it."""
+    d = tmp_path_factory.mktemp("certs")
+    _openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out", "ca.crt",
+             "-days", "2", "-subj", "/CN=nfr test CA", cwd=d)  # fmt: skip
+    _openssl("req", "-newkey", "rsa:2048", "-nodes", "-keyout", "server.key", "-out", "server.csr",
+             "-subj", "/CN=prometheus.test", cwd=d)  # fmt: skip
+    (d / "san.ext").write_text("subjectAltName=DNS:prometheus.test\n")
+    _openssl("x509", "-req", "-in", "server.csr", "-CA", "ca.crt", "-CAkey", "ca.key", "-CAcreateserial",
+             "-out", "server.crt", "-days", "2", "-extfile", "san.ext", cwd=d)  # fmt: skip
+    (d / "password").write_text(PASSWORD + "\n")
+    (d / "wrong-password").write_text("not-the-password\n")
+    return d
+
+
+@pytest.fixture(scope="module")
+def secured(certs: Path, tmp_path_factory: pytest.TempPathFactory):
+    """A Prometheus behind TLS + basic auth, evaluating the shipped rules over its own scrape."""
+    d = tmp_path_factory.mktemp("secured")
+    web = {
+        "tls_server_config": {"cert_file": str(certs / "server.crt"), "key_file": str(certs / "server.key")},
+        "basic_auth_users": {USER: bcrypt.hashpw(PASSWORD.encode(), bcrypt.gensalt(rounds=4)).decode()},
+    }
+    (d / "web.yml").write_text(yaml.safe_dump(web))
+    port = free_port()
+    config = render_config(d / "prometheus.yml", {}, rule_files=default_rule_files(), scrape_interval="1s",
+                           evaluation_interval="1s")  # fmt: skip
+    server = PrometheusServer(
+        config, d / "data", port=port, extra_args=[f"--web.config.file={d / 'web.yml'}"]
+    )
+    server.url = f"https://127.0.0.1:{port}"
+    server._ready = lambda: _secured_ready(server.url, certs)  # type: ignore[method-assign]
+    server.start()
+    time.sleep(3)  # a few evaluations: a window with data
+    yield server
+    server.stop()
+
+
+def _secured_ready(url: str, certs: Path) -> bool:
+    client = PrometheusClient(url, timeout=2, http=_good(certs))
+    try:
+        client.check()
+        return True
+    except Exception:
+        return False
+
+
+def _good(certs: Path) -> HttpOptions:
+    return HttpOptions(
+        basic_auth_user=USER,
+        basic_auth_password_file=certs / "password",
+        ca_file=certs / "ca.crt",
+        server_name="prometheus.test",
+    )
+
+
+def _verdict_args(url: str, certs: Path, *extra: str) -> list[str]:
+    return ["verdict", "--prometheus", url, "--start", "now-3s", "--end", "now", "--settle", "0s", "--json",
+            "--prometheus-ca-file", str(certs / "ca.crt"), "--prometheus-server-name", "prometheus.test",
+            *extra]  # fmt: skip
+
+
+def test_right_credentials_judge_as_usual(secured, certs, capsys):
+    code = main(
+        _verdict_args(
+            secured.url,
+            certs,
+            "--prometheus-user",
+            USER,
+            "--prometheus-password-file",
+            str(certs / "password"),
+        )  # fmt: skip
+    )
+    out = capsys.readouterr().out
+    assert code in (0, 1), out  # a verdict: this Prometheus scrapes nothing, so NO DATA everywhere
+    report = json.loads(out)
+    assert [r["nfr"] for r in report["results"]] == [f"RNF-0{i}" for i in range(1, 8)]
+    assert {r["status"] for r in report["results"]} == {"NO DATA"}
+
+
+def test_wrong_password_exits_2_without_a_verdict(secured, certs, capsys):
+    code = main(
+        _verdict_args(
+            secured.url,
+            certs,
+            "--prometheus-user",
+            USER,
+            "--prometheus-password-file",
+            str(certs / "wrong-password"),
+        )  # fmt: skip
+    )
+    captured = capsys.readouterr()
+    assert code == 2
+    assert captured.out == ""  # never a verdict
+    assert "refused the credentials (401" in captured.err
+
+
+def test_no_credentials_exit_2(secured, certs, capsys):
+    assert main(_verdict_args(secured.url, certs)) == 2
+    assert "refused the credentials" in capsys.readouterr().err
+
+
+def test_unknown_ca_or_wrong_server_name_exit_2(secured, certs, capsys):
+    args = ["verdict", "--prometheus", secured.url, "--start", "now-3s", "--end", "now",
+            "--prometheus-user", USER, "--prometheus-password-file", str(certs / "password")]  # fmt: skip
+    assert main(args) == 2  # the system CAs do not know our CA
+    assert "TLS with" in capsys.readouterr().err
+    assert (
+        main([*args, "--prometheus-ca-file", str(certs / "ca.crt"), "--prometheus-server-name", "other.test"])
+        == 2
+    )
+    assert "TLS with" in capsys.readouterr().err
+
+
+def test_client_raises_auth_error(secured, certs):
+    bad = HttpOptions(basic_auth_user=USER, basic_auth_password_file=certs / "wrong-password",
+                      ca_file=certs / "ca.crt", server_name="prometheus.test")  # fmt: skip
+    with pytest.raises(PrometheusAuthError):
+        PrometheusClient(secured.url, http=bad).query("up")
+    assert PrometheusClient(secured.url, http=_good(certs)).alerting_rules()
+
+
+def test_bearer_token_headers_and_path_prefix_on_the_wire(tmp_path):
+    """What a gateway in front of Mimir sees: the bearer token from its file, X-Scope-OrgID, the prefix."""
+    seen: list[tuple[str, dict[str, str]]] = []  # header names lower-cased
+
+    class Gateway(BaseHTTPRequestHandler):
+        def log_message(self, *args: object) -> None:
+            pass
+
+        def do_GET(self) -> None:
+            seen.append((self.path, {k.lower(): v for k, v in self.headers.items()}))
+            body = json.dumps({"status": "success", "data": {"version": "gateway"}}).encode()
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Gateway)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    token = tmp_path / "token"
+    token.write_text("tok-123\n")
+    try:
+        options = HttpOptions(bearer_token_file=token, headers={"X-Scope-OrgID": "tenant-1"},
+                              path_prefix="/prometheus")  # fmt: skip
+        PrometheusClient(f"http://127.0.0.1:{server.server_address[1]}", http=options).check()
+    finally:
+        server.shutdown()
+        server.server_close()
+    path, headers = seen[0]
+    assert path == "/prometheus/api/v1/status/buildinfo"
+    assert headers["authorization"] == "Bearer tok-123"
+    assert headers["x-scope-orgid"] == "tenant-1"
+
+
+def test_cli_refuses_two_kinds_of_auth(tmp_path, capsys):
+    token = tmp_path / "token"
+    token.write_text("x")
+    code = main(["verdict", "--prometheus", "http://127.0.0.1:1", "--start", "now-1m", "--end", "now",
+                 "--prometheus-bearer-token-file", str(token), "--prometheus-user", "u"])  # fmt: skip
+    assert code == 2
+    assert "not both" in capsys.readouterr().err
+
+
+if __name__ == "__main__":
+    sys.exit(pytest.main([__file__]))
