@@ -123,9 +123,9 @@ def resolve_scenario(name: str) -> Path:
         return path
     wanted = name.lower()
     candidates = [c for d in SCENARIO_DIRS if d.is_dir() for c in sorted(d.glob("*.y*ml"))]
+    # The scenario's own name first: PERF-01 is perf-01-sustained.yml, not perf-01-http.yml (PERF-01-HTTP).
     for candidate in candidates:
-        stem = candidate.stem.lower()
-        if stem == wanted or stem.startswith(wanted + "-") or stem.startswith(wanted + "_"):
+        if candidate.stem.lower() == wanted:
             return candidate
     for candidate in candidates:
         try:
@@ -133,6 +133,10 @@ def resolve_scenario(name: str) -> Path:
         except (OSError, yaml.YAMLError):
             continue
         if isinstance(doc, dict) and str(doc.get("name", "")).lower() == wanted:
+            return candidate
+    for candidate in candidates:
+        stem = candidate.stem.lower()
+        if stem.startswith(wanted + "-") or stem.startswith(wanted + "_"):
             return candidate
     known = ", ".join(c.stem for c in candidates) or "(none shipped yet)"
     raise BadInput(f"unknown scenario {name!r}: not a .yml file and not one of {known}")
@@ -197,10 +201,10 @@ def prepare_scenario(source: Path, run_dir: Path, first_scrape_wait: float = 0.0
 class Progress:
     """Phase lines and a live line of key figures (rewritten in place on a terminal)."""
 
-    def __init__(self, stream: TextIO = sys.stderr) -> None:
-        self.stream = stream
+    def __init__(self, stream: TextIO | None = None) -> None:
+        self.stream = stream or sys.stderr  # looked up now: a test may have replaced it
         self.t0 = time.monotonic()
-        self.tty = stream.isatty()
+        self.tty = self.stream.isatty()
         self._live = False
 
     def elapsed(self) -> str:
