@@ -1,5 +1,6 @@
 # One image for the Python side of the stack: the reference service (`ticketero`), the exporter
-# (`ticketero-exporter`) and the load generator (`loadgen`). docker-compose.yml picks the command.
+# (`ticketero-exporter`), the load generator (`loadgen`) and `ticketero-nfr` (run, verdict; its rules,
+# alerts, dashboards and scenarios are package data). docker-compose.yml picks the command.
 # To judge the Java original instead, build its image and set TICKETERO_IMAGE for the ticketero-app service.
 FROM python:3.11-slim
 
@@ -14,6 +15,10 @@ COPY ticketero ./ticketero
 COPY exporters ./exporters
 COPY loadgen ./loadgen
 COPY nfr ./nfr
+# nfr/assets links to these: the installed package carries the rules, alerts and dashboards it needs.
+COPY prometheus ./prometheus
+COPY alerts ./alerts
+COPY grafana ./grafana
 RUN pip install . \
     && useradd --system --uid 10001 --home-dir /app ticketero
 

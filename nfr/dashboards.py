@@ -18,6 +18,8 @@ from typing import Any
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DASHBOARD_DIR = REPO_ROOT / "grafana" / "dashboards"
+if not DASHBOARD_DIR.is_dir():  # installed from a wheel: the package's copies
+    DASHBOARD_DIR = Path(__file__).resolve().parent / "assets" / "dashboards"
 
 #: Concrete values for Grafana's built-in variables. 20 s = 4 x the 5 s scrape interval, which is what
 #: Grafana computes for $__rate_interval with the datasource's timeInterval of 5 s.

@@ -59,8 +59,14 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+ASSETS = Path(__file__).resolve().parent / "assets"  # in a wheel: copies of the rules, alerts, dashboards
+
+
 def default_rule_files(root: Path = REPO_ROOT) -> list[Path]:
-    """The repository's recording rules and alerts, as absolute paths."""
+    """The repository's recording rules and alerts, as absolute paths (the package's copies when installed
+    from a wheel, where there is no repository)."""
+    if not (root / "prometheus" / "rules").is_dir():
+        return sorted((ASSETS / "rules").glob("*.yml")) + sorted((ASSETS / "alerts").glob("*.yml"))
     return sorted((root / "prometheus" / "rules").glob("*.yml")) + sorted((root / "alerts").glob("*.yml"))
 
 
