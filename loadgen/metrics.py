@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import platform
 import threading
 from collections.abc import Iterable
 from typing import Any
@@ -21,6 +22,8 @@ from prometheus_client import (
     disable_created_metrics,
     start_http_server,
 )
+
+from loadgen import __version__
 
 log = logging.getLogger(__name__)
 
@@ -73,6 +76,13 @@ class LoadgenMetrics:
             "loadgen_requests_in_flight", "Requests sent, not yet answered.", registry=self.registry
         )
         self.run_active = Gauge("loadgen_run_active", "1 while a scenario runs.", registry=self.registry)
+        self.build_info = Gauge(
+            "loadgen_build_info",
+            "1, labelled with the load generator's version and its Python.",
+            ["version", "python_version"],
+            registry=self.registry,
+        )
+        self.build_info.labels(__version__, platform.python_version()).set(1)
         self.scenario_info = Gauge(
             "loadgen_scenario_info",
             "1 for the running scenario and phase.",

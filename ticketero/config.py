@@ -16,6 +16,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from typing import Any
 
+from ticketero import __version__
 from ticketero.faults import Faults, FaultSpecError, parse_faults
 
 ENV_PREFIX = "TICKETERO_"
@@ -253,6 +254,7 @@ def build_parser() -> argparse.ArgumentParser:
         ),
         epilog="Exit codes: 0 clean shutdown, 2 bad configuration, missing database or HTTP port unavailable, 1 runtime failure.",
     )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     parser.add_argument(
         "--config",
         metavar="FILE",

@@ -7,12 +7,15 @@ A private registry keeps tests and multiple app instances in one process apart.
 
 from __future__ import annotations
 
+import platform
 import time
 from collections.abc import Awaitable, Callable, Iterator
 
 from aiohttp import web
-from prometheus_client import CollectorRegistry, Histogram, ProcessCollector, generate_latest
+from prometheus_client import CollectorRegistry, Gauge, Histogram, ProcessCollector, generate_latest
 from prometheus_client.metrics_core import Metric
+
+from ticketero import __version__
 
 # Micrometer-like SLO buckets; 1.5 and 2.0 are the RNF-02 boundaries the rules read.
 BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 2.5, 5.0, 10.0)
@@ -43,6 +46,13 @@ class ServiceMetrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
         ProcessCollector(registry=self.registry)
+        build_info = Gauge(
+            "ticketero_build_info",
+            "1, labelled with the version of the reference service and its Python.",
+            ("version", "python_version"),
+            registry=self.registry,
+        )
+        build_info.labels(__version__, platform.python_version()).set(1)
         self.http_requests = Histogram(
             "http_server_requests_seconds",
             "Duration of HTTP server request handling",

@@ -330,6 +330,7 @@ def test_metrics_endpoint_serves_the_contract_names_and_lingers(tmp_path: Path, 
             "loadgen_requests_in_flight",
             "loadgen_run_active",
             "loadgen_scenario_info",
+            "loadgen_build_info",
         }
         assert process.poll() is None  # still lingering for Prometheus's last scrape
     finally:
