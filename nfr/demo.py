@@ -23,7 +23,7 @@ from typing import Any, TextIO
 import yaml
 
 from nfr.catalogue import NFR_IDS
-from nfr.promclient import HttpOptions, PrometheusClient, PrometheusQueryError
+from nfr.promclient import HttpOptions, PrometheusAuthError, PrometheusClient, PrometheusQueryError
 from nfr.prometheus import default_rule_files
 from nfr.report_text import console_table, fmt_value
 from nfr.reports import write_reports
@@ -451,10 +451,12 @@ def _given_scrape_interval(options: DemoOptions) -> float:
     assert options.prometheus_url is not None
     try:
         scrape, _ = PrometheusClient(options.prometheus_url, http=options.prometheus_http).config_intervals()
+    except PrometheusAuthError as err:  # refused credentials or TLS: before any load, never a verdict
+        raise BadInput(f"--prometheus: {err}") from err
     except PrometheusQueryError as err:
-        if "refused the credentials" in str(err) or "TLS" in str(err) or "cannot reach" in str(err):
+        if "cannot reach" in str(err):
             raise BadInput(f"--prometheus: {err}") from err
-        return 15.0
+        return 15.0  # reachable, but its config is not readable (Mimir, Thanos): Prometheus's default
     return scrape
 
 

@@ -150,6 +150,22 @@ def test_client_raises_auth_error(secured, certs):
     assert PrometheusClient(secured.url, http=_good(certs)).alerting_rules()
 
 
+def test_run_against_a_secured_prometheus_with_wrong_credentials_sends_no_request(
+    secured, certs, tmp_path, capsys
+):
+    from tests.nfr.standin import StandIn
+
+    with StandIn() as standin:
+        code = main(["run", "--target", standin.url, "--prometheus", secured.url, "--results", str(tmp_path),
+                     "--prometheus-user", USER, "--prometheus-password-file", str(certs / "wrong-password"),
+                     "--prometheus-ca-file", str(certs / "ca.crt"),
+                     "--prometheus-server-name", "prometheus.test"])  # fmt: skip
+        assert standin.requests == 0
+    assert code == 2
+    assert "refused the credentials (401" in capsys.readouterr().err
+    assert not (tmp_path / "results.json").exists()
+
+
 def test_bearer_token_headers_and_path_prefix_on_the_wire(tmp_path):
     """What a gateway in front of Mimir sees: the bearer token from its file, X-Scope-OrgID, the prefix."""
     seen: list[tuple[str, dict[str, str]]] = []  # header names lower-cased
