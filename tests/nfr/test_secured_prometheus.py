@@ -43,24 +43,32 @@ def certs(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return d
 
 
-@pytest.fixture(scope="module")
-def secured(certs: Path, tmp_path_factory: pytest.TempPathFactory):
-    """A Prometheus behind TLS + basic auth, evaluating the shipped rules over its own scrape."""
-    d = tmp_path_factory.mktemp("secured")
+def _start_secured(
+    d: Path, certs: Path, targets: dict[str, list[str]], rule_files: list[Path]
+) -> PrometheusServer:
+    """A Prometheus behind TLS (certificate for prometheus.test) and basic auth (bcrypt), 1 s intervals."""
     web = {
         "tls_server_config": {"cert_file": str(certs / "server.crt"), "key_file": str(certs / "server.key")},
         "basic_auth_users": {USER: bcrypt.hashpw(PASSWORD.encode(), bcrypt.gensalt(rounds=4)).decode()},
     }
+    d.mkdir(parents=True, exist_ok=True)
     (d / "web.yml").write_text(yaml.safe_dump(web))
     port = free_port()
-    config = render_config(d / "prometheus.yml", {}, rule_files=default_rule_files(), scrape_interval="1s",
-                           evaluation_interval="1s")  # fmt: skip
+    config = render_config(
+        d / "prometheus.yml", targets, rule_files=rule_files, scrape_interval="1s", evaluation_interval="1s"
+    )
     server = PrometheusServer(
         config, d / "data", port=port, extra_args=[f"--web.config.file={d / 'web.yml'}"]
     )
     server.url = f"https://127.0.0.1:{port}"
     server._ready = lambda: _secured_ready(server.url, certs)  # type: ignore[method-assign]
-    server.start()
+    return server.start()
+
+
+@pytest.fixture(scope="module")
+def secured(certs: Path, tmp_path_factory: pytest.TempPathFactory):
+    """A Prometheus behind TLS + basic auth, evaluating the shipped rules over its own scrape."""
+    server = _start_secured(tmp_path_factory.mktemp("secured"), certs, {}, default_rule_files())
     time.sleep(3)  # a few evaluations: a window with data
     yield server
     server.stop()
@@ -210,3 +218,36 @@ def test_cli_refuses_two_kinds_of_auth(tmp_path, capsys):
 
 if __name__ == "__main__":
     sys.exit(pytest.main([__file__]))
+
+
+@pytest.mark.slow
+def test_run_reads_a_secured_prometheus_that_scrapes_the_load_generator(certs, tmp_path):
+    """The staging shape: the remote Prometheus scrapes the load generator on a fixed port and evaluates the
+    rules (compressed here, built without the exporter's absent alerts as the stand-in has no exporter);
+    nfr run starts no Prometheus and judges from the secured one."""
+    from nfr.rulescale import compress_rule_files
+    from nfr.run import drop_absent_alerts
+    from tests.nfr.standin import StandIn
+
+    loadgen_port = free_port()
+    rules = drop_absent_alerts(default_rule_files(), ["ticketero-exporter"], tmp_path / "rules-run")
+    rules = compress_rule_files(rules, tmp_path / "rules", 60, 4)
+    server = _start_secured(tmp_path / "prom", certs, {"loadgen": [f"127.0.0.1:{loadgen_port}"]}, rules)
+    scenario = Path(__file__).parent / "scenarios" / "standin-http.yml"
+    try:
+        with StandIn() as standin:
+            code = main(
+                ["run", "--target", standin.url, "--scenario", str(scenario), "--results", str(tmp_path / "r"),
+                 "--prometheus", server.url, "--loadgen-port", str(loadgen_port), "--settle", "10s",
+                 "--prometheus-user", USER, "--prometheus-password-file", str(certs / "password"),
+                 "--prometheus-ca-file", str(certs / "ca.crt"), "--prometheus-server-name", "prometheus.test"]
+            )  # fmt: skip
+            assert standin.requests > 1000
+    finally:
+        server.stop()
+    report = json.loads((tmp_path / "r" / "results.json").read_text())
+    statuses = {r["nfr"]: r["status"] for r in report["results"]}
+    assert statuses["RNF-02"] == "PASS" and statuses["RNF-06"] == "PASS", report["failure_reasons"]
+    assert {statuses[n] for n in ("RNF-01", "RNF-03", "RNF-04", "RNF-05")} == {"NO DATA"}
+    assert code == 1  # NO DATA is never a pass
+    assert report["evidence"]["path"] is None  # that Prometheus keeps its own data
