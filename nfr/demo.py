@@ -299,6 +299,11 @@ def run_demo(options: DemoOptions, progress: Progress | None = None) -> DemoResu
     rule_files = options.rule_files
     run_parts = parts(exporter=True, service_metrics="/actuator/prometheus")
     if external is not None:
+        # The load generator's allow-list guards our own probes too: checked before the first request.
+        refused = _loadgen_refuses(prepared.file, external.url, work)
+        if refused:
+            shutil.rmtree(work, ignore_errors=True)
+            raise BadInput(refused)
         unreachable = check_reachable(external.url.rstrip("/") + external.health_path)
         if unreachable:
             shutil.rmtree(work, ignore_errors=True)
@@ -458,6 +463,29 @@ def _given_scrape_interval(options: DemoOptions) -> float:
             raise BadInput(f"--prometheus: {err}") from err
         return 15.0  # reachable, but its config is not readable (Mimir, Thanos): Prometheus's default
     return scrape
+
+
+def _loadgen_refuses(scenario: Path, target: str, work: Path) -> str | None:
+    """``loadgen validate`` on the scenario aimed at ``target``: its schema and its allow-list (the scenario's
+    ``allow_targets``, ``LOADGEN_ALLOW_TARGETS``), asked of the load generator itself. None when it accepts."""
+    import os
+    import subprocess
+
+    from nfr.processes import python_module
+
+    doc = yaml.safe_load(scenario.read_text())
+    doc["target"] = target
+    # `validate` reads the file only; the run adds LOADGEN_ALLOW_TARGETS, so the check does the same.
+    extra = [e.strip() for e in os.environ.get("LOADGEN_ALLOW_TARGETS", "").split(",") if e.strip()]
+    if extra:
+        allowed = doc.get("allow_targets") or []
+        doc["allow_targets"] = [*([allowed] if isinstance(allowed, str) else allowed), *extra]
+    aimed = work / f"validate-{scenario.name}"
+    aimed.write_text(yaml.safe_dump(doc, sort_keys=False))
+    result = subprocess.run(python_module("loadgen", "validate", str(aimed)), capture_output=True, text=True)
+    if result.returncode == 0:
+        return None
+    return "the load generator refuses the scenario: " + (result.stderr.strip() or result.stdout.strip())
 
 
 def _with_metrics_path(target: ExternalTarget, path: str | None) -> ExternalTarget:

@@ -26,18 +26,20 @@ class StandIn:
         stall_seconds: float = 3.0,
         error_every: int = 0,
         delay: float = 0.0,
+        host: str = "127.0.0.1",
     ) -> None:
         self.stall_every, self.stall_seconds = stall_every, stall_seconds
         self.error_every, self.delay = error_every, delay
         self.counter = itertools.count(1)
         self.lock = threading.Lock()
         self.requests = 0
+        self.probes = 0  # health and metrics requests
         self.errors = 0
         self.stalled = 0
-        self.server = ThreadingHTTPServer(("127.0.0.1", port), self._handler())
+        self.server = ThreadingHTTPServer((host, port), self._handler())
         self.server.daemon_threads = True
         self.port = int(self.server.server_address[1])
-        self.url = f"http://127.0.0.1:{self.port}"
+        self.url = f"http://{host}:{self.port}"
         self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
 
     def start(self) -> StandIn:
@@ -71,6 +73,8 @@ class StandIn:
                 self.wfile.write(body)
 
             def do_GET(self) -> None:
+                with standin.lock:
+                    standin.probes += 1
                 if self.path.startswith("/actuator/health"):
                     self._send(200, b'{"status":"UP"}')
                 elif self.path == "/metrics":

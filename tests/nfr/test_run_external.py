@@ -76,6 +76,40 @@ def test_a_scenario_that_needs_the_database_is_refused_before_any_request(tmp_pa
     assert "needs what this run was not given" in err and "database (give --dsn)" in err
 
 
+def _non_loopback_address() -> str | None:
+    import socket
+
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        try:
+            sock.connect(("192.0.2.1", 9))  # no packet is sent: only picks the outgoing interface
+            address = str(sock.getsockname()[0])
+        except OSError:
+            return None
+    return None if address.startswith("127.") else address
+
+
+def test_the_allow_list_refuses_a_target_outside_the_machine_before_any_request(tmp_path, capsys):
+    address = _non_loopback_address()
+    if address is None:
+        pytest.skip("no non-loopback IPv4 address on this machine")
+    with StandIn(host=address) as standin:
+        code = main(["run", "--target", standin.url, "--results", str(tmp_path)])
+        assert standin.requests == 0 and standin.probes == 0
+    err = capsys.readouterr().err
+    assert code == 2
+    assert "refusing to send traffic" in err and "allow_targets" in err
+
+
+def test_the_allow_list_check_reads_loadgen_allow_targets(tmp_path, monkeypatch):
+    from nfr.demo import _loadgen_refuses
+
+    scenario = ROOT / "loadgen" / "scenarios" / "perf-01-http.yml"
+    refused = _loadgen_refuses(scenario, "http://ticketero.staging.example.org:8080", tmp_path)
+    assert refused is not None and "ticketero.staging.example.org" in refused
+    monkeypatch.setenv("LOADGEN_ALLOW_TARGETS", "ticketero.staging.example.org")
+    assert _loadgen_refuses(scenario, "http://ticketero.staging.example.org:8080", tmp_path) is None
+
+
 def test_an_unreachable_target_is_refused(tmp_path, capsys):
     code = main(["run", "--target", "http://127.0.0.1:9", "--results", str(tmp_path)])
     assert code == 2
