@@ -156,6 +156,7 @@ async def test_prometheus_exposes_micrometer_named_histogram_and_process_metrics
     assert "C000001" not in text
     assert re.search(r"^process_resident_memory_bytes \d", text, re.M)
     assert re.search(r"^process_cpu_seconds_total \d", text, re.M)
+    assert re.search(r'^ticketero_build_info\{python_version="[0-9.]+",version="[^"]+"\} 1\.0$', text, re.M)
     assert "_created" not in text
 
 
