@@ -1,6 +1,6 @@
 """A stand-in Ticketero for the tests of ``nfr run``: the HTTP surface the load generator drives, with faults.
 
-``POST /api/tickets`` answers 201 with a ticket, ``GET /actuator/health`` answers UP, ``GET /metrics`` serves
+``POST /api/tickets`` answers 201 with a ticket, ``GET /api/tickets/{numero}`` 200, ``GET /actuator/health`` UP, ``GET /metrics`` serves
 ``standin_requests_total`` (so the run scrapes the target's own metrics). Faults, each deterministic:
 ``stall_every=N`` + ``stall_seconds`` holds every N-th ticket request; ``error_every=N`` answers 503 to every
 N-th (N=200: 0.5 %); ``delay`` slows every request down. Run it in a thread (:class:`StandIn`) or as
@@ -77,6 +77,9 @@ class StandIn:
                     standin.probes += 1
                 if self.path.startswith("/actuator/health"):
                     self._send(200, b'{"status":"UP"}')
+                elif self.path.startswith("/api/tickets/"):
+                    numero = self.path.rsplit("/", 1)[1]
+                    self._send(200, json.dumps({"numero": numero, "status": "WAITING"}).encode())
                 elif self.path == "/metrics":
                     text = (
                         "# HELP standin_requests_total Ticket requests answered.\n"

@@ -110,6 +110,18 @@ def test_the_allow_list_check_reads_loadgen_allow_targets(tmp_path, monkeypatch)
     assert _loadgen_refuses(scenario, "http://ticketero.staging.example.org:8080", tmp_path) is None
 
 
+@pytest.mark.parametrize("name", ["PERF-01-HTTP", "mixed-user-classes"])
+def test_the_shipped_http_only_scenarios_need_nothing_but_a_target(name, tmp_path):
+    import yaml
+
+    from nfr.demo import _loadgen_refuses, resolve_scenario
+
+    path = resolve_scenario(name)
+    doc = yaml.safe_load(path.read_text())
+    assert missing_needs(path, declared_needs(path, doc), inferred_needs(doc), available=()) is None
+    assert _loadgen_refuses(path, "http://127.0.0.1:18080", tmp_path) is None
+
+
 def test_an_unreachable_target_is_refused(tmp_path, capsys):
     code = main(["run", "--target", "http://127.0.0.1:9", "--results", str(tmp_path)])
     assert code == 2
