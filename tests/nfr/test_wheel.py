@@ -1,10 +1,11 @@
-"""The wheel carries what the commands need: built with ``pip wheel --no-deps``, installed into a fresh
-virtualenv outside the checkout, its commands answer ``--version`` and ``--help``, the rules generator
+"""The wheel carries what the commands need: built with ``pip wheel --no-deps`` from what the Dockerfile
+copies into the image (so the image carries it too), installed into a fresh virtualenv outside the checkout, its commands answer ``--version`` and ``--help``, the rules generator
 builds, and a verdict runs against a Prometheus loaded with the rules found in the installed package."""
 
 from __future__ import annotations
 
 import json
+import shutil
 import site
 import subprocess
 import sys
@@ -16,11 +17,30 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 
 
+def docker_context(dest: Path) -> Path:
+    """What the Dockerfile's COPY lines put in /app (symlinks kept, as COPY keeps them): the image runs
+    ``pip install .`` on exactly this, so a wheel built from it carries what the image will."""
+    dest.mkdir()
+    for line in (ROOT / "Dockerfile").read_text().splitlines():
+        parts = line.split()
+        if len(parts) >= 3 and parts[0] == "COPY" and not parts[1].startswith("--"):
+            for name in parts[1:-1]:
+                source = ROOT / name
+                if source.is_dir():
+                    shutil.copytree(source, dest / name, symlinks=True,
+                                    ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))  # fmt: skip
+                else:
+                    shutil.copy2(source, dest / name)
+    return dest
+
+
 @pytest.mark.slow
 def test_wheel_installed_outside_the_checkout_runs_its_commands(tmp_path):
     wheels = tmp_path / "wheels"
+    context = docker_context(tmp_path / "app")
+    assert (context / "nfr" / "assets" / "rules").is_symlink()
     subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(wheels), str(ROOT)],
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(wheels), str(context)],
         check=True,
         capture_output=True,
         timeout=300,
