@@ -298,6 +298,7 @@ def run_demo(options: DemoOptions, progress: Progress | None = None) -> DemoResu
         raise BadInput(missing)
     rule_files = options.rule_files
     run_parts = parts(exporter=True, service_metrics="/actuator/prometheus")
+    service_metrics: str | None = None
     if external is not None:
         # The load generator's allow-list guards our own probes too: checked before the first request.
         refused = _loadgen_refuses(prepared.file, external.url, work)
@@ -308,7 +309,8 @@ def run_demo(options: DemoOptions, progress: Progress | None = None) -> DemoResu
         if unreachable:
             shutil.rmtree(work, ignore_errors=True)
             raise BadInput(f"--target: {unreachable}")
-        external = _with_metrics_path(external, find_metrics_path(external.url, options.metrics_path))
+        metrics_path, service_metrics = find_metrics_path(external.url, options.metrics_path)
+        external = _with_metrics_path(external, metrics_path)
         if options.metrics_path and external.metrics_path is None:
             shutil.rmtree(work, ignore_errors=True)
             raise BadInput(
@@ -358,7 +360,7 @@ def run_demo(options: DemoOptions, progress: Progress | None = None) -> DemoResu
             progress.phase("starting database, vhost, service, exporter, Prometheus")
         else:
             progress.phase(f"target {external.url}: what this run has (said before any load)")
-            for line in availability_lines(run_parts):
+            for line in availability_lines(run_parts, service_metrics=service_metrics):
                 progress.phase("  " + line)
             if options.prometheus_url is not None:
                 progress.phase(

@@ -123,8 +123,13 @@ def parts(exporter: bool, service_metrics: str | None, config: MixinConfig | Non
     ]
 
 
-def nfrs_without_data(available_sources: Iterable[str], config: MixinConfig | None = None) -> list[str]:
-    """NFRs none of whose indicators (or their alternatives) any available part feeds."""
+def nfrs_without_data(
+    available_sources: Iterable[str],
+    config: MixinConfig | None = None,
+    service_metrics: str | None = None,
+) -> list[str]:
+    """NFRs none of whose indicators (or their alternatives) any available part feeds. ``service_metrics``
+    (the target's exposition text, when known) narrows the service to the series it really serves."""
     have = set(available_sources)
     ctx = Ctx(config or MixinConfig())
     out = []
@@ -133,7 +138,10 @@ def nfrs_without_data(available_sources: Iterable[str], config: MixinConfig | No
         for indicator in nfr.indicators(ctx):
             option: Any = indicator
             while option is not None:
-                if option.source in have:
+                served = (
+                    option.source != "service" or service_metrics is None or option.metric in service_metrics
+                )
+                if option.source in have and served:
                     fed = True
                 option = option.alternative
         if not fed:
@@ -141,15 +149,17 @@ def nfrs_without_data(available_sources: Iterable[str], config: MixinConfig | No
     return out
 
 
-def availability_lines(run_parts: Sequence[Part], config: MixinConfig | None = None) -> list[str]:
+def availability_lines(
+    run_parts: Sequence[Part], config: MixinConfig | None = None, service_metrics: str | None = None
+) -> list[str]:
     """What the run has and has not, and the NFRs that will be NO DATA for it — printed before the load."""
     lines = []
     missing = [p for p in run_parts if not p.available]
     for part in run_parts:
         state = "yes" if part.available else "NOT AVAILABLE"
         lines.append(f"{part.source:9} {state:13} {part.how} (job {part.job})")
-    if missing:
-        no_data = nfrs_without_data([p.source for p in run_parts if p.available], config)
+    no_data = nfrs_without_data([p.source for p in run_parts if p.available], config, service_metrics)
+    if missing or no_data:
         lines.append(
             "NFRs without a source here (they will be NO DATA, never PASS): " + (", ".join(no_data) or "none")
         )
@@ -185,18 +195,18 @@ def drop_absent_alerts(rule_files: Sequence[Path], missing_jobs: Iterable[str], 
     return result
 
 
-def find_metrics_path(url: str, explicit: str | None = None, timeout: float = 5.0) -> str | None:
-    """The path where the service serves Prometheus metrics (``explicit`` or the first of METRICS_PATHS that
-    answers 200 with exposition text), or None when it serves none."""
+def find_metrics_path(url: str, explicit: str | None = None, timeout: float = 5.0) -> tuple[str | None, str]:
+    """(path, exposition text) where the service serves Prometheus metrics: ``explicit`` or the first of
+    METRICS_PATHS that answers 200 with exposition text; (None, "") when it serves none."""
     for path in [explicit] if explicit else METRICS_PATHS:
         try:
             with urllib.request.urlopen(url.rstrip("/") + path, timeout=timeout) as response:
-                head = response.read(65536).decode(errors="replace")
+                text = response.read(4_000_000).decode(errors="replace")
         except (urllib.error.URLError, OSError, ValueError):
             continue
-        if "# TYPE" in head or "# HELP" in head:
-            return path
-    return None
+        if "# TYPE" in text or "# HELP" in text:
+            return path, text
+    return None, ""
 
 
 def check_reachable(url: str, timeout: float = 5.0) -> str | None:

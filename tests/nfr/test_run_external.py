@@ -56,6 +56,11 @@ def test_nfrs_without_data_follow_the_catalogue_sources():
     assert nfrs_without_data({"loadgen"}) == ["RNF-01", "RNF-03", "RNF-04", "RNF-05", "RNF-07"]
     assert nfrs_without_data({"loadgen", "service"}) == ["RNF-01", "RNF-03", "RNF-04", "RNF-05"]
     assert nfrs_without_data({"loadgen", "exporter", "service"}) == []
+    # A target whose own metrics lack process_resident_memory_bytes does not feed RNF-07.
+    assert (
+        nfrs_without_data({"loadgen", "service"}, service_metrics="standin_requests_total 3\n")[-1]
+        == "RNF-07"
+    )
 
 
 def test_absent_alerts_of_missing_parts_are_left_out(tmp_path):
@@ -239,7 +244,7 @@ def test_stand_in_runs_fail_exactly_their_nfr_and_the_evidence_judges_again(tmp_
         assert nfrs["RNF-06"]["status"] == "PASS" and nfrs["RNF-06"]["exercised"] is True
         for nfr in ("RNF-01", "RNF-03", "RNF-04", "RNF-05", "RNF-07"):
             assert nfrs[nfr]["status"] == "NO DATA", nfr
-        assert "NFRs without a source here (they will be NO DATA, never PASS): RNF-01, RNF-03" in output
+        assert "(they will be NO DATA, never PASS): RNF-01, RNF-03, RNF-04, RNF-05, RNF-07" in output
         assert not [a for a in report["meta_alerts"] if a.get("name") == "TicketeroTargetDown"]
         assert code == 1  # NO DATA is never a pass
 
