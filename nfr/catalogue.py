@@ -430,6 +430,7 @@ RNF03 = Nfr(
         Indicator("ticketero_tickets_duplicate_active", "exporter"),
         Indicator("ticketero_database_deadlocks_total", "exporter"),
     ],
+    figure="race_conditions",
     panel=Panel(
         "Race conditions",
         lambda c: (
@@ -522,6 +523,7 @@ RNF04 = Nfr(
         Indicator("ticketero_tickets_without_outbox", "exporter"),
         Indicator("ticketero_outbox_messages", "exporter"),
     ],
+    figure="inconsistencies",
     panel=Panel(
         "Inconsistencies",
         lambda c: (
@@ -590,6 +592,7 @@ RNF05 = Nfr(
     unit="s (oldest BUSY heartbeat)",
     rules=_rnf05_rules,
     indicators=lambda c: [Indicator("ticketero_advisor_busy_heartbeat_age_max_seconds", "exporter")],
+    figure="max_busy_heartbeat_age_seconds",
     panel=Panel(
         "Oldest BUSY heartbeat",
         lambda c: f"max({c.s('ticketero_advisor_busy_heartbeat_age_max_seconds', 'exporter')})",
@@ -755,6 +758,7 @@ RNF07 = Nfr(
     unit="bytes",
     rules=_rnf07_rules,
     indicators=_memory_indicators,
+    figure="memory_growth_ratio",
     panel=Panel(
         "Memory growth over 30 min",
         lambda c: (
@@ -829,47 +833,67 @@ def counted(selector: str, by: str = "") -> str:
 
 @dataclass(frozen=True)
 class Figure:
-    """A run-level figure of the reports: evaluated at the end of the settle period."""
+    """A run-level figure of the reports.
+
+    ``over`` says which span it covers: ``load`` = the load window (evaluated at its end), ``window`` = the
+    judged window, load plus settle (work finished or faults seen during the settle period count)."""
 
     key: str
     label: str
-    expr: str  # {range} spans the whole window, {start} is its start (unix seconds)
+    expr: str  # {range} spans the figure's window, {start} is its start (unix seconds)
     unit: str
     nfr: str = ""  # the NFR whose threshold the report prints beside it
+    over: str = "window"
+    estimate: bool = (
+        False  # read from histogram buckets: an estimate, the load generator has the exact figure
+    )
 
 
 _C = Ctx(MixinConfig())
 _MEM = _C.s("ticketero_container_memory_working_set_bytes", "exporter", 'container="ticketero-app"')
+_RSS = _C.s("process_resident_memory_bytes", "service")
+
+
+def _peak(metric: str) -> str:
+    return f"max(max_over_time({metric}[{{range}}]))"
+
 
 #: Run-level figures for the report; an empty ``expr`` is worked out by the verdict from the others.
+#: No ``or vector(0)`` on a figure whose source may be missing: a missing exporter is "no data", never 0.
 FIGURES: tuple[Figure, ...] = (
-    Figure("throughput_per_minute", "Throughput over the run", "", "tickets/min", "RNF-01"),
-    Figure("success_ratio", "Requests that succeeded", "", "ratio", "RNF-06"),
-    Figure("memory_growth_ratio", "Service memory growth (max/min - 1)", "", "ratio", "RNF-07"),
+    Figure("throughput_per_minute", "Throughput under load (completed / minutes of load)", "", "tickets/min", "RNF-01"),
+    Figure("success_ratio", "Requests that succeeded (whole run)", "", "ratio", "RNF-06"),
+    Figure("memory_growth_ratio", "Service memory growth (max / min - 1)", "", "ratio", "RNF-07"),
     Figure("tickets_created", "Tickets created", counted("ticketero_tickets_created_total"), "tickets"),
-    Figure("tickets_completed", "Tickets completed", counted("ticketero_tickets_completed_total"), "tickets"),
+    Figure("tickets_completed", "Tickets completed (load + settle)", counted("ticketero_tickets_completed_total"), "tickets"),
+    Figure(
+        "tickets_completed_under_load", "Tickets completed under load",
+        counted("ticketero_tickets_completed_total"), "tickets", over="load",
+    ),
     Figure("requests", "Requests sent", counted("loadgen_requests_total"), "requests"),
     Figure(
         "request_failures",
         "Requests failed",
-        counted("loadgen_request_failures_total") + " or vector(0)",
+        f"{counted('loadgen_request_failures_total')} or 0 * {counted('loadgen_requests_total')}",
         "requests",
-    ),  # fmt: skip
+    ),
     Figure(
         "latency_p95_seconds",
-        "API latency p95 (load generator, bucket estimate)",
+        "API latency p95 (estimate from histogram buckets)",
         f"histogram_quantile(0.95, {counted('loadgen_request_duration_seconds_bucket', 'le')})",
         "s",
+        estimate=True,
     ),
     Figure(
         "latency_p99_seconds",
-        "API latency p99 (load generator, bucket estimate)",
+        "API latency p99 (estimate from histogram buckets)",
         f"histogram_quantile(0.99, {counted('loadgen_request_duration_seconds_bucket', 'le')})",
         "s",
+        estimate=True,
     ),
     Figure(
         "ratio_within_2s",
-        f"Requests answered within {number(LATENCY_BOUND_SECONDS)} s",
+        f"Requests answered within {number(LATENCY_BOUND_SECONDS)} s (whole run)",
         counted(f'loadgen_request_duration_seconds_bucket{{le="{LE}"}}')
         + " / "
         + counted("loadgen_request_duration_seconds_count"),
@@ -893,33 +917,59 @@ FIGURES: tuple[Figure, ...] = (
         "RNF-06",
     ),
     Figure(
+        "race_conditions",
+        "Race conditions seen (peak gauges + counted events)",
+        f"{_peak('ticketero_advisors_double_assigned')}"
+        f" + ({_peak('ticketero_tickets_duplicate_active')} or vector(0))"
+        f" + ({counted('ticketero_database_deadlocks_total')} or vector(0))"
+        f" + ({counted('ticketero_tickets_double_assigned_total')} or vector(0))",
+        "violations",
+        "RNF-03",
+    ),
+    Figure(
+        "inconsistencies",
+        "Inconsistencies seen (peak of each check, summed)",
+        f"sum(max_over_time(ticketero_tickets_inconsistent[{{range}}]))"
+        f" + ({_peak('ticketero_tickets_without_outbox')} or vector(0))"
+        f" + ({_peak('ticketero_outbox_messages{' + FAILED + '}')} or vector(0))"
+        f" + (max(max_over_time(abs(ticketero_advisor_served_drift)[{{range}}:])) or vector(0))",
+        "violations",
+        "RNF-04",
+    ),
+    Figure(
         "max_busy_heartbeat_age_seconds",
         "Oldest BUSY heartbeat",
-        "max(max_over_time(ticketero_advisor_busy_heartbeat_age_max_seconds[{range}]))",
+        _peak("ticketero_advisor_busy_heartbeat_age_max_seconds"),
         "s",
         "RNF-05",
     ),
-    Figure(
-        "recovery_events",
-        "Recovery events",
-        counted("ticketero_recovery_events_total") + " or vector(0)",
-        "events",
-    ),
-    Figure(
-        "deadlocks", "Deadlocks", counted("ticketero_database_deadlocks_total") + " or vector(0)", "deadlocks"
-    ),
+    Figure("recovery_events", "Recovery events", counted("ticketero_recovery_events_total"), "events"),
+    Figure("deadlocks", "Deadlocks", counted("ticketero_database_deadlocks_total"), "deadlocks"),
     Figure(
         "max_db_connections",
         "DB connections (max)",
-        "max(max_over_time(ticketero_database_connections[{range}]))",
+        _peak("ticketero_database_connections"),
         "connections",
     ),  # fmt: skip
-    Figure("memory_max_bytes", "Service memory (max)", f"max(max_over_time({_MEM}[{{range}}]))", "bytes"),
-    Figure("memory_min_bytes", "Service memory (min)", f"min(min_over_time({_MEM}[{{range}}]))", "bytes"),
-)
+    Figure(
+        "memory_max_bytes", "Service memory (max)",
+        f"max(max_over_time({_MEM}[{{range}}])) or max(max_over_time({_RSS}[{{range}}]))", "bytes",
+    ),
+    Figure(
+        "memory_min_bytes", "Service memory (min)",
+        f"min(min_over_time({_MEM}[{{range}}])) or min(min_over_time({_RSS}[{{range}}]))", "bytes",
+    ),
+)  # fmt: skip
 
 #: (key, expr, unit) — the shape the verdict reads.
 SUMMARY_FIGURES: tuple[tuple[str, str, str], ...] = tuple((f.key, f.expr, f.unit) for f in FIGURES if f.expr)
+
+
+def figure_by_key(key: str) -> Figure:
+    for figure in FIGURES:
+        if figure.key == key:
+            return figure
+    raise KeyError(key)
 
 
 def nfr_by_id(nfr_id: str) -> Nfr:
