@@ -864,91 +864,91 @@ FIGURES: tuple[Figure, ...] = (
     Figure("throughput_per_minute", "Throughput under load (completed / minutes of load)", "", "tickets/min", "RNF-01"),
     Figure("success_ratio", "Requests that succeeded (whole run)", "", "ratio", "RNF-06"),
     Figure("memory_growth_ratio", "Service memory growth (max / min - 1)", "", "ratio", "RNF-07"),
-    Figure("tickets_created", "Tickets created", counted("ticketero_tickets_created_total"), "tickets"),
-    Figure("tickets_completed", "Tickets completed (load + settle)", counted("ticketero_tickets_completed_total"), "tickets"),
+    Figure("tickets_created", "Tickets created", counted(_C.s("ticketero_tickets_created_total", "exporter")), "tickets"),
+    Figure("tickets_completed", "Tickets completed (load + settle)", counted(_C.s("ticketero_tickets_completed_total", "exporter")), "tickets"),
     Figure(
         "tickets_completed_under_load", "Tickets completed under load",
-        counted("ticketero_tickets_completed_total"), "tickets", over="load",
+        counted(_C.s("ticketero_tickets_completed_total", "exporter")), "tickets", over="load",
     ),
-    Figure("requests", "Requests sent", counted("loadgen_requests_total"), "requests"),
+    Figure("requests", "Requests sent", counted(_C.s("loadgen_requests_total", "loadgen")), "requests"),
     Figure(
         "request_failures",
         "Requests failed",
-        f"{counted('loadgen_request_failures_total')} or 0 * {counted('loadgen_requests_total')}",
+        f"{counted(_C.s('loadgen_request_failures_total', 'loadgen'))} or 0 * {counted(_C.s('loadgen_requests_total', 'loadgen'))}",
         "requests",
     ),
     Figure(
         "latency_p95_seconds",
         "API latency p95 (estimate from histogram buckets)",
-        f"histogram_quantile(0.95, {counted('loadgen_request_duration_seconds_bucket', 'le')})",
+        f"histogram_quantile(0.95, {counted(_C.s('loadgen_request_duration_seconds_bucket', 'loadgen'), 'le')})",
         "s",
         estimate=True,
     ),
     Figure(
         "latency_p99_seconds",
         "API latency p99 (estimate from histogram buckets)",
-        f"histogram_quantile(0.99, {counted('loadgen_request_duration_seconds_bucket', 'le')})",
+        f"histogram_quantile(0.99, {counted(_C.s('loadgen_request_duration_seconds_bucket', 'loadgen'), 'le')})",
         "s",
         estimate=True,
     ),
     Figure(
         "ratio_within_2s",
         f"Requests answered within {number(LATENCY_BOUND_SECONDS)} s (whole run)",
-        counted(f'loadgen_request_duration_seconds_bucket{{le="{LE}"}}')
+        counted(_C.s("loadgen_request_duration_seconds_bucket", "loadgen", LE_MATCHER))
         + " / "
-        + counted("loadgen_request_duration_seconds_count"),
+        + counted(_C.s("loadgen_request_duration_seconds_count", "loadgen")),
         "ratio",
         "RNF-02",
     ),
     Figure(
         "service_ratio_within_2s",
         f"Requests within {number(LATENCY_BOUND_SECONDS)} s (service histogram)",
-        counted(f'http_server_requests_seconds_bucket{{le="{LE}"}}')
+        counted(_C.s("http_server_requests_seconds_bucket", "service", LE_MATCHER))
         + " / "
-        + counted("http_server_requests_seconds_count"),
+        + counted(_C.s("http_server_requests_seconds_count", "service")),
         "ratio",
         "RNF-02",
     ),
     Figure(
         "probe_success_ratio",
         "Health probe success",
-        "avg(avg_over_time(ticketero_probe_success[{range}]))",
+        f"avg(avg_over_time({_C.s('ticketero_probe_success', 'exporter')}[{{range}}]))",
         "ratio",
         "RNF-06",
     ),
     Figure(
         "race_conditions",
         "Race conditions seen (peak gauges + counted events)",
-        f"{_peak('ticketero_advisors_double_assigned')}"
-        f" + ({_peak('ticketero_tickets_duplicate_active')} or vector(0))"
-        f" + ({counted('ticketero_database_deadlocks_total')} or vector(0))"
-        f" + ({counted('ticketero_tickets_double_assigned_total')} or vector(0))",
+        f"{_peak(_C.s('ticketero_advisors_double_assigned', 'exporter'))}"
+        f" + ({_peak(_C.s('ticketero_tickets_duplicate_active', 'exporter'))} or vector(0))"
+        f" + ({counted(_C.s('ticketero_database_deadlocks_total', 'exporter'))} or vector(0))"
+        f" + ({counted(_C.s('ticketero_tickets_double_assigned_total', 'exporter'))} or vector(0))",
         "violations",
         "RNF-03",
     ),
     Figure(
         "inconsistencies",
         "Inconsistencies seen (peak of each check, summed)",
-        f"sum(max_over_time(ticketero_tickets_inconsistent[{{range}}]))"
-        f" + ({_peak('ticketero_tickets_without_outbox')} or vector(0))"
-        f" + ({_peak('ticketero_outbox_messages{' + FAILED + '}')} or vector(0))"
-        f" + (max(max_over_time(abs(ticketero_advisor_served_drift)[{{range}}:])) or vector(0))",
+        f"sum(max_over_time({_C.s('ticketero_tickets_inconsistent', 'exporter')}[{{range}}]))"
+        f" + ({_peak(_C.s('ticketero_tickets_without_outbox', 'exporter'))} or vector(0))"
+        f" + ({_peak(_C.s('ticketero_outbox_messages', 'exporter', FAILED))} or vector(0))"
+        f" + (max(max_over_time(abs({_C.s('ticketero_advisor_served_drift', 'exporter')})[{{range}}:])) or vector(0))",
         "violations",
         "RNF-04",
     ),
     Figure(
         "max_busy_heartbeat_age_seconds",
         "Oldest BUSY heartbeat",
-        _peak("ticketero_advisor_busy_heartbeat_age_max_seconds"),
+        _peak(_C.s("ticketero_advisor_busy_heartbeat_age_max_seconds", "exporter")),
         "s",
         "RNF-05",
     ),
-    Figure("recovery_events", "Recovery events", counted("ticketero_recovery_events_total"), "events"),
-    Figure("deadlocks", "Deadlocks", counted("ticketero_database_deadlocks_total"), "deadlocks"),
+    Figure("recovery_events", "Recovery events", counted(_C.s("ticketero_recovery_events_total", "exporter")), "events"),
+    Figure("deadlocks", "Deadlocks", counted(_C.s("ticketero_database_deadlocks_total", "exporter")), "deadlocks"),
     Figure(
         "max_db_connections",
         "DB connections (max)",
-        _peak("ticketero_database_connections"),
+        _peak(_C.s("ticketero_database_connections", "exporter")),
         "connections",
     ),  # fmt: skip
     Figure(
