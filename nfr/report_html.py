@@ -48,12 +48,13 @@ svg .series2 { fill: none; stroke: #e07b00; stroke-width: 1.8; }
 svg .series3 { fill: none; stroke: #8e44ad; stroke-width: 1.8; }
 svg .companion { fill: none; stroke: #6b7280; stroke-width: 1.5; stroke-dasharray: 3 3; }
 svg .threshold { fill: none; stroke: #d62728; stroke-dasharray: 7 4; stroke-width: 1.5; }
-svg .bad { fill: #d62728; opacity: 0.05; }
+svg .bad { fill: #d62728; opacity: 0.04; }
 svg .grid { stroke: #e6e9ef; stroke-width: 1; } svg .axis { stroke: #8a93a3; stroke-width: 1; fill: none; }
 svg .load { fill: #eaf1ff; } svg .settle { fill: #f1f2f4; }
 svg .pending { fill: #f4b400; opacity: 0.8; } svg .firing { fill: #d62728; opacity: 0.16; }
 svg text { font-size: 11.5px; fill: #4a5363; } svg .axis-title { font-size: 11px; fill: #6b7280; }
 svg .legend { font-size: 11px; } svg .nodata { font-size: 15px; fill: var(--warn); font-weight: 600; }
+.badge.PASS, .badge.FAIL { color: #fff; font-weight: 650; }
 pre { background: #eef0f4; padding: 10px; overflow-x: auto; font-size: 12px; }
 ul.reasons li { color: var(--fail); }
 """

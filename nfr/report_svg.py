@@ -96,6 +96,9 @@ def y_domain(plot: Plot) -> tuple[float, float, list[float]]:
     hi_tick = math.ceil(hi / step) * step
     if hi_tick - hi < step * 0.15:
         hi_tick += step
+    base = short_unit(plot.unit)
+    if "ratio" in base and base != "growth ratio" and hi <= 1.0 < hi_tick:
+        hi_tick = 1.0  # a share cannot pass 100 %
     if lo == 0 and lo_tick == 0 and plot.include_zero and plot.threshold == 0:
         lo_tick = -step * 0.25  # the zero line just above the x axis, not on it
     ticks = []

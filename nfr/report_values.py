@@ -48,6 +48,8 @@ def fmt_value(value: float | None, unit: str = "") -> str:
         return f"{number(value)} s"
     if not base:
         return number(value)
+    if value == 1 and base.endswith("s") and "/" not in base:
+        base = base[:-1]  # 1 violation, 1 request, 1 event
     return f"{number(value)} {base}"
 
 

@@ -120,5 +120,12 @@ def race_report_dir(synthetic_run: SyntheticRun, tmp_path_factory: pytest.TempPa
     verdict.run_id = "synthetic-race"
     verdict.scenario = "synthetic"
     out = tmp_path_factory.mktemp("reports")
-    write_reports(verdict, out, {"faults": ["planted double assignment"]})
+    latency = {"p50": 0.012, "p90": 0.02, "p95": 0.031, "p99": 0.05, "max": 0.2}
+    block = {"requests": 40, "failures": 0, "dropped": 0, "latency": latency, "throughput_per_min": 120.0}
+    summary = {
+        "scenario": "synthetic", "outcome": "passed", "exit_code": 0,
+        "load": {"total": block, "endpoints": {"create_ticket": block}},
+        "thresholds": [], "probes": [], "actions": [],
+    }  # fmt: skip
+    write_reports(verdict, out, {"faults": ["planted double assignment"], "loadgen_summary": summary})
     return out
