@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from nfr.catalogue import figure_by_key
 from nfr.report_values import NO_DATA_TEXT, fmt_delta, fmt_value
 
 RESULTS_FILE = "results.json"
@@ -190,7 +191,7 @@ def compare(
     )
     for key, label, unit in (
         ("success_ratio", "Requests that succeeded", "ratio"),
-        ("ratio_within_2s", "Requests within 2 s", "ratio"),
+        ("ratio_within_2s", figure_by_key("ratio_within_2s").label, "ratio"),
         ("requests", "Requests sent", "requests"),
         ("tickets_completed", "Tickets completed", "tickets"),
         ("memory_growth_ratio", "Service memory growth", "ratio"),

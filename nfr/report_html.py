@@ -10,6 +10,7 @@ from __future__ import annotations
 import html
 from typing import Any
 
+from nfr.catalogue import figure_by_key
 from nfr.report_svg import Band, Line, Plot, render
 from nfr.report_text import (
     console_table,
@@ -223,7 +224,7 @@ def _cards(verdict: Verdict, summary: Any) -> str:
             fmt_value(exact.get("p95") if exact else figures.get("latency_p95_seconds"), "s"),
         ),
         (
-            "Requests within 2 s" if "ratio_within_2s" in figures else "",
+            figure_by_key("ratio_within_2s").label if "ratio_within_2s" in figures else "",
             fmt_value(figures.get("ratio_within_2s"), "ratio"),
         ),
         ("Requests that succeeded", fmt_value(figures.get("success_ratio"), "ratio")),

@@ -458,7 +458,7 @@ def _unjudgeable(
 
 def _value_unit(rule: dict[str, Any] | None, nfr: Nfr | None) -> str:
     """The unit of a rule's value: the NFR's when the rule compares with the NFR's own threshold number
-    (``... < 0.95``), else none (a count of events, a probe's 0/1)."""
+    (``... < <threshold>``), else none (a count of events, a probe's 0/1)."""
     if not rule or nfr is None:
         return ""
     query = str(rule.get("query", ""))
