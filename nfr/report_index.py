@@ -83,10 +83,12 @@ def _sparkline(values: list[float | None], unit: str, width: int = 360, height: 
     hi = max(v for _, v in points)
     if hi - lo < 1e-12:
         lo, hi = lo - (abs(lo) * 0.05 or 1), hi + (abs(hi) * 0.05 or 1)
+        if unit == "ratio":
+            hi = min(hi, 1.0)  # a share cannot pass 100 %
     n = max(1, len(values) - 1)
 
     def xy(i: int, v: float) -> tuple[float, float]:
-        return 40 + i / n * (width - 56), 12 + (hi - v) / (hi - lo) * (height - 34)
+        return 104 + i / n * (width - 120), 12 + (hi - v) / (hi - lo) * (height - 34)
 
     path = " ".join(
         f"{'M' if k == 0 else 'L'}{x:.1f},{y:.1f}" for k, (x, y) in enumerate(xy(i, v) for i, v in points)
@@ -98,10 +100,10 @@ def _sparkline(values: list[float | None], unit: str, width: int = 360, height: 
     )
     return (
         f'<svg viewBox="0 0 {width} {height}" width="100%" data-trend="{len(points)}">'
-        f'<path class="grid" d="M40,{height - 22} H{width - 16}"/>'
-        f'<text x="36" y="16" text-anchor="end">{html.escape(fmt_value(hi, unit))}</text>'
-        f'<text x="36" y="{height - 22}" text-anchor="end">{html.escape(fmt_value(lo, unit))}</text>'
-        f'<text x="40" y="{height - 6}">run 1</text>'
+        f'<path class="grid" d="M104,{height - 22} H{width - 16}"/>'
+        f'<text x="98" y="16" text-anchor="end">{html.escape(fmt_value(hi, unit))}</text>'
+        f'<text x="98" y="{height - 22}" text-anchor="end">{html.escape(fmt_value(lo, unit))}</text>'
+        f'<text x="104" y="{height - 6}">run 1</text>'
         f'<text x="{width - 16}" y="{height - 6}" text-anchor="end">run {len(values)}</text>'
         f'<path class="series" d="{path}"/><g class="dots">{dots}</g></svg>'
     )

@@ -91,7 +91,8 @@ def y_domain(plot: Plot) -> tuple[float, float, list[float]]:
         # A flat line (all zeros on a zero threshold): give it room so line and threshold stay readable.
         pad = abs(hi) * 0.1 or 1.0
         lo, hi = (lo - pad * 0.25, hi + pad) if lo == 0 else (lo - pad, hi + pad)
-    step = nice_step(hi - lo)
+    scale = 1048576.0 if short_unit(plot.unit) == "bytes" else 1.0  # nice ticks in MiB, not in bytes
+    step = nice_step((hi - lo) / scale) * scale
     lo_tick = math.floor(lo / step) * step
     hi_tick = math.ceil(hi / step) * step
     if hi_tick - hi < step * 0.15:
