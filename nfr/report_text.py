@@ -106,9 +106,7 @@ def figure_rows(verdict: Verdict, summary: Any = None) -> list[tuple[str, str, s
         if figure.key not in verdict.figures or (figure.estimate and exact):
             continue
         limit = nfr_by_id(figure.nfr).limit.text() if figure.nfr in NFR_IDS else ""
-        span = " (under load)" if figure.over == "load" else ""
-        label = figure.label if figure.label.endswith(")") or not span else figure.label + span
-        rows.append((label, fmt_value(verdict.figures[figure.key], figure.unit), limit))
+        rows.append((figure.label, fmt_value(verdict.figures[figure.key], figure.unit), limit))
     return rows
 
 
