@@ -412,17 +412,45 @@ def _rnf03_rules(n: Nfr, c: Ctx) -> list[Rule]:
     ]  # fmt: skip
 
 
+def violations(c: Ctx, terms: list[tuple[str, str]], window: str, grouped: bool = True) -> str:
+    """The sum of an NFR's violation counts: ``(aggregation, expression)`` terms, ``{w}`` the window.
+
+    Grouped (the indicator), the first term is required — no exporter, no data — and the others fall back to
+    a 0 that keeps the grouping labels; ungrouped (a panel), every term falls back to ``vector(0)``."""
+    parts = []
+    for index, (aggregation, expr) in enumerate(terms):
+        term = f"{aggregation}{c.by() if grouped else ''}({expr.replace('{w}', window)})"
+        if grouped and index == 0:
+            parts.append(term)
+        else:
+            parts.append(f"({term} or {c.zero() if grouped else 'vector(0)'})")
+    return " + ".join(parts)
+
+
+def _rnf03_terms(c: Ctx) -> list[tuple[str, str]]:
+    return [
+        ("max", c.s("ticketero_advisors_double_assigned", "exporter")),
+        ("max", c.s("ticketero_tickets_duplicate_active", "exporter")),
+        ("sum", f"increase({c.s('ticketero_database_deadlocks_total', 'exporter')}[{{w}}])"),
+        ("sum", f"increase({c.s('ticketero_tickets_double_assigned_total', 'exporter')}[{{w}}])"),
+    ]
+
+
+def _rnf04_terms(c: Ctx) -> list[tuple[str, str]]:
+    return [
+        ("sum", c.s("ticketero_tickets_inconsistent", "exporter")),
+        ("sum", c.s("ticketero_tickets_without_outbox", "exporter")),
+        ("sum", c.s("ticketero_outbox_messages", "exporter", FAILED)),
+        ("sum", f"abs({c.s('ticketero_advisor_served_drift', 'exporter')})"),
+    ]
+
+
 RNF03 = Nfr(
     id="RNF-03",
     title="Concurrency",
     requirement="0 race conditions (double-assigned advisors, duplicate active tickets, deadlocks)",
     limit=Threshold(0, "<=", "violations"),
-    indicator=lambda c: (
-        f"max{c.by()}({c.s('ticketero_advisors_double_assigned', 'exporter')})"
-        f" + (max{c.by()}({c.s('ticketero_tickets_duplicate_active', 'exporter')}) or {c.zero()})"
-        f" + (sum{c.by()}(increase({c.s('ticketero_database_deadlocks_total', 'exporter')}[{{w}}])) or {c.zero()})"
-        f" + (sum{c.by()}(increase({c.s('ticketero_tickets_double_assigned_total', 'exporter')}[{{w}}])) or {c.zero()})"
-    ),
+    indicator=lambda c: violations(c, _rnf03_terms(c), "{w}"),
     unit="violations",
     rules=_rnf03_rules,
     indicators=lambda c: [
@@ -433,12 +461,7 @@ RNF03 = Nfr(
     figure="race_conditions",
     panel=Panel(
         "Race conditions",
-        lambda c: (
-            f"(max({c.s('ticketero_advisors_double_assigned', 'exporter')}) or vector(0))"
-            f" + (max({c.s('ticketero_tickets_duplicate_active', 'exporter')}) or vector(0))"
-            f" + (sum(increase({c.s('ticketero_database_deadlocks_total', 'exporter')}[5m])) or vector(0))"
-            f" + (sum(increase({c.s('ticketero_tickets_double_assigned_total', 'exporter')}[5m])) or vector(0))"
-        ),
+        lambda c: violations(c, _rnf03_terms(c), "5m", grouped=False),
         "short",
         "Double-assigned advisors + duplicate active tickets + deadlocks and completed double assignments over "
         "5 minutes. Must stay 0.",
@@ -510,12 +533,7 @@ RNF04 = Nfr(
     title="Consistency",
     requirement="0 inconsistent tickets, tickets without outbox row, FAILED outbox messages, counter drift",
     limit=Threshold(0, "<=", "violations"),
-    indicator=lambda c: (
-        f"sum{c.by()}({c.s('ticketero_tickets_inconsistent', 'exporter')})"
-        f" + (sum{c.by()}({c.s('ticketero_tickets_without_outbox', 'exporter')}) or {c.zero()})"
-        f" + (sum{c.by()}({c.s('ticketero_outbox_messages', 'exporter', FAILED)}) or {c.zero()})"
-        f" + (sum{c.by()}(abs({c.s('ticketero_advisor_served_drift', 'exporter')})) or {c.zero()})"
-    ),
+    indicator=lambda c: violations(c, _rnf04_terms(c), "{w}"),
     unit="violations",
     rules=_rnf04_rules,
     indicators=lambda c: [
@@ -526,12 +544,7 @@ RNF04 = Nfr(
     figure="inconsistencies",
     panel=Panel(
         "Inconsistencies",
-        lambda c: (
-            f"(sum({c.s('ticketero_tickets_inconsistent', 'exporter')}) or vector(0))"
-            f" + (sum({c.s('ticketero_tickets_without_outbox', 'exporter')}) or vector(0))"
-            f" + (sum({c.s('ticketero_outbox_messages', 'exporter', FAILED)}) or vector(0))"
-            f" + (sum(abs({c.s('ticketero_advisor_served_drift', 'exporter')})) or vector(0))"
-        ),
+        lambda c: violations(c, _rnf04_terms(c), "5m", grouped=False),
         "short",
         "Inconsistent tickets + tickets without outbox row + FAILED outbox messages + served-counter drift. "
         "Must stay 0.",
