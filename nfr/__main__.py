@@ -1,6 +1,8 @@
 """``ticketero-nfr`` / ``python -m nfr``: judge an external service (``run``), the demo job on the reference
 service (``demo``) and the stand-alone verdict (``verdict``, also on a run's kept snapshot).
 
+``compare`` and ``index`` read results directories (see ``nfr/compare.py``, ``nfr/report_index.py``).
+
 Exit codes: 0 every NFR passed, 1 at least one NFR failed or had no data or the scenario itself failed (an
 action, a rollback, a probe or a threshold of the load generator), 2 bad input (unknown scenario,
 bad option, unreadable file, unreachable Prometheus), 130 interrupted.
@@ -315,11 +317,52 @@ def build_parser() -> argparse.ArgumentParser:
         help='the mixin config the rules were built with (jobs, selector such as env="staging"): judges only '
         "that environment's alerts and series in a shared Prometheus",
     )
+    verdict.add_argument(
+        "--wait",
+        action="store_true",
+        help="when end + settle lies in the future, wait for it (printing the time left) instead of refusing "
+        "with exit 2; a window is never judged before its end",
+    )
     verdict.add_argument("--json", action="store_true", help="print the verdict as JSON instead of the table")
     verdict.add_argument(
         "--fault-at", type=parse_time, help="when a fault was injected: reports fault -> first alert per NFR"
     )
     add_prometheus_access(verdict)
+    compare = sub.add_parser(
+        "compare",
+        help="compare a candidate run with a baseline run (results directories): exit 1 on a regression",
+        description=(
+            "Reads results.json of BASELINE and CANDIDATE (results directories of two runs, e.g. SCAL-01 with "
+            "3 and with 6 workers) and prints per-NFR and per-endpoint deltas as markdown. A regression: an NFR "
+            "that passed and now fails or has no data, a candidate run that fails where the baseline passed, "
+            "or a figure past its allowance."
+        ),
+        epilog="Exit codes: 0 no regression, 1 regression, 2 bad input (missing or unreadable results.json).",
+    )
+    compare.add_argument("baseline", type=Path, help="results directory of the baseline run")
+    compare.add_argument("candidate", type=Path, help="results directory of the candidate run")
+    compare.add_argument(
+        "--max-p95-increase", type=_share, default="20%", metavar="PCT",
+        help="allowed relative increase of the exact p95 latency, per endpoint and overall (20%%)",
+    )  # fmt: skip
+    compare.add_argument(
+        "--max-throughput-drop", type=_share, default="10%", metavar="PCT",
+        help="allowed relative drop of the throughput under load (10%%)",
+    )  # fmt: skip
+    compare.add_argument(
+        "--max-error-rate-increase", type=_share, default="0.1%", metavar="PCT",
+        help="allowed increase of the error rate, in percentage points (0.1%%)",
+    )  # fmt: skip
+    compare.add_argument("--markdown", type=Path, metavar="FILE", help="also write the markdown here")
+    compare.add_argument("--html", type=Path, metavar="FILE", help="also write an HTML page here")
+
+    index = sub.add_parser(
+        "index",
+        help="write DIR/index.html: every run in DIR with its verdict and the trend of its key figures",
+    )
+    index.add_argument(
+        "dir", nargs="?", type=Path, default=Path("results"), help="results directory (results)"
+    )
     return parser
 
 
@@ -346,6 +389,51 @@ def _add_run_options(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--strict", action="store_true", help=STRICT_HELP)
     parser.add_argument("--require-exercised", action="store_true", help=EXERCISED_HELP)
+
+
+def _share(text: str) -> float:
+    from nfr.compare import parse_share
+
+    try:
+        return parse_share(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected a percentage like 20% or 0.5%") from None
+
+
+def _cmd_compare(args: argparse.Namespace) -> int:
+    from nfr.compare import Allowances, CompareError, compare, html_page, load_run, markdown
+
+    try:
+        baseline, candidate = load_run(args.baseline), load_run(args.candidate)
+    except CompareError as err:
+        print(f"ticketero-nfr compare: {err}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    result = compare(
+        baseline,
+        candidate,
+        Allowances(args.max_p95_increase, args.max_throughput_drop, args.max_error_rate_increase),
+    )
+    text = markdown(result)
+    print(text, end="")
+    try:
+        if args.markdown:
+            args.markdown.write_text(text, encoding="utf-8")
+        if args.html:
+            args.html.write_text(html_page(result), encoding="utf-8")
+    except OSError as err:
+        print(f"ticketero-nfr compare: {err}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    return EXIT_FAIL if result.regressions else EXIT_PASS
+
+
+def _cmd_index(args: argparse.Namespace) -> int:
+    from nfr.report_index import write_index
+
+    if not args.dir.is_dir():
+        print(f"ticketero-nfr index: {args.dir}: not a directory", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    print(write_index(args.dir))
+    return EXIT_PASS
 
 
 def _cmd_verdict(args: argparse.Namespace) -> int:
@@ -443,7 +531,7 @@ def _cmd_verdict_snapshot(args: argparse.Namespace) -> int:
 def _judge_and_report(args: argparse.Namespace, client: PrometheusClient, step: float | None = None) -> int:
     from nfr.report_text import json_report
     from nfr.rulescale import format_duration
-    from nfr.verdict import ScenarioOutcome, compute_verdict
+    from nfr.verdict import ScenarioOutcome, WindowNotOver, compute_verdict
 
     mixin_config = None
     if args.config is not None:
@@ -478,6 +566,16 @@ def _judge_and_report(args: argparse.Namespace, client: PrometheusClient, step: 
             file=sys.stderr,
         )
         return EXIT_BAD_INPUT
+    window_end = args.end + args.settle
+    if window_end > time.time():
+        if not args.wait:
+            print(
+                f"ticketero-nfr verdict: the window ends (end + settle) {window_end - time.time():.0f} s from now; "
+                "alerts may still fire, so it cannot be judged yet (add --wait to wait for it)",
+                file=sys.stderr,
+            )
+            return EXIT_BAD_INPUT
+        _wait_until(window_end, client)
     try:
         window = args.rate_window
         scrape = step
@@ -498,7 +596,7 @@ def _judge_and_report(args: argparse.Namespace, client: PrometheusClient, step: 
             config=mixin_config,
             require_exercised=NFR_IDS if args.require_exercised else (),
         )
-    except PrometheusQueryError as err:
+    except (PrometheusQueryError, WindowNotOver) as err:
         print(f"ticketero-nfr verdict: {err}", file=sys.stderr)
         return EXIT_BAD_INPUT
     result.scenario = args.scenario
@@ -518,6 +616,19 @@ def _judge_and_report(args: argparse.Namespace, client: PrometheusClient, step: 
         paths = write_reports(result, args.results, extra)
         print(f"reports: {', '.join(str(p) for p in paths.values())}", file=sys.stderr)
     return EXIT_PASS if result.passed else EXIT_FAIL
+
+
+def _wait_until(window_end: float, client: PrometheusClient, every: float = 10.0) -> None:
+    """Sleep until ``window_end`` plus one evaluation interval (so the last evaluation has landed),
+    printing the time left."""
+    try:
+        _, evaluation = client.config_intervals()
+    except PrometheusQueryError:
+        evaluation = 1.0
+    deadline = window_end + evaluation
+    while (left := deadline - time.time()) > 0:
+        print(f"ticketero-nfr verdict: waiting for the window to end: {left:.0f} s left", file=sys.stderr)
+        time.sleep(min(every, left))
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
@@ -608,6 +719,10 @@ def main(argv: list[str] | None = None) -> int:
             return _cmd_verdict(args)
         if args.command == "run":
             return _cmd_run(args)
+        if args.command == "compare":
+            return _cmd_compare(args)
+        if args.command == "index":
+            return _cmd_index(args)
         return _cmd_demo(args)
     except KeyboardInterrupt:
         print("ticketero-nfr: interrupted", file=sys.stderr)

@@ -412,17 +412,45 @@ def _rnf03_rules(n: Nfr, c: Ctx) -> list[Rule]:
     ]  # fmt: skip
 
 
+def violations(c: Ctx, terms: list[tuple[str, str]], window: str, grouped: bool = True) -> str:
+    """The sum of an NFR's violation counts: ``(aggregation, expression)`` terms, ``{w}`` the window.
+
+    Grouped (the indicator), the first term is required — no exporter, no data — and the others fall back to
+    a 0 that keeps the grouping labels; ungrouped (a panel), every term falls back to ``vector(0)``."""
+    parts = []
+    for index, (aggregation, expr) in enumerate(terms):
+        term = f"{aggregation}{c.by() if grouped else ''}({expr.replace('{w}', window)})"
+        if grouped and index == 0:
+            parts.append(term)
+        else:
+            parts.append(f"({term} or {c.zero() if grouped else 'vector(0)'})")
+    return " + ".join(parts)
+
+
+def _rnf03_terms(c: Ctx) -> list[tuple[str, str]]:
+    return [
+        ("max", c.s("ticketero_advisors_double_assigned", "exporter")),
+        ("max", c.s("ticketero_tickets_duplicate_active", "exporter")),
+        ("sum", f"increase({c.s('ticketero_database_deadlocks_total', 'exporter')}[{{w}}])"),
+        ("sum", f"increase({c.s('ticketero_tickets_double_assigned_total', 'exporter')}[{{w}}])"),
+    ]
+
+
+def _rnf04_terms(c: Ctx) -> list[tuple[str, str]]:
+    return [
+        ("sum", c.s("ticketero_tickets_inconsistent", "exporter")),
+        ("sum", c.s("ticketero_tickets_without_outbox", "exporter")),
+        ("sum", c.s("ticketero_outbox_messages", "exporter", FAILED)),
+        ("sum", f"abs({c.s('ticketero_advisor_served_drift', 'exporter')})"),
+    ]
+
+
 RNF03 = Nfr(
     id="RNF-03",
     title="Concurrency",
     requirement="0 race conditions (double-assigned advisors, duplicate active tickets, deadlocks)",
     limit=Threshold(0, "<=", "violations"),
-    indicator=lambda c: (
-        f"max{c.by()}({c.s('ticketero_advisors_double_assigned', 'exporter')})"
-        f" + (max{c.by()}({c.s('ticketero_tickets_duplicate_active', 'exporter')}) or {c.zero()})"
-        f" + (sum{c.by()}(increase({c.s('ticketero_database_deadlocks_total', 'exporter')}[{{w}}])) or {c.zero()})"
-        f" + (sum{c.by()}(increase({c.s('ticketero_tickets_double_assigned_total', 'exporter')}[{{w}}])) or {c.zero()})"
-    ),
+    indicator=lambda c: violations(c, _rnf03_terms(c), "{w}"),
     unit="violations",
     rules=_rnf03_rules,
     indicators=lambda c: [
@@ -430,14 +458,10 @@ RNF03 = Nfr(
         Indicator("ticketero_tickets_duplicate_active", "exporter"),
         Indicator("ticketero_database_deadlocks_total", "exporter"),
     ],
+    figure="race_conditions",
     panel=Panel(
         "Race conditions",
-        lambda c: (
-            f"(max({c.s('ticketero_advisors_double_assigned', 'exporter')}) or vector(0))"
-            f" + (max({c.s('ticketero_tickets_duplicate_active', 'exporter')}) or vector(0))"
-            f" + (sum(increase({c.s('ticketero_database_deadlocks_total', 'exporter')}[5m])) or vector(0))"
-            f" + (sum(increase({c.s('ticketero_tickets_double_assigned_total', 'exporter')}[5m])) or vector(0))"
-        ),
+        lambda c: violations(c, _rnf03_terms(c), "5m", grouped=False),
         "short",
         "Double-assigned advisors + duplicate active tickets + deadlocks and completed double assignments over "
         "5 minutes. Must stay 0.",
@@ -509,12 +533,7 @@ RNF04 = Nfr(
     title="Consistency",
     requirement="0 inconsistent tickets, tickets without outbox row, FAILED outbox messages, counter drift",
     limit=Threshold(0, "<=", "violations"),
-    indicator=lambda c: (
-        f"sum{c.by()}({c.s('ticketero_tickets_inconsistent', 'exporter')})"
-        f" + (sum{c.by()}({c.s('ticketero_tickets_without_outbox', 'exporter')}) or {c.zero()})"
-        f" + (sum{c.by()}({c.s('ticketero_outbox_messages', 'exporter', FAILED)}) or {c.zero()})"
-        f" + (sum{c.by()}(abs({c.s('ticketero_advisor_served_drift', 'exporter')})) or {c.zero()})"
-    ),
+    indicator=lambda c: violations(c, _rnf04_terms(c), "{w}"),
     unit="violations",
     rules=_rnf04_rules,
     indicators=lambda c: [
@@ -522,14 +541,10 @@ RNF04 = Nfr(
         Indicator("ticketero_tickets_without_outbox", "exporter"),
         Indicator("ticketero_outbox_messages", "exporter"),
     ],
+    figure="inconsistencies",
     panel=Panel(
         "Inconsistencies",
-        lambda c: (
-            f"(sum({c.s('ticketero_tickets_inconsistent', 'exporter')}) or vector(0))"
-            f" + (sum({c.s('ticketero_tickets_without_outbox', 'exporter')}) or vector(0))"
-            f" + (sum({c.s('ticketero_outbox_messages', 'exporter', FAILED)}) or vector(0))"
-            f" + (sum(abs({c.s('ticketero_advisor_served_drift', 'exporter')})) or vector(0))"
-        ),
+        lambda c: violations(c, _rnf04_terms(c), "5m", grouped=False),
         "short",
         "Inconsistent tickets + tickets without outbox row + FAILED outbox messages + served-counter drift. "
         "Must stay 0.",
@@ -590,6 +605,7 @@ RNF05 = Nfr(
     unit="s (oldest BUSY heartbeat)",
     rules=_rnf05_rules,
     indicators=lambda c: [Indicator("ticketero_advisor_busy_heartbeat_age_max_seconds", "exporter")],
+    figure="max_busy_heartbeat_age_seconds",
     panel=Panel(
         "Oldest BUSY heartbeat",
         lambda c: f"max({c.s('ticketero_advisor_busy_heartbeat_age_max_seconds', 'exporter')})",
@@ -755,6 +771,7 @@ RNF07 = Nfr(
     unit="bytes",
     rules=_rnf07_rules,
     indicators=_memory_indicators,
+    figure="memory_growth_ratio",
     panel=Panel(
         "Memory growth over 30 min",
         lambda c: (
@@ -829,97 +846,143 @@ def counted(selector: str, by: str = "") -> str:
 
 @dataclass(frozen=True)
 class Figure:
-    """A run-level figure of the reports: evaluated at the end of the settle period."""
+    """A run-level figure of the reports.
+
+    ``over`` says which span it covers: ``load`` = the load window (evaluated at its end), ``window`` = the
+    judged window, load plus settle (work finished or faults seen during the settle period count)."""
 
     key: str
     label: str
-    expr: str  # {range} spans the whole window, {start} is its start (unix seconds)
+    expr: str  # {range} spans the figure's window, {start} is its start (unix seconds)
     unit: str
     nfr: str = ""  # the NFR whose threshold the report prints beside it
+    over: str = "window"
+    estimate: bool = (
+        False  # read from histogram buckets: an estimate, the load generator has the exact figure
+    )
 
 
 _C = Ctx(MixinConfig())
 _MEM = _C.s("ticketero_container_memory_working_set_bytes", "exporter", 'container="ticketero-app"')
+_RSS = _C.s("process_resident_memory_bytes", "service")
+
+
+def _peak(metric: str) -> str:
+    return f"max(max_over_time({metric}[{{range}}]))"
+
 
 #: Run-level figures for the report; an empty ``expr`` is worked out by the verdict from the others.
+#: No ``or vector(0)`` on a figure whose source may be missing: a missing exporter is "no data", never 0.
 FIGURES: tuple[Figure, ...] = (
-    Figure("throughput_per_minute", "Throughput over the run", "", "tickets/min", "RNF-01"),
-    Figure("success_ratio", "Requests that succeeded", "", "ratio", "RNF-06"),
-    Figure("memory_growth_ratio", "Service memory growth (max/min - 1)", "", "ratio", "RNF-07"),
-    Figure("tickets_created", "Tickets created", counted("ticketero_tickets_created_total"), "tickets"),
-    Figure("tickets_completed", "Tickets completed", counted("ticketero_tickets_completed_total"), "tickets"),
-    Figure("requests", "Requests sent", counted("loadgen_requests_total"), "requests"),
+    Figure("throughput_per_minute", "Throughput under load (completed / minutes of load)", "", "tickets/min", "RNF-01"),
+    Figure("success_ratio", "Requests that succeeded (whole run)", "", "ratio", "RNF-06"),
+    Figure("memory_growth_ratio", "Service memory growth (max / min - 1)", "", "ratio", "RNF-07"),
+    Figure("tickets_created", "Tickets created", counted(_C.s("ticketero_tickets_created_total", "exporter")), "tickets"),
+    Figure("tickets_completed", "Tickets completed (load + settle)", counted(_C.s("ticketero_tickets_completed_total", "exporter")), "tickets"),
+    Figure(
+        "tickets_completed_under_load", "Tickets completed under load",
+        counted(_C.s("ticketero_tickets_completed_total", "exporter")), "tickets", over="load",
+    ),
+    Figure("requests", "Requests sent", counted(_C.s("loadgen_requests_total", "loadgen")), "requests"),
     Figure(
         "request_failures",
         "Requests failed",
-        counted("loadgen_request_failures_total") + " or vector(0)",
+        f"{counted(_C.s('loadgen_request_failures_total', 'loadgen'))} or 0 * {counted(_C.s('loadgen_requests_total', 'loadgen'))}",
         "requests",
-    ),  # fmt: skip
+    ),
     Figure(
         "latency_p95_seconds",
-        "API latency p95 (load generator, bucket estimate)",
-        f"histogram_quantile(0.95, {counted('loadgen_request_duration_seconds_bucket', 'le')})",
+        "API latency p95 (estimate from histogram buckets)",
+        f"histogram_quantile(0.95, {counted(_C.s('loadgen_request_duration_seconds_bucket', 'loadgen'), 'le')})",
         "s",
+        estimate=True,
     ),
     Figure(
         "latency_p99_seconds",
-        "API latency p99 (load generator, bucket estimate)",
-        f"histogram_quantile(0.99, {counted('loadgen_request_duration_seconds_bucket', 'le')})",
+        "API latency p99 (estimate from histogram buckets)",
+        f"histogram_quantile(0.99, {counted(_C.s('loadgen_request_duration_seconds_bucket', 'loadgen'), 'le')})",
         "s",
+        estimate=True,
     ),
     Figure(
         "ratio_within_2s",
-        f"Requests answered within {number(LATENCY_BOUND_SECONDS)} s",
-        counted(f'loadgen_request_duration_seconds_bucket{{le="{LE}"}}')
+        f"Requests answered within {number(LATENCY_BOUND_SECONDS)} s (whole run)",
+        counted(_C.s("loadgen_request_duration_seconds_bucket", "loadgen", LE_MATCHER))
         + " / "
-        + counted("loadgen_request_duration_seconds_count"),
+        + counted(_C.s("loadgen_request_duration_seconds_count", "loadgen")),
         "ratio",
         "RNF-02",
     ),
     Figure(
         "service_ratio_within_2s",
         f"Requests within {number(LATENCY_BOUND_SECONDS)} s (service histogram)",
-        counted(f'http_server_requests_seconds_bucket{{le="{LE}"}}')
+        counted(_C.s("http_server_requests_seconds_bucket", "service", LE_MATCHER))
         + " / "
-        + counted("http_server_requests_seconds_count"),
+        + counted(_C.s("http_server_requests_seconds_count", "service")),
         "ratio",
         "RNF-02",
     ),
     Figure(
         "probe_success_ratio",
         "Health probe success",
-        "avg(avg_over_time(ticketero_probe_success[{range}]))",
+        f"avg(avg_over_time({_C.s('ticketero_probe_success', 'exporter')}[{{range}}]))",
         "ratio",
         "RNF-06",
     ),
     Figure(
+        "race_conditions",
+        "Race conditions seen (peak gauges + counted events)",
+        f"{_peak(_C.s('ticketero_advisors_double_assigned', 'exporter'))}"
+        f" + ({_peak(_C.s('ticketero_tickets_duplicate_active', 'exporter'))} or vector(0))"
+        f" + ({counted(_C.s('ticketero_database_deadlocks_total', 'exporter'))} or vector(0))"
+        f" + ({counted(_C.s('ticketero_tickets_double_assigned_total', 'exporter'))} or vector(0))",
+        "violations",
+        "RNF-03",
+    ),
+    Figure(
+        "inconsistencies",
+        "Inconsistencies seen (peak of each check, summed)",
+        f"sum(max_over_time({_C.s('ticketero_tickets_inconsistent', 'exporter')}[{{range}}]))"
+        f" + ({_peak(_C.s('ticketero_tickets_without_outbox', 'exporter'))} or vector(0))"
+        f" + ({_peak(_C.s('ticketero_outbox_messages', 'exporter', FAILED))} or vector(0))"
+        f" + (max(max_over_time(abs({_C.s('ticketero_advisor_served_drift', 'exporter')})[{{range}}:])) or vector(0))",
+        "violations",
+        "RNF-04",
+    ),
+    Figure(
         "max_busy_heartbeat_age_seconds",
         "Oldest BUSY heartbeat",
-        "max(max_over_time(ticketero_advisor_busy_heartbeat_age_max_seconds[{range}]))",
+        _peak(_C.s("ticketero_advisor_busy_heartbeat_age_max_seconds", "exporter")),
         "s",
         "RNF-05",
     ),
-    Figure(
-        "recovery_events",
-        "Recovery events",
-        counted("ticketero_recovery_events_total") + " or vector(0)",
-        "events",
-    ),
-    Figure(
-        "deadlocks", "Deadlocks", counted("ticketero_database_deadlocks_total") + " or vector(0)", "deadlocks"
-    ),
+    Figure("recovery_events", "Recovery events", counted(_C.s("ticketero_recovery_events_total", "exporter")), "events"),
+    Figure("deadlocks", "Deadlocks", counted(_C.s("ticketero_database_deadlocks_total", "exporter")), "deadlocks"),
     Figure(
         "max_db_connections",
         "DB connections (max)",
-        "max(max_over_time(ticketero_database_connections[{range}]))",
+        _peak(_C.s("ticketero_database_connections", "exporter")),
         "connections",
     ),  # fmt: skip
-    Figure("memory_max_bytes", "Service memory (max)", f"max(max_over_time({_MEM}[{{range}}]))", "bytes"),
-    Figure("memory_min_bytes", "Service memory (min)", f"min(min_over_time({_MEM}[{{range}}]))", "bytes"),
-)
+    Figure(
+        "memory_max_bytes", "Service memory (max)",
+        f"max(max_over_time({_MEM}[{{range}}])) or max(max_over_time({_RSS}[{{range}}]))", "bytes",
+    ),
+    Figure(
+        "memory_min_bytes", "Service memory (min)",
+        f"min(min_over_time({_MEM}[{{range}}])) or min(min_over_time({_RSS}[{{range}}]))", "bytes",
+    ),
+)  # fmt: skip
 
 #: (key, expr, unit) — the shape the verdict reads.
 SUMMARY_FIGURES: tuple[tuple[str, str, str], ...] = tuple((f.key, f.expr, f.unit) for f in FIGURES if f.expr)
+
+
+def figure_by_key(key: str) -> Figure:
+    for figure in FIGURES:
+        if figure.key == key:
+            return figure
+    raise KeyError(key)
 
 
 def nfr_by_id(nfr_id: str) -> Nfr:

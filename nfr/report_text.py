@@ -4,36 +4,30 @@ from __future__ import annotations
 
 import json
 import xml.etree.ElementTree as ET
-from datetime import UTC, datetime
 from typing import Any
 
 from nfr.catalogue import FIGURES, NFR_IDS, nfr_by_id
-from nfr.verdict import FAIL, NO_DATA, NOT_JUDGED, PASS, NfrResult, Verdict
+from nfr.report_values import NO_DATA_TEXT, fmt_value, iso
+from nfr.verdict import FAIL, NO_DATA, NOT_JUDGED, PASS, FiredAlert, NfrResult, Verdict
 
-
-def iso(ts: float | None) -> str:
-    if ts is None:
-        return "-"
-    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def fmt_value(value: float | None, unit: str = "") -> str:
-    """Human formatting: bytes in MiB, ratios in %, small numbers with 3 significant digits."""
-    if value is None:
-        return "-"
-    if unit == "bytes":
-        return f"{value / 1048576:.1f} MiB"
-    if "ratio" in unit:
-        return f"{value * 100:.2f} %"
-    suffix = " s" if unit == "s" or unit.startswith("s (") else ""
-    if abs(value) >= 100 or value == int(value):
-        return f"{value:.0f}{suffix}"
-    return f"{value:.3g}{suffix}"
+__all__ = ["console_table", "fmt_value", "iso", "junit_xml", "json_report", "markdown", "measured_text"]
 
 
 def threshold_text(result: NfrResult) -> str:
     """The NFR's threshold as the catalogue states it (comparator, number and unit)."""
     return result.threshold_text or result.requirement
+
+
+def measured_text(result: NfrResult) -> str:
+    """The NFR's measured figure in its own unit (``90.00 %``, ``128 tickets/min``, ``no data``)."""
+    return fmt_value(result.measured, result.measured_unit or result.unit)
+
+
+def alert_value_text(alert: FiredAlert) -> str:
+    return (
+        f"{fmt_value(alert.value_at_first_fire, alert.value_unit)} when it first fired, "
+        f"worst {fmt_value(alert.worst_value, alert.value_unit)}"
+    )
 
 
 def offset_text(verdict: Verdict, ts: float | None) -> str:
@@ -43,14 +37,14 @@ def offset_text(verdict: Verdict, ts: float | None) -> str:
 
 
 def console_table(verdict: Verdict) -> str:
-    lines = [f"{'NFR':<7} {'title':<14} {'verdict':<22} {'measured':>14}  detail"]
+    lines = [f"{'NFR':<7} {'title':<14} {'verdict':<22} {'measured':>16}  detail"]
     for r in verdict.results:
         detail = r.reason
         if r.first_fired is not None:
             detail += f" (first fired {offset_text(verdict, r.first_fired)})"
         if r.exercised is False:
             detail = f"not put to the test: {r.exercise}"
-        lines.append(f"{r.nfr:<7} {r.title:<14} {r.label:<22} {fmt_value(r.measured, r.unit):>14}  {detail}")
+        lines.append(f"{r.nfr:<7} {r.title:<14} {r.label:<22} {measured_text(r):>16}  {detail}")
     for alert in verdict.meta_alerts:
         lines.append(
             f"{'meta':<7} {alert.name:<14} fired {offset_text(verdict, alert.first_fired)} "
@@ -84,12 +78,35 @@ def overall_text(verdict: Verdict) -> str:
     return result
 
 
-def _figure_rows() -> list[tuple[str, str, str, str]]:
-    """(key, label, unit, the threshold of the NFR it belongs to) for the metrics table."""
+def exact_latency(summary: Any) -> dict[str, float]:
+    """The load generator's exact (HdrHistogram) latency of all requests, in seconds; {} without it."""
+    if not isinstance(summary, dict):
+        return {}
+    total = (summary.get("load") or {}).get("total") or {}
+    latency = total.get("latency") or {}
+    return {k: float(v) for k, v in latency.items() if isinstance(v, int | float) and total.get("requests")}
+
+
+def figure_rows(verdict: Verdict, summary: Any = None) -> list[tuple[str, str, str]]:
+    """(label, value with unit, threshold) of the metrics table. Latency percentiles are the load
+    generator's exact ones when its summary is there; otherwise the bucket estimates, labelled so."""
+    exact = exact_latency(summary)
     rows = []
+    if exact:
+        for key in ("p50", "p95", "p99", "max"):
+            if key in exact:
+                rows.append(
+                    (
+                        f"API latency {key} (exact, load generator HdrHistogram)",
+                        fmt_value(exact[key], "s"),
+                        "",
+                    )
+                )
     for figure in FIGURES:
+        if figure.key not in verdict.figures or (figure.estimate and exact):
+            continue
         limit = nfr_by_id(figure.nfr).limit.text() if figure.nfr in NFR_IDS else ""
-        rows.append((figure.key, figure.label, figure.unit, limit))
+        rows.append((figure.label, fmt_value(verdict.figures[figure.key], figure.unit), limit))
     return rows
 
 
@@ -110,17 +127,35 @@ def scenario_section(summary: dict[str, Any] | None) -> list[str]:
         out.append(
             f"- {total.get('requests', 0)} requests, {total.get('failures', 0)} failed "
             f"({fmt_value(total.get('error_rate'), 'ratio')}), {total.get('dropped', 0)} dropped, "
-            f"{fmt_value(total.get('throughput_per_min'))} requests/min"
+            f"{fmt_value(total.get('throughput_per_min'), 'requests/min')}"
         )
     if latency:
         out.append(
             "- latency (exact, HdrHistogram): "
             + ", ".join(
-                f"{key} {fmt_value(latency[key] * 1000)} ms"
+                f"{key} {fmt_value(latency[key], 's')}"
                 for key in ("p50", "p95", "p99", "max")
                 if key in latency
             )
         )
+    endpoints = (summary.get("load") or {}).get("endpoints") or {}
+    if endpoints:
+        out += [
+            "",
+            "| Endpoint | Requests | Failed | p50 | p95 | p99 | max |",
+            "|---|---|---|---|---|---|---|",
+        ]
+        for name, block in endpoints.items():
+            lat = block.get("latency") or {}
+            cells = [
+                fmt_value(lat.get(k), "s") if block.get("requests") else NO_DATA_TEXT
+                for k in ("p50", "p95", "p99", "max")
+            ]
+            out.append(
+                f"| {name} | {block.get('requests', 0)} | {block.get('failures', 0)} | "
+                + " | ".join(cells)
+                + " |"
+            )
     checks = [
         (item.get("threshold", "?"), item.get("ok"), item.get("value"))
         for item in summary.get("thresholds") or []
@@ -175,25 +210,29 @@ def markdown(verdict: Verdict, extra: dict[str, Any] | None = None) -> str:
         if r.exercise:
             detail += f"; {'exercised' if r.exercised else 'NOT exercised'}: {r.exercise}"
         out.append(
-            f"| {r.nfr} | {r.title} | {threshold_text(r)} | {fmt_value(r.measured, r.unit)} | "
+            f"| {r.nfr} | {r.title} | {threshold_text(r)} | {measured_text(r)} | "
             f"{icon[r.status] if r.exercised is not False else '*PASS (not exercised)*'} | {detail} |"
         )
+    out += ["", "## How each measured figure was computed", ""]
+    out += [f"- {r.nfr}: {r.measured_how or 'no run-level figure'}" for r in verdict.results]
     out += ["", "## Metrics captured", "", "| Metric | Value | Threshold |", "|---|---|---|"]
-    for key, label, unit, limit in _figure_rows():
-        if key in verdict.figures:
-            out.append(f"| {label} | {fmt_value(verdict.figures[key], unit)} | {limit} |")
+    for label, value, limit in figure_rows(verdict, summary):
+        out.append(f"| {label} | {value} | {limit} |")
     out += scenario_section(summary if isinstance(summary, dict) else None)
     fired = [a for r in verdict.results for a in r.alerts + r.expected_alerts] + verdict.meta_alerts
     out += ["", "## Alerts fired in the window", ""]
     if not fired:
         out.append("None.")
     else:
-        out += ["| Alert | NFR | First fired | Last firing | Resolved | Value |", "|---|---|---|---|---|---|"]
+        out += [
+            "| Alert | Check / source | NFR | First fired | Last firing | Resolved | Value when first fired | Worst value |",
+            "|---|---|---|---|---|---|---|---|",
+        ]
         for a in sorted(fired, key=lambda a: a.first_fired):
             out.append(
-                f"| {a.name} | {a.nfr} | {iso(a.first_fired)} ({offset_text(verdict, a.first_fired)}) | "
+                f"| {a.name} | {a.check or '-'} | {a.nfr} | {iso(a.first_fired)} ({offset_text(verdict, a.first_fired)}) | "
                 f"{iso(a.last_firing)} | {'yes' if a.resolved else 'no'} | "
-                f"{fmt_value(a.value_at_first_fire)} |"
+                f"{fmt_value(a.value_at_first_fire, a.value_unit)} | {fmt_value(a.worst_value, a.value_unit)} |"
             )
     if verdict.notes:
         out += ["", "## Notes", ""] + [f"- {note}" for note in verdict.notes]
@@ -212,58 +251,112 @@ def markdown(verdict: Verdict, extra: dict[str, Any] | None = None) -> str:
     return "\n".join(out) + "\n"
 
 
+def _testcase(
+    suite: ET.Element,
+    classname: str,
+    name: str,
+    seconds: float,
+    outcome: str = "",
+    message: str = "",
+    text: str = "",
+) -> ET.Element:
+    """A testcase; ``outcome`` failure / error / skipped / "" (passed)."""
+    case = ET.SubElement(suite, "testcase", classname=classname, name=name, time=f"{max(0.0, seconds):.1f}")
+    if outcome:
+        element = ET.SubElement(case, outcome, message=message)
+        if outcome in ("failure", "error"):
+            element.set("type", {"failure": "Failed", "error": "NoData"}[outcome])
+        if text:
+            element.text = text
+    return case
+
+
 def junit_xml(verdict: Verdict) -> str:
-    """One testcase per NFR: ``failure`` for FAIL, ``error`` for NO DATA (missing data is no pass)."""
+    """One testcase per NFR, one for the scenario, one per meta failure (a TargetDown, no NFR passed) and
+    a ``result`` testcase that fails exactly when the run's exit code does. Counts follow the testcases,
+    so --strict, --require-exercised and a failed scenario show in the XML as in the exit code.
+
+    ``time``: the scenario's and the result's are the load duration and the judged window; an NFR's is
+    the time from the load start to its first firing when it failed, else the judged window."""
     outcome = verdict.scenario_outcome
-    failures = sum(r.status == FAIL for r in verdict.results) + (outcome is not None and not outcome.ok)
-    errors = sum(r.status == NO_DATA for r in verdict.results)
-    skipped = sum(r.status == NOT_JUDGED or r.exercised is False for r in verdict.results)
+    window = verdict.window_end - verdict.start
     suite = ET.Element(
-        "testsuite",
-        name=f"ticketero-nfr {verdict.scenario}".strip(),
-        tests=str(len(verdict.results) + (outcome is not None)),
-        failures=str(failures),
-        errors=str(errors),
-        skipped=str(skipped),
-        time=f"{verdict.window_end - verdict.start:.1f}",
-        timestamp=iso(verdict.start),
+        "testsuite", name=f"ticketero-nfr {verdict.scenario}".strip(), timestamp=iso(verdict.start)
     )
     if outcome is not None:
         # The scenario first: a failed fault injection makes every NFR testcase below meaningless.
-        case = ET.SubElement(
-            suite,
-            "testcase",
-            classname="ticketero.scenario",
-            name=f"scenario {verdict.scenario}".strip(),
-            time="0",
-        )
-        if not outcome.ok:
-            element = ET.SubElement(case, "failure", message=outcome.headline, type="ScenarioFailed")
-            element.text = "\n".join(outcome.reasons)
+        _testcase(
+            suite, "ticketero.scenario", f"scenario {verdict.scenario}".strip(), verdict.end - verdict.start,
+            "" if outcome.ok else "failure", outcome.headline, "\n".join(outcome.reasons),
+        )  # fmt: skip
     for r in verdict.results:
-        case = ET.SubElement(
-            suite, "testcase", classname="ticketero.nfr", name=f"{r.nfr} {r.title}", time="0"
-        )
-        message = f"{r.reason}; measured {fmt_value(r.measured, r.unit)} (threshold {threshold_text(r)})"
+        message = f"{r.label}: {r.reason}; measured {measured_text(r)} (threshold {threshold_text(r)})"
+        must_exercise = r.nfr in verdict.require_exercised and r.exercised is not True and r.status == PASS
         if r.status == FAIL:
-            element = ET.SubElement(case, "failure", message=message, type="AlertFired")
-            element.text = "\n".join(
-                f"{a.name} first fired {iso(a.first_fired)} labels={json.dumps(a.labels, sort_keys=True)}"
-                for a in r.alerts
+            kind, text = (
+                "failure",
+                "\n".join(
+                    f"{a.display} first fired {iso(a.first_fired)}: {alert_value_text(a)}; "
+                    f"labels={json.dumps(a.labels, sort_keys=True)}"
+                    for a in r.alerts
+                ),
             )
         elif r.status == NO_DATA:
-            ET.SubElement(case, "error", message=message, type="NoData")
+            kind, text = "error", ""
         elif r.status == NOT_JUDGED:
-            ET.SubElement(case, "skipped", message=r.reason)
+            kind, text = ("failure" if verdict.strict else "skipped"), ""
+            if verdict.strict:
+                message = f"NOT JUDGED counts as a failure (--strict): {message}"
+        elif must_exercise:
+            kind, text = "failure", ""
+            message = f"to be exercised and was not: {r.exercise}; {message}"
         elif r.exercised is False:
             # Passed without being put to the test: shown as skipped so CI says so.
-            ET.SubElement(case, "skipped", message=f"PASS (not exercised): {r.exercise}")
-        if r.exercise:
-            props = ET.SubElement(case, "properties")
-            ET.SubElement(props, "property", name="exercised", value=str(bool(r.exercised)).lower())
-            ET.SubElement(props, "property", name="exercise", value=r.exercise)
+            kind, text = "skipped", ""
+            message = f"PASS (not exercised): {r.exercise}; measured {measured_text(r)}"
+        else:
+            kind, text = "", ""
+        seconds = (r.first_fired - verdict.start) if r.first_fired is not None else window
+        case = _testcase(suite, "ticketero.nfr", f"{r.nfr} {r.title}", seconds, kind, message, text)
+        props = ET.SubElement(case, "properties")
+        for name, value in (
+            ("verdict", r.label),
+            ("measured", measured_text(r)),
+            ("measured_value", "" if r.measured is None else repr(r.measured)),
+            ("measured_how", r.measured_how),
+            ("threshold", threshold_text(r)),
+            ("exercised", "" if r.exercised is None else str(bool(r.exercised)).lower()),
+            ("exercise", r.exercise),
+        ):
+            if value:
+                ET.SubElement(props, "property", name=name, value=value)
         out = ET.SubElement(case, "system-out")
-        out.text = f"indicator: {r.indicator_expr}"
+        out.text = f"measured {measured_text(r)} ({r.measured_how or 'no run-level figure'}); indicator: {r.indicator_expr}"
+    for alert in verdict.target_down:
+        job = alert.labels.get("job", "?")
+        _testcase(
+            suite, "ticketero.meta", f"{alert.name} job={job}", alert.last_firing - alert.first_fired, "failure",
+            f"{alert.name} fired for job {job} from {iso(alert.first_fired)}: the run could not be watched whole",
+        )  # fmt: skip
+    if not any(r.status == PASS for r in verdict.results):
+        _testcase(
+            suite,
+            "ticketero.meta",
+            "at least one NFR passed",
+            window,
+            "failure",
+            "no NFR could be judged as passed",
+        )
+    reasons = verdict.failure_reasons
+    _testcase(
+        suite, "ticketero.result", "run result", window, "failure" if reasons else "",
+        "RESULT: " + overall_text(verdict), "\n".join(reasons),
+    )  # fmt: skip
+    cases = suite.findall("testcase")
+    suite.set("tests", str(len(cases)))
+    for kind, attr in (("failure", "failures"), ("error", "errors"), ("skipped", "skipped")):
+        suite.set(attr, str(sum(case.find(kind) is not None for case in cases)))
+    suite.set("time", f"{window:.1f}")
     ET.indent(suite)
     return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(suite, encoding="unicode") + "\n"
 

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from nfr.report_html import html_report
+from nfr.report_index import write_index
 from nfr.report_text import json_report, junit_xml, markdown
 from nfr.verdict import Verdict
 
@@ -18,9 +19,10 @@ REPORT_FILES = {
 
 
 def write_reports(
-    verdict: Verdict, out_dir: str | Path, extra: dict[str, Any] | None = None
+    verdict: Verdict, out_dir: str | Path, extra: dict[str, Any] | None = None, index: bool = True
 ) -> dict[str, Path]:
-    """NFR-TEST-RESULTS.md, junit.xml, results.json and report.html in ``out_dir``; returns their paths."""
+    """NFR-TEST-RESULTS.md, junit.xml, results.json and report.html in ``out_dir``, then (``index``)
+    refresh ``index.html`` of the directory holding it, listing every run there; returns their paths."""
     target = Path(out_dir)
     target.mkdir(parents=True, exist_ok=True)
     texts = {
@@ -34,4 +36,6 @@ def write_reports(
         path = target / REPORT_FILES[kind]
         path.write_text(text, encoding="utf-8")
         paths[kind] = path
+    if index:
+        paths["index"] = write_index(target.resolve().parent)
     return paths

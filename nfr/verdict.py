@@ -30,14 +30,16 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from nfr.catalogue import (
+    FIGURES,
     INDICATOR_ABSENT_ALERT,
     NFRS,
-    SUMMARY_FIGURES,
     TARGET_DOWN_ALERT,
     Nfr,
+    figure_by_key,
 )
 from nfr.mixin.config import MixinConfig
 from nfr.promclient import PrometheusClient, PrometheusQueryError
+from nfr.report_values import fmt_value
 from nfr.rulescale import parse_duration
 
 PASS = "PASS"
@@ -60,6 +62,19 @@ class FiredAlert:
     resolved: bool  # not firing any more at the end of the window
     value_at_first_fire: float | None = None
     summary: str = ""
+    # Which of the alert's rules fired: its ``check`` or ``source`` label (rules that share a name differ
+    # there), the rule's expression, its worst value while firing and the unit both values are in.
+    check: str = ""
+    expr: str = ""
+    worst_value: float | None = None
+    value_unit: str = ""
+    firing_periods: list[tuple[float, float]] = field(default_factory=list)
+    pending_periods: list[tuple[float, float]] = field(default_factory=list)
+
+    @property
+    def display(self) -> str:
+        """``TicketeroRaceConditionDetected (check deadlock)``: the name and which rule fired."""
+        return f"{self.name} ({self.check})" if self.check else self.name
 
 
 @dataclass
@@ -83,6 +98,14 @@ class NfrResult:
     # Was the NFR put to the test? True / False for a PASS (False: "PASS (not exercised)"), None otherwise.
     exercised: bool | None = None
     exercise: str = ""  # the condition and the figure measured, e.g. "at least 1000 requests (measured 100)"
+    measured_unit: str = (
+        ""  # the unit of ``measured`` (may differ from the indicator's: RNF-07 growth vs bytes)
+    )
+    measured_how: str = ""  # what ``measured`` is, e.g. "Requests answered within 2 s (whole run)"
+    # Alert periods of this NFR's alerts for the plots: {alert, check, state (pending/firing), start, end}.
+    periods: list[dict[str, Any]] = field(default_factory=list)
+    # Lines drawn with the indicator: RNF-01's offered load, RNF-07's limit (its value earlier x factor).
+    companions: dict[str, list[tuple[float, float]]] = field(default_factory=dict)
 
     @property
     def label(self) -> str:
@@ -176,6 +199,9 @@ class Verdict:
     scenario_outcome: ScenarioOutcome | None = None
     # NFRs a PASS of which must have been exercised (--require-exercised, a scenario's ``exercises:``).
     require_exercised: list[str] = field(default_factory=list)
+    # Run-level series over the window for the plots: latency_p50/p95/p99 (s, bucket estimates),
+    # request_rate and error_rate (requests/s), from the load generator's series.
+    traffic: dict[str, list[tuple[float, float]]] = field(default_factory=dict)
 
     @property
     def window_end(self) -> float:
@@ -246,38 +272,91 @@ def choose_step(start: float, end: float, minimum: float = 1.0) -> float:
     return max(minimum, math.ceil((end - start) / MAX_POINTS))
 
 
+class WindowNotOver(ValueError):
+    """The window's end + settle lies in the future: judging now would miss alerts still to fire."""
+
+
+def _periods(times: list[float], step: float) -> list[tuple[float, float]]:
+    """Contiguous runs of sample times (one step apart) as (from, to) periods."""
+    periods: list[tuple[float, float]] = []
+    for t in sorted(times):
+        if periods and t - periods[-1][1] <= step * 1.5:
+            periods[-1] = (periods[-1][0], t)
+        else:
+            periods.append((t, t))
+    return periods
+
+
+def _rule_for(labels: dict[str, str], rules: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """The rule an alert series came from: same name, and every label the rule sets (``check``,
+    ``source``, ``window``, ``severity``) equal to the alert's. Rules that share a name differ there."""
+    name = labels.get("alertname")
+    candidates = [r for r in rules if r["name"] == name]
+    matching = [
+        r for r in candidates if all(labels.get(k) == str(v) for k, v in (r.get("labels") or {}).items())
+    ]
+    if matching:
+        return matching[0]
+    return candidates[0] if len(candidates) == 1 else None
+
+
+def _check_of(rule: dict[str, Any] | None, labels: dict[str, str]) -> str:
+    """Which check or source fired: the rule's ``check`` or ``source`` label (``check deadlock``)."""
+    for key in ("check", "source", "window", "long_window"):
+        value = ((rule or {}).get("labels") or {}).get(key) or labels.get(key)
+        if value:
+            return f"{key} {value}"
+    return ""
+
+
+def _alert_series(
+    client: PrometheusClient, start: float, end: float, step: float, selector: str = ""
+) -> dict[tuple[tuple[str, str], ...], dict[str, list[float]]]:
+    """Every alert series pending or firing in the window: labels → state → sample times."""
+    matchers = ",".join(m for m in ('alertstate=~"pending|firing"', selector.strip().strip(",")) if m)
+    found: dict[tuple[tuple[str, str], ...], dict[str, list[float]]] = {}
+    for item in client.query_range(f"ALERTS{{{matchers}}}", start, end, step):
+        labels = {k: v for k, v in item["metric"].items() if k not in ("__name__", "alertstate")}
+        state = item["metric"].get("alertstate", "firing")
+        key = tuple(sorted(labels.items()))
+        found.setdefault(key, {}).setdefault(state, []).extend(float(t) for t, _ in item["values"])
+    return found
+
+
 def _fired_alerts(
     client: PrometheusClient,
     start: float,
     end: float,
     step: float,
-    rules: dict[str, dict[str, Any]],
+    rules: list[dict[str, Any]],
     selector: str = "",
-) -> list[FiredAlert]:
-    """Every alert series firing in the window; ``selector`` (the config's, e.g. ``env="staging"``) keeps
-    only this environment's alerts in a Prometheus shared with others."""
-    matchers = ",".join(m for m in ('alertstate="firing"', selector.strip().strip(",")) if m)
-    series = client.query_range(f"ALERTS{{{matchers}}}", start, end, step)
-    fired = []
-    for item in series:
-        labels = {k: v for k, v in item["metric"].items() if k not in ("__name__", "alertstate")}
-        times = [float(t) for t, _ in item["values"]]
-        if not times:
-            continue
+) -> tuple[list[FiredAlert], list[FiredAlert]]:
+    """(alerts that fired, alerts that were only pending) in the window; ``selector`` (the config's, e.g.
+    ``env="staging"``) keeps only this environment's alerts in a Prometheus shared with others."""
+    fired: list[FiredAlert] = []
+    pending_only: list[FiredAlert] = []
+    for key, states in _alert_series(client, start, end, step, selector).items():
+        labels = dict(key)
         name = labels.get("alertname", "?")
-        fired.append(
-            FiredAlert(
-                name=name,
-                nfr=labels.get("nfr", ""),
-                labels=labels,
-                first_fired=min(times),
-                last_firing=max(times),
-                resolved=max(times) < end - step / 2,
-                summary=str(rules.get(name, {}).get("annotations", {}).get("summary", "")),
-            )
+        rule = _rule_for(labels, rules)
+        times = states.get("firing", [])
+        pending = states.get("pending", [])
+        alert = FiredAlert(
+            name=name,
+            nfr=labels.get("nfr", ""),
+            labels=labels,
+            first_fired=min(times or pending),
+            last_firing=max(times or pending),
+            resolved=max(times or pending) < end - step / 2,
+            summary=str(((rule or {}).get("annotations") or {}).get("summary", "")),
+            check=_check_of(rule, labels),
+            expr=str((rule or {}).get("query", "")),
+            firing_periods=_periods(times, step),
+            pending_periods=_periods(pending, step),
         )
+        (fired if times else pending_only).append(alert)
     fired.sort(key=lambda a: a.first_fired)
-    return fired
+    return fired, pending_only
 
 
 _SPAN = re.compile(
@@ -377,20 +456,59 @@ def _unjudgeable(
     return result
 
 
-def _value_at(client: PrometheusClient, rule: dict[str, Any] | None, alert: FiredAlert) -> float | None:
-    """The alert expression's value for this alert's series at its first firing (best effort)."""
-    if not rule:
+def _value_unit(rule: dict[str, Any] | None, nfr: Nfr | None) -> str:
+    """The unit of a rule's value: the NFR's when the rule compares with the NFR's own threshold number
+    (``... < <threshold>``), else none (a count of events, a probe's 0/1)."""
+    if not rule or nfr is None:
+        return ""
+    query = str(rule.get("query", ""))
+    if re.search(rf"{re.escape(nfr.limit.breach)}\s*{re.escape(nfr.limit.promql)}(?![\d.])", query):
+        return nfr.limit.unit
+    return ""
+
+
+def _matches(metric: dict[str, str], alert: FiredAlert) -> bool:
+    return all(alert.labels.get(k) == v for k, v in metric.items() if k != "__name__")
+
+
+def _value_at(client: PrometheusClient, alert: FiredAlert) -> float | None:
+    """The fired rule's expression for this alert's series at its first firing (best effort)."""
+    if not alert.expr:
         return None
     try:
-        result = client.query(str(rule["query"]), alert.first_fired)
+        result = client.query(alert.expr, alert.first_fired)
     except PrometheusQueryError:
         return None
     for item in result:
-        metric = item.get("metric", {})
-        if all(alert.labels.get(k) == v for k, v in metric.items() if k != "__name__"):
+        if _matches(item.get("metric", {}), alert):
             value = float(item["value"][1])
             return None if math.isnan(value) else value
     return None
+
+
+def _worst_value(
+    client: PrometheusClient, alert: FiredAlert, step: float, lower_is_worse: bool
+) -> float | None:
+    """The fired rule's expression at its worst while the alert was pending or firing."""
+    if not alert.expr:
+        return None
+    begin = min([p[0] for p in alert.pending_periods] + [alert.first_fired])
+    try:
+        result = client.query_range(alert.expr, begin, alert.last_firing, step)
+    except PrometheusQueryError:
+        return None
+    values = [
+        float(v)
+        for item in result
+        if _matches(item.get("metric", {}), alert)
+        for _, v in item["values"]
+        if not math.isnan(float(v))
+    ]
+    if not values:
+        return None
+    if "!=" in alert.expr:
+        return max(values, key=abs)
+    return min(values) if lower_is_worse else max(values)
 
 
 def _series(
@@ -474,17 +592,20 @@ def _exercised(
 def _summary_figures(
     client: PrometheusClient, start: float, end: float, window_end: float
 ) -> dict[str, float | None]:
-    """Run-level figures. Counts cover the whole window (work finished during the settle period counts);
-    throughput divides them by the minutes under load."""
-    span = f"{max(1, int(round(window_end - start)))}s"
+    """Run-level figures, each over its own span (``Figure.over``): the load window, evaluated at its end,
+    or the judged window. Throughput divides the tickets completed under load by the minutes of load."""
     figures: dict[str, float | None] = {}
-    for name, expr, _unit in SUMMARY_FIGURES:
+    for figure in FIGURES:
+        if not figure.expr:
+            continue
+        at = end if figure.over == "load" else window_end
+        span = f"{max(1, int(round(at - start)))}s"
         try:
-            promql = expr.replace("{range}", span).replace("{start}", f"{start:.3f}")
-            figures[name] = client.scalar(promql, window_end)
+            promql = figure.expr.replace("{range}", span).replace("{start}", f"{start:.3f}")
+            figures[figure.key] = client.scalar(promql, at)
         except PrometheusQueryError:
-            figures[name] = None
-    completed = figures.get("tickets_completed")
+            figures[figure.key] = None
+    completed = figures.get("tickets_completed_under_load")
     minutes = (end - start) / 60
     figures["throughput_per_minute"] = completed / minutes if completed is not None and minutes > 0 else None
     requests, failures = figures.get("requests"), figures.get("request_failures")
@@ -496,6 +617,85 @@ def _summary_figures(
     if mem_max and mem_min:
         figures["memory_growth_ratio"] = mem_max / mem_min - 1
     return figures
+
+
+def _range_points(
+    client: PrometheusClient, expr: str, start: float, end: float, step: float, shift: float = 0.0
+) -> list[tuple[float, float]]:
+    """The first series of a range query as finite (time + shift, value) points; [] when it fails."""
+    try:
+        result = client.query_range(expr, start, end, step)
+    except PrometheusQueryError:
+        return []
+    points = []
+    for item in result[:1]:
+        for t, v in item["values"]:
+            value = float(v)
+            if math.isfinite(value):
+                points.append((float(t) + shift, value))
+    return points
+
+
+def _traffic(
+    client: PrometheusClient, window: str, start: float, end: float, step: float, config: MixinConfig | None
+) -> dict[str, list[tuple[float, float]]]:
+    """Latency percentiles (bucket estimates), request and error rates over the window, for the plots."""
+    from nfr.mixin.ctx import Ctx
+
+    c = Ctx(config or MixinConfig())
+    buckets = f"sum by (le) (rate({c.s('loadgen_request_duration_seconds_bucket', 'loadgen')}[{window}]))"
+    requests = f"sum(rate({c.s('loadgen_requests_total', 'loadgen')}[{window}]))"
+    failures = f"sum(rate({c.s('loadgen_request_failures_total', 'loadgen')}[{window}]))"
+    exprs = {
+        **{f"latency_p{q}": f"histogram_quantile(0.{q}, {buckets})" for q in ("50", "95", "99")},
+        "request_rate": requests,
+        "error_rate": f"{failures} or 0 * {requests}",
+    }
+    return {key: _range_points(client, expr, start, end, step) for key, expr in exprs.items()}
+
+
+def _relative_lookback(nfr: Nfr, rules: list[dict[str, Any]], recorded: dict[str, str]) -> float:
+    """How far back a relative threshold compares (RNF-07: the offset of its growth-ratio rules)."""
+    offsets = [
+        parse_duration(m.group(2))
+        for rule in rules
+        if (rule.get("labels") or {}).get("nfr") == nfr.id
+        for name in _NAME.findall(str(rule["query"]))
+        if name in recorded
+        for m in _SPAN.finditer(recorded[name])
+        if m.group(2)
+    ]
+    return max(offsets, default=0.0)
+
+
+def _companions(
+    client: PrometheusClient,
+    nfr: Nfr,
+    rules: list[dict[str, Any]],
+    recorded: dict[str, str],
+    window: str,
+    start: float,
+    end: float,
+    step: float,
+    config: MixinConfig | None,
+) -> dict[str, list[tuple[float, float]]]:
+    """Lines drawn beside the indicator: the offered load of a throughput NFR (RNF-01 is only judged
+    while demand is there), the limit of a relative NFR (RNF-07: its value ``offset`` earlier x factor)."""
+    from nfr.mixin.ctx import Ctx
+
+    out: dict[str, list[tuple[float, float]]] = {}
+    if nfr.exercise is not None and "offered" in nfr.exercise.expr(Ctx(config or MixinConfig())):
+        offered = f"{Ctx(config or MixinConfig()).r(':ticketero_tickets_offered:rate1m')} * 60"
+        out["offered"] = _range_points(client, offered, start, end, step)
+    if nfr.relative:
+        back = _relative_lookback(nfr, rules, recorded)
+        if back:
+            earlier = _range_points(
+                client, nfr.indicator_expr(window, config), start - back, end - back, step, shift=back
+            )
+            out["limit"] = [(t, v * nfr.limit.value) for t, v in earlier]
+            out["earlier"] = earlier
+    return out
 
 
 def _judge(
@@ -551,35 +751,53 @@ def compute_verdict(
     scenario_outcome: ScenarioOutcome | None = None,
     config: MixinConfig | None = None,
     require_exercised: Iterable[str] = (),
+    now: float | None = None,
 ) -> Verdict:
-    """Judge every NFR over ``[start, end + settle]`` from what ``client``'s Prometheus recorded."""
+    """Judge every NFR over ``[start, end + settle]`` from what ``client``'s Prometheus recorded.
+
+    Raises :class:`WindowNotOver` when ``end + settle`` lies after ``now``: never judge early."""
     if end <= start:
         raise ValueError(f"end ({end}) must be after start ({start})")
     window_end = end + settle
+    now = time.time() if now is None else now
+    if window_end > now:
+        raise WindowNotOver(
+            f"the window ends (end + settle) at {window_end:.0f}, {window_end - now:.0f} s from now: alerts "
+            "may still fire; wait for it (nfr verdict --wait) rather than judge early"
+        )
     step = step or choose_step(start, window_end)
     expected_set = set(expected)
     all_rules = client.alerting_rules()
-    rules = {rule["name"]: rule for rule in all_rules}
+    names = {rule["name"] for rule in all_rules}
     # The NFR an alert judges comes from its nfr label, so alerts added later need no change here.
     nfr_of_rule = {rule["name"]: str(rule.get("labels", {}).get("nfr", "")) for rule in all_rules}
+    try:
+        recorded = {r["name"]: str(r["query"]) for r in client.recording_rules()}
+    except PrometheusQueryError:
+        recorded = {}
     notes = []
-    unknown = sorted(expected_set - set(rules))
+    unknown = sorted(expected_set - names)
     if unknown:
         notes.append("expected alert(s) not loaded in Prometheus: " + ", ".join(unknown))
     needed_by_alert = _history_needed(client, all_rules)
     too_short = _too_short(client, needed_by_alert, window_end)
     notes += _lookback_notes(too_short, window_end, start)
     unjudgeable = _unjudgeable(needed_by_alert, too_short)
-    fired = _fired_alerts(client, start, window_end, step, rules, config.selector if config else "")
+    fired, pending_only = _fired_alerts(
+        client, start, window_end, step, all_rules, config.selector if config else ""
+    )
+    by_id = {n.id: n for n in nfrs}
     for alert in fired:
-        alert.value_at_first_fire = _value_at(client, rules.get(alert.name), alert)
+        nfr_of_alert = by_id.get(alert.nfr)
+        alert.value_unit = _value_unit(_rule_for(alert.labels, all_rules), nfr_of_alert)
+        alert.value_at_first_fire = _value_at(client, alert)
+        lower_is_worse = nfr_of_alert.higher_is_better if nfr_of_alert is not None else False
+        alert.worst_value = _worst_value(client, alert, step, lower_is_worse)
     figures = _summary_figures(client, start, end, window_end)
     results = []
     for nfr in nfrs:
         series = _series(client, nfr, rate_window, start, window_end, step, config)
-        status, reason, failing, expected_fired = _judge(
-            nfr, fired, expected_set, series, set(rules), nfr_of_rule
-        )
+        status, reason, failing, expected_fired = _judge(nfr, fired, expected_set, series, names, nfr_of_rule)
         if status == PASS and nfr.id in unjudgeable and not expected_fired:
             status = NOT_JUDGED
             reason = (
@@ -587,19 +805,29 @@ def compute_verdict(
                 "history and Prometheus held less (run a longer scenario, e.g. the soak)"
             )
         first = min((a.first_fired for a in failing), default=None)
-        # Measured, in the NFR's unit: the worst indicator sample when it failed, else the run figure.
-        # The alert expression's own value at its first firing is in the reason (its unit may differ:
-        # RNF-07's alert compares a growth ratio, its indicator is bytes).
-        measured = None if failing else figures.get(nfr.figure) if nfr.figure else None
-        if measured is None:
-            measured = nfr.worst([v for _, v in series])
-        if failing and failing[0].value_at_first_fire is not None:
-            reason += f" (alert value {failing[0].value_at_first_fire:.4g} when it first fired)"
+        # Measured, in the figure's unit: the NFR's run-level figure over the window (docs/verdict.md says
+        # which for each NFR), whatever the verdict; the alert values are per alert. Only an NFR without a
+        # figure falls back to its worst indicator sample.
+        measured, measured_unit, measured_how = None, nfr.unit, ""
+        if nfr.figure:
+            figure = figure_by_key(nfr.figure)
+            measured, measured_unit, measured_how = figures.get(nfr.figure), figure.unit, figure.label
+        if measured is None and not nfr.figure:
+            measured, measured_how = nfr.worst([v for _, v in series]), "worst indicator sample"
+        if failing:
+            reason += " (" + "; ".join(_alert_values_text(a) for a in failing) + ")"
         exercised, exercise_text = None, ""
         if status == PASS:
             exercised, exercise_text = _exercised(client, nfr, all_rules, start, window_end, config)
         elif status == FAIL:
             exercised = True
+        mine = [a for a in fired + pending_only if a.nfr == nfr.id]
+        periods = [
+            {"alert": a.name, "check": a.check, "state": state, "start": p[0], "end": p[1]}
+            for a in mine
+            for state, spans in (("pending", a.pending_periods), ("firing", a.firing_periods))
+            for p in spans
+        ]
         results.append(
             NfrResult(
                 nfr=nfr.id,
@@ -620,6 +848,12 @@ def compute_verdict(
                 relative_factor=nfr.limit.value if nfr.relative else None,
                 exercised=exercised,
                 exercise=exercise_text,
+                measured_unit=measured_unit,
+                measured_how=measured_how,
+                periods=periods,
+                companions=_companions(
+                    client, nfr, all_rules, recorded, rate_window, start, window_end, step, config
+                ),
             )
         )
     meta = [a for a in fired if a.nfr not in {n.id for n in nfrs}]
@@ -637,6 +871,16 @@ def compute_verdict(
         strict=strict,
         scenario_outcome=scenario_outcome,
         require_exercised=sorted(set(require_exercised)),
+        traffic=_traffic(client, rate_window, start, window_end, step, config),
+    )
+
+
+def _alert_values_text(alert: FiredAlert) -> str:
+    """``check deadlock: 2 violations when it first fired, worst 3``."""
+    head = alert.check or alert.name
+    return (
+        f"{head}: {fmt_value(alert.value_at_first_fire, alert.value_unit)} when it first fired, "
+        f"worst {fmt_value(alert.worst_value, alert.value_unit)}"
     )
 
 

@@ -349,39 +349,19 @@ def meta_alert_group(config: MixinConfig, nfrs: tuple[Nfr, ...] = NFRS) -> Group
     jobs = "|".join(needed)
     down_for = "5m" if staging else "15s"
     rules = [
-        Rule(
-            TARGET_DOWN_ALERT,
-            c.s("up", None, f'job=~"{jobs}"') + " == 0",
-            for_=down_for,
-            labels={"severity": "critical", "nfr": META_NFR},
-            annotations=_meta_annotations(
-                c,
-                TARGET_DOWN_ALERT,
-                "A scrape target is down; NFRs that depend on it cannot be judged.",
-                "Prometheus could not scrape {{ $labels.instance }} of job {{ $labels.job }} for "
-                f"{_spoken(down_for)} (up = {{{{ $value }}}}).",
-            ),
-            comment="A scrape target of Ticketero is down. Only the configured jobs: another team's job that is "
-            "down in the same Prometheus is none of ours.",
+        _target_down(
+            c, c.s("up", None, f'job=~"{jobs}"'), down_for, "critical", "",
+            "A scrape target of Ticketero is down. Only the configured jobs: another team's job that is down in "
+            "the same Prometheus is none of ours.",
         )
-    ]
+    ]  # fmt: skip
     if not staging:
         rules.append(
-            Rule(
-                TARGET_DOWN_ALERT,
-                f"{c.s('up', 'loadgen')} == 0",
-                for_=down_for,
-                labels={"severity": "info", "nfr": META_NFR},
-                annotations=_meta_annotations(
-                    c,
-                    TARGET_DOWN_ALERT,
-                    "A scrape target is down; NFRs that depend on it cannot be judged.",
-                    "Prometheus could not scrape {{ $labels.instance }} of job {{ $labels.job }} for "
-                    f"{_spoken(down_for)} (up = {{{{ $value }}}}); expected between load runs.",
-                ),
-                comment="The load generator only runs during a load run: its absence is context (info).",
+            _target_down(
+                c, c.s("up", "loadgen"), down_for, "info", "; expected between load runs",
+                "The load generator only runs during a load run: its absence is context (info).",
             )
-        )
+        )  # fmt: skip
     rules.append(
         Rule(
             COLLECTOR_FAILING_ALERT,
@@ -440,6 +420,23 @@ def _selector_labels(config: MixinConfig) -> dict[str, str]:
     from nfr.mixin.config import parse_matchers
 
     return {name: value for name, op, value in parse_matchers(config.selector) if op == "="}
+
+
+def _target_down(c: Ctx, up: str, for_: str, severity: str, aside: str, comment: str) -> Rule:
+    return Rule(
+        TARGET_DOWN_ALERT,
+        f"{up} == 0",
+        for_=for_,
+        labels={"severity": severity, "nfr": META_NFR},
+        annotations=_meta_annotations(
+            c,
+            TARGET_DOWN_ALERT,
+            "A scrape target is down; NFRs that depend on it cannot be judged.",
+            "Prometheus could not scrape {{ $labels.instance }} of job {{ $labels.job }} for "
+            f"{_spoken(for_)} (up = {{{{ $value }}}}){aside}.",
+        ),
+        comment=comment,
+    )
 
 
 def _spoken(duration: str) -> str:

@@ -301,8 +301,9 @@ def test_overview_guards_race_and_consistency_sums_with_or_vector() -> None:
 def test_a_threshold_changed_in_the_catalogue_changes_the_dashboards(monkeypatch: pytest.MonkeyPatch) -> None:
     faster = replace(RNF01, limit=Threshold(RNF01.limit.value + 7, ">=", RNF01.limit.unit))
     monkeypatch.setattr(rendering, "RNF01", faster)
-    monkeypatch.setattr(rendering, "NFRS", tuple(faster if n is RNF01 else n for n in NFRS))
-    docs = render_dashboards(MixinConfig())
+    catalogue = tuple(faster if n is RNF01 else n for n in NFRS)
+    monkeypatch.setattr(rendering, "NFRS", catalogue)
+    docs = render_dashboards(MixinConfig(), catalogue)
     panels = [p for d in docs.values() for p in iter_panels(d)]
     throughput = [p for p in panels if "RNF-01" in p["title"] or "Throughput" in p["title"]]
     assert len(throughput) >= 3

@@ -25,7 +25,8 @@ QUEUES = ("CAJA", "PERSONAL", "EMPRESAS", "GERENCIA")
 
 
 class SyntheticTicketero(Collector):
-    """Steady traffic (2 tickets/s, all answered in 0.1 s) plus knobs the test can turn."""
+    """Steady traffic (2 tickets/s, all answered in 0.1 s) plus knobs the test can turn: a share of slow
+    (3 s) requests, a share of failed requests, deadlocks, a double-assigned advisor, a missing series."""
 
     def __init__(self) -> None:
         self.t0 = time.time()
@@ -34,15 +35,33 @@ class SyntheticTicketero(Collector):
         self.heartbeat_series = True
         self.memory_bytes = 50e6
         self.rate = 2.0
+        self.slow_share = 0.0
+        self.failure_share = 0.0
+        self.deadlocks = 0.0
+        # Counters integrate the shares over time, so changing a share never moves a counter backwards.
+        self._at = self.t0
+        self.requests = 0.0
+        self.slow = 0.0
+        self.failed = 0.0
+
+    def _advance(self) -> None:
+        now = time.time()
+        done = (now - self._at) * self.rate
+        self.requests += done
+        self.slow += done * self.slow_share
+        self.failed += done * self.failure_share
+        self._at = now
 
     def set(self, **values: object) -> None:
         with self.lock:
+            self._advance()
             for key, value in values.items():
                 setattr(self, key, value)
 
     def collect(self) -> Iterator[Metric]:
         with self.lock:
-            n = (time.time() - self.t0) * self.rate
+            self._advance()
+            n = self.requests
             per_queue = n / len(QUEUES)
             created = CounterMetricFamily("ticketero_tickets_created", "created", labels=["queue"])
             completed = CounterMetricFamily("ticketero_tickets_completed", "completed", labels=["queue"])
@@ -55,7 +74,7 @@ class SyntheticTicketero(Collector):
             yield from (created, completed, active)
             yield GaugeMetricFamily("ticketero_advisors_double_assigned", "race", value=self.double_assigned)
             yield GaugeMetricFamily("ticketero_tickets_duplicate_active", "dup", value=0)
-            yield CounterMetricFamily("ticketero_database_deadlocks", "deadlocks", value=0)
+            yield CounterMetricFamily("ticketero_database_deadlocks", "deadlocks", value=self.deadlocks)
             inconsistent = GaugeMetricFamily("ticketero_tickets_inconsistent", "bad", labels=["rule"])
             inconsistent.add_metric(["in_progress_without_started_at"], 0)
             yield inconsistent
@@ -75,14 +94,20 @@ class SyntheticTicketero(Collector):
             latency = HistogramMetricFamily(
                 "loadgen_request_duration_seconds", "latency", labels=["endpoint"]
             )
-            buckets = [("0.1", n), ("1.5", n), ("2.0", n), ("+Inf", n)]
-            latency.add_metric(["create_ticket"], buckets, sum_value=n * 0.1)
+            fast = n - self.slow
+            buckets = [("0.1", fast), ("1.5", fast), ("2.0", fast), ("5.0", n), ("+Inf", n)]
+            latency.add_metric(["create_ticket"], buckets, sum_value=fast * 0.1 + self.slow * 3)
             yield latency
             requests = CounterMetricFamily(
                 "loadgen_requests", "requests", labels=["endpoint", "status_class"]
             )
             requests.add_metric(["create_ticket", "2xx"], n)
             yield requests
+            failures = CounterMetricFamily(
+                "loadgen_request_failures", "failures", labels=["endpoint", "status_class"]
+            )
+            failures.add_metric(["create_ticket", "5xx"], self.failed)
+            yield failures
             yield GaugeMetricFamily("loadgen_run_active", "active", value=1)
 
 

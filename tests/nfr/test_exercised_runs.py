@@ -12,9 +12,9 @@ The runs go in parallel, each with its own database, vhost, service, exporter an
 
 from __future__ import annotations
 
+import functools
 import uuid
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,6 +24,7 @@ import yaml
 
 from nfr.demo import DemoOptions, DemoResult, Progress, resolve_scenario, run_demo
 from nfr.verdict import FAIL, PASS
+from tests.nfr.parallel import run_all
 
 pytestmark = pytest.mark.slow
 
@@ -84,15 +85,7 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, DemoRes
         Run("res-01-no-row", _res01_without_fault(results), {"service_time": 20.0}),
         Run("soak", "PERF-03", {"service_time": 0.2, "duration": 40.0}),
     )
-    outcomes: dict[str, DemoResult | BaseException] = {}
-    with ThreadPoolExecutor(max_workers=len(plan)) as pool:
-        futures = {run.name: pool.submit(_run, run, results) for run in plan}
-        for name, future in futures.items():
-            try:
-                outcomes[name] = future.result(timeout=400)
-            except BaseException as err:  # reported by the test of that run
-                outcomes[name] = err
-    yield outcomes
+    yield run_all({run.name: functools.partial(_run, run, results) for run in plan})
 
 
 def _result(runs: dict[str, DemoResult | BaseException], name: str) -> DemoResult:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import shutil
 import subprocess
 import time
@@ -26,14 +27,21 @@ pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="chromium is
 PLOT_CHECK = """
 (() => {
   const out = {};
-  for (const svg of document.querySelectorAll('svg[data-nfr]')) {
+  for (const svg of document.querySelectorAll('svg[data-plot]')) {
     const path = svg.querySelector('path.series');
     const box = svg.getBoundingClientRect();
-    out[svg.dataset.nfr] = {
+    out[svg.dataset.plot] = {
       d: path ? path.getAttribute('d') : '',
       length: path ? path.getTotalLength() : 0,
-      width: box.width, height: box.height,
-      threshold: !!svg.querySelector('line.threshold'),
+      width: box.width, height: box.height, left: box.left, top: box.top,
+      threshold: !!svg.querySelector('.threshold:not(text)'),
+      ticks: [...svg.querySelectorAll('text.tick')].map(t => t.textContent),
+      axisTitles: [...svg.querySelectorAll('text.axis-title')].map(t => t.textContent),
+      grid: svg.querySelectorAll('line.grid').length,
+      firing: svg.querySelectorAll('rect.firing').length,
+      pending: svg.querySelectorAll('rect.pending').length,
+      companion: [...svg.querySelectorAll('path.companion')].map(p => p.getTotalLength()),
+      paths: [...svg.querySelectorAll('path[class^=series]')].map(p => p.getTotalLength()),
     };
   }
   return JSON.stringify({plots: out, title: document.title,
@@ -62,7 +70,7 @@ def _launch(profile: Path) -> tuple[subprocess.Popen[bytes], str]:
     raise RuntimeError("chromium did not open its DevTools port")
 
 
-async def _inspect(devtools: str, url: str) -> tuple[list[str], dict[str, Any]]:
+async def _inspect(devtools: str, url: str, width: int = 1500) -> tuple[list[str], dict[str, Any]]:
     async with aiohttp.ClientSession() as session:
         async with session.get(f"{devtools}/json/list") as resp:
             pages = [t for t in await resp.json() if t["type"] == "page"]
@@ -82,6 +90,10 @@ async def _inspect(devtools: str, url: str) -> tuple[list[str], dict[str, Any]]:
 
             for domain in ("Runtime.enable", "Log.enable", "Page.enable"):
                 await call(domain)
+            await call(
+                "Emulation.setDeviceMetricsOverride",
+                {"width": width, "height": 1000, "deviceScaleFactor": 1, "mobile": False},
+            )
             await call("Page.navigate", {"url": url})
             deadline = time.monotonic() + 20
             while time.monotonic() < deadline:
@@ -124,12 +136,28 @@ def test_report_loads_without_console_errors_and_plots_every_nfr(
         shutil.rmtree(profile, ignore_errors=True)
     assert errors == [], errors
     assert page["external"] == 0  # nothing to fetch: no script, stylesheet link, image or frame
-    assert sorted(page["plots"]) == sorted(NFR_IDS)
-    for nfr, plot in page["plots"].items():
-        assert plot["d"].startswith("M") and plot["length"] > 0, (nfr, plot)
-        assert plot["width"] > 100 and plot["height"] > 100, (nfr, plot)
-        if nfr != "RNF-07" or plot["d"]:
-            assert plot["threshold"], nfr
+    plots = page["plots"]
+    assert sorted(plots) == sorted([*NFR_IDS, "latency", "requests"])
+    for key, plot in plots.items():
+        assert plot["d"].startswith("M") and plot["length"] > 0, (key, plot)
+        assert plot["width"] > 400 and plot["height"] > 150, (key, plot)
+        # A clock-time axis (HH:MM:SS for a run under a minute or so) with a grid and units on both axes.
+        times = [t for t in plot["ticks"] if re.fullmatch(r"\d\d:\d\d(:\d\d)?", t)]
+        assert len(times) >= 3, (key, plot["ticks"])
+        assert plot["grid"] >= 6 and plot["axisTitles"][0] == "time (UTC)" and plot["axisTitles"][1], plot
+        if key not in ("RNF-07", "requests"):  # RNF-07's limit needs 30 min of history (tested apart)
+            assert plot["threshold"], key
+    # Two columns on a wide screen.
+    assert len({round(p["left"]) for p in plots.values()}) == 2, {k: p["left"] for k, p in plots.items()}
+    # Each alert's firing and pending periods shaded on its NFR's plot (RNF-03 fired in this window).
+    assert plots["RNF-03"]["firing"] >= 1 and plots["RNF-03"]["pending"] >= 1
+    assert all(plots[n]["firing"] == 0 for n in NFR_IDS if n != "RNF-03")
+    # RNF-01 beside its offered load; latency as p50/p95/p99; requests and errors per second.
+    assert plots["RNF-01"]["companion"] and plots["RNF-01"]["companion"][0] > 0
+    assert len([x for x in plots["latency"]["paths"] if x > 0]) == 3
+    assert len([x for x in plots["requests"]["paths"] if x > 0]) == 2
+    # The flat zero series of RNF-04 sits above the x axis, not on it.
+    assert plots["RNF-04"]["ticks"][-2:] != ["0", "0"]
 
 
 def test_report_screenshot_renders(race_report_dir: Path, tmp_path: Path) -> None:

@@ -9,10 +9,10 @@ heartbeat threshold of RNF-05 is a threshold, not a time span, and is never comp
 
 from __future__ import annotations
 
+import functools
 import json
 import uuid
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,6 +22,7 @@ from nfr.catalogue import NFR_IDS
 from nfr.demo import DemoOptions, DemoResult, Progress, run_demo
 from nfr.stack import LocalStack
 from nfr.verdict import FAIL, PASS, Verdict, compute_verdict
+from tests.nfr.parallel import run_all
 
 SCENARIO = Path(__file__).parent / "scenarios" / "proof-steady.yml"
 
@@ -118,14 +119,7 @@ def proof_results(
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[dict[str, DemoResult | BaseException]]:
     results = tmp_path_factory.mktemp("proof-results")
-    outcomes: dict[str, DemoResult | BaseException] = {}
-    with ThreadPoolExecutor(max_workers=len(PROOFS)) as pool:
-        futures = {proof.name: pool.submit(_run, proof, results) for proof in PROOFS}
-        for name, future in futures.items():
-            try:
-                outcomes[name] = future.result(timeout=400)
-            except BaseException as err:  # reported by the test of that proof
-                outcomes[name] = err
+    outcomes = run_all({proof.name: functools.partial(_run, proof, results) for proof in PROOFS})
     summary = {}
     for name, outcome in outcomes.items():
         if isinstance(outcome, DemoResult):

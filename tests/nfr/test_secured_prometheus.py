@@ -139,7 +139,7 @@ def test_no_credentials_exit_2(secured, certs, capsys):
 
 
 def test_unknown_ca_or_wrong_server_name_exit_2(secured, certs, capsys):
-    args = ["verdict", "--prometheus", secured.url, "--start", "now-3s", "--end", "now",
+    args = ["verdict", "--prometheus", secured.url, "--start", "now-3s", "--end", "now", "--settle", "0s",
             "--prometheus-user", USER, "--prometheus-password-file", str(certs / "password")]  # fmt: skip
     assert main(args) == 2  # the system CAs do not know our CA
     assert "TLS with" in capsys.readouterr().err
