@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from concurrent.futures import ThreadPoolExecutor
@@ -226,7 +227,8 @@ def test_stand_in_runs_fail_exactly_their_nfr_and_the_evidence_judges_again(tmp_
         assert nfrs["RNF-02"]["status"] == "FAIL", output[-3000:]
         # The run's share within 2 s, as every report gives it ("Requests answered within 2 s | 90.00 %").
         assert 0.85 <= report["figures"]["ratio_within_2s"] <= 0.95
-        assert "Requests answered within 2 s | 9" in (tmp_path / "stall" / "NFR-TEST-RESULTS.md").read_text()
+        markdown = (tmp_path / "stall" / "NFR-TEST-RESULTS.md").read_text()
+        assert re.search(r"Requests answered within 2 s[^|\n]*\| (8[5-9]|9[0-4])\.\d\d %", markdown)
         assert not [n for n, r in nfrs.items() if r["status"] == "FAIL" and n != "RNF-02"]
 
         # 0.5 % of 503: RNF-06 fails (target 99.9 %).
