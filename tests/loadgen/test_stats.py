@@ -297,7 +297,9 @@ def test_to_raw_has_every_figure_a_merge_needs() -> None:
         "elapsed": 2.0,
         "lag_samples": 1,
         "contention_rounds": [{"round": 0, "winners": 1, "losers": 2, "others": 0, "ok": True}],
-        "stages": [{"start": 4.0, "target": 8.0, "duration": 2.0, "requests": 1, "failures": 1, "dropped": 1}],
+        "stages": [
+            {"start": 4.0, "target": 8.0, "duration": 2.0, "requests": 1, "failures": 1, "dropped": 1}
+        ],
         "endpoints": {"health": {"requests": 1, "failures": 0, "dropped": 1, "statuses": {"200": 1}}},
     }
 
@@ -322,7 +324,9 @@ def part(
     }
 
 
-def endpoint(requests: int, failures: int, dropped: int, statuses: dict, latency: list, service: list) -> dict:
+def endpoint(
+    requests: int, failures: int, dropped: int, statuses: dict, latency: list, service: list
+) -> dict:
     return {
         "requests": requests,
         "failures": failures,
@@ -384,7 +388,9 @@ def test_merge_adds_counts_histograms_stage_rates_and_statuses() -> None:
 
 def test_merge_of_old_results_without_optional_fields() -> None:
     legacy = {
-        "stages": [{"target": 4.0, "duration": 1.0, "requests": 1, "failures": 0, "dropped": 0, "latency": ""}],
+        "stages": [
+            {"target": 4.0, "duration": 1.0, "requests": 1, "failures": 0, "dropped": 0, "latency": ""}
+        ],
         "endpoints": {},
     }
     merged = merge_raw([legacy])

@@ -48,7 +48,15 @@ def test_parse_duration_refusal_names_the_text(text: str) -> None:
 
 @pytest.mark.parametrize(
     ("seconds", "text"),
-    [(30, "30s"), (0.25, "250ms"), (1.5, "1500ms"), (0.0004, "0s"), (0.0006, "1ms"), (3600, "3600s"), (0, "0s")],
+    [
+        (30, "30s"),
+        (0.25, "250ms"),
+        (1.5, "1500ms"),
+        (0.0004, "0s"),
+        (0.0006, "1ms"),
+        (3600, "3600s"),
+        (0, "0s"),
+    ],
 )
 def test_format_duration(seconds: float, text: str) -> None:
     assert format_duration(seconds) == text
@@ -61,6 +69,7 @@ def test_scale_seconds_divides_floors_and_leaves_short_spans() -> None:
     assert scale_seconds(5, 2, 4) == 4  # just above: divided, then floored
     assert scale_seconds(3, 60, 4) == 3  # under the floor: unchanged, never raised to it
     assert scale_seconds(120, 1, 4) == 120
+    assert scale_seconds(4, 0.5, 4) == 4  # at the floor it is left alone whatever the factor
 
 
 def test_default_floor_is_four_scrape_intervals_rounded_up() -> None:
@@ -80,6 +89,8 @@ def test_split_keeps_double_single_and_backtick_literals_whole() -> None:
     ]
     assert _split_strings('"s"') == [(True, '"s"')]
     assert _split_strings("") == []
+    assert _split_strings('a{x=""}[5m]') == [(False, "a{x="), (True, '""'), (False, "}[5m]")]
+    assert _split_strings("XX_total[5m]") == [(False, "XX_total[5m]")]  # only quotes open a literal
 
 
 def test_split_honours_escaped_quotes_except_in_backticks() -> None:
@@ -104,6 +115,13 @@ def test_split_comments_run_to_the_end_of_the_line() -> None:
         (False, "\n  + rate(y[10m])"),
     ]
     assert _split_strings("x # last [1h]") == [(False, "x "), (True, "# last [1h]")]
+    # the comment ends at the first newline after it, not at one before it or the last one
+    assert _split_strings("a[1m]\nb # c\nd[2m]\ne") == [
+        (False, "a[1m]\nb "),
+        (True, "# c"),
+        (False, "\nd[2m]\ne"),
+    ]
+    assert _split_strings(r'a{x="\\\""}') == [(False, "a{x="), (True, r'"\\\""'), (False, "}")]
     assert _split_strings("# only") == [(True, "# only")]
 
 
@@ -178,6 +196,13 @@ def test_compress_rule_files_writes_numbered_copies_with_a_header(tmp_path: Path
     out = tmp_path / "out" / "nested"
     written = compress_rule_files([first, str(second)], out, factor=60, floor=2.5)
     assert written == [out / "00-a.rules.yml", out / "01-b.alerts.yml"]
+    assert written[0].read_text().splitlines()[1:] == [
+        "groups:",
+        "- name: a",
+        "  rules:",
+        "  - record: r",
+        "    expr: rate(x[5s])",
+    ]
     text = written[1].read_text()
     assert text.splitlines()[0] == (
         "# Compressed copy of b.alerts.yml: every for:, range selector and offset divided by 60 "
@@ -195,11 +220,13 @@ def test_compress_rule_files_writes_numbered_copies_with_a_header(tmp_path: Path
         "    expr: y[10s] > 1",
         "    for: 2500ms",
     ]
-    long_expr = "sum(rate(" + "x" * 200 + "[5m]))"
-    first.write_text(yaml.safe_dump({"groups": [{"name": "a", "rules": [{"record": "r", "expr": long_expr}]}]}))
+    long_expr = " + ".join(["sum(rate(x[5m]))"] * 12)
+    first.write_text(
+        yaml.safe_dump({"groups": [{"name": "a", "rules": [{"record": "r", "expr": long_expr}]}]})
+    )
     (copy,) = compress_rule_files([first], out, factor=1.5, floor=1)
     assert "divided by 1.5 (floor 1s)" in copy.read_text()
-    assert f"  - expr: sum(rate({'x' * 200}[200s]))\n" in copy.read_text()
+    assert "  - expr: " + " + ".join(["sum(rate(x[200s]))"] * 12) + "\n" in copy.read_text()
 
 
 def test_compress_rule_files_names_the_file_it_cannot_use(tmp_path: Path) -> None:
