@@ -52,8 +52,12 @@ def diff_of(name: str) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--module", action="append", help="a module path such as loadgen/units.py (repeatable)")
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--module", action="append", help="a module path such as loadgen/units.py (repeatable)"
+    )
     parser.add_argument("--min-kill-rate", type=float, default=90.0, help="percent (default 90)")
     parser.add_argument("--no-diff", action="store_true", help="list survivors by name only")
     args = parser.parse_args(argv)
@@ -76,9 +80,17 @@ def main(argv: list[str] | None = None) -> int:
         if not_run or rate < args.min_kill_rate:
             failed = True
         rows.append(
-            (module, f"{killed}/{reachable}", f"{rate:.1f} %", str(not_reached), str(not_run) if not_run else "")
+            (
+                module,
+                f"{killed}/{reachable}",
+                f"{rate:.1f} %",
+                str(not_reached),
+                str(not_run) if not_run else "",
+            )
         )
-        survivors += sorted(name for name, code in codes.items() if code not in KILLED | NOT_REACHED | NOT_RUN)
+        survivors += sorted(
+            name for name, code in codes.items() if code not in KILLED | NOT_REACHED | NOT_RUN
+        )
 
     header = ("module", "killed/reachable", "kill-rate", "not reached", "not run")
     widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
@@ -86,7 +98,9 @@ def main(argv: list[str] | None = None) -> int:
         print("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())
 
     unexplained = [name for name in survivors if name not in equivalents]
-    print(f"\nsurvivors: {len(survivors)} ({len(survivors) - len(unexplained)} equivalent per docs/testing.md)")
+    print(
+        f"\nsurvivors: {len(survivors)} ({len(survivors) - len(unexplained)} equivalent per docs/testing.md)"
+    )
     for name in survivors:
         mark = "equivalent" if name in equivalents else "UNEXPLAINED"
         print(f"  {mark:<11}  {name}")
@@ -94,7 +108,9 @@ def main(argv: list[str] | None = None) -> int:
             for line in diff_of(name):
                 print(f"                 {line.strip()[:1]} {line[1:].strip()}")
     if failed:
-        print(f"\nFAILED: a module is under {args.min_kill_rate:g} % or was not run completely", file=sys.stderr)
+        print(
+            f"\nFAILED: a module is under {args.min_kill_rate:g} % or was not run completely", file=sys.stderr
+        )
     return 1 if failed else 0
 
 
