@@ -103,8 +103,9 @@ def test_stage_record_counts_and_times() -> None:
     assert (stage.requests, stage.failures, stage.dropped) == (0, 0, 0)
     stage.record(0.001, True)
     stage.record(0.002, False)
-    assert (stage.requests, stage.failures) == (2, 1)
-    assert values(stage.latency) == [1000, 2000]
+    stage.record(0.0005, False)
+    assert (stage.requests, stage.failures) == (3, 2)
+    assert values(stage.latency) == [500, 1000, 2000]
     assert StageStats(5.0, 1.0, start=2.0).start == 2.0
 
 
@@ -196,12 +197,27 @@ def test_recorder_without_metrics_still_counts() -> None:
     stats = recorder.endpoint("health")
     recorder.begin()
     recorder.begin()
+    recorder.begin()
+    recorder.begin()
     recorder.complete(stats, 200, True, 0.0, 0.0, 0.001)
     recorder.complete(stats, 503, False, 0.0, 0.0, 0.001)
+    recorder.complete(stats, 503, False, 0.0, 0.0, 0.001)
+    recorder.complete(stats, 200, True, 0.0, 0.0, 0.001)
     recorder.drop(stats)
-    assert (recorder.sent, recorder.in_flight) == (2, 0)
-    assert (stats.requests, stats.failures, stats.dropped) == (2, 1, 1)
-    assert stats.statuses == {200: 1, 503: 1}
+    assert (recorder.sent, recorder.in_flight) == (4, 0)
+    assert (stats.requests, stats.failures, stats.dropped) == (4, 2, 1)
+    assert stats.statuses == {200: 2, 503: 2}
+
+
+def test_latency_counts_from_the_intended_time_service_time_from_the_send() -> None:
+    recorder = Recorder()
+    stats = recorder.endpoint("health")
+    recorder.begin()
+    # binary fractions, so the differences are exact: sent 488.28125 µs and done 976.5625 µs after intended
+    recorder.complete(stats, 200, True, intended=1.0, sent=1.0 + 2**-11, done=1.0 + 2**-10)
+    assert values(stats.latency) == [976]
+    assert values(stats.service_time) == [488]
+    assert values(recorder.overall) == [976]
 
 
 def test_drops_and_schedule_lag() -> None:
@@ -269,6 +285,8 @@ def test_progress_figures() -> None:
         "dropped": 1,
         "in_flight": 1,
     }
+    recorder.finished = recorder.started + 0.5
+    assert recorder.progress()["rate"] == 22.0
     recorder.finished = recorder.started  # no time elapsed: no rate rather than a division by zero
     assert recorder.progress()["rate"] == 0.0
 
@@ -352,8 +370,8 @@ def raw_stage(start: float, target: float, requests: int, failures: int, dropped
 def test_merge_adds_counts_histograms_stage_rates_and_statuses() -> None:
     first = part(
         3.0,
-        {"health": endpoint(2, 1, 0, {"200": 1, "503": 1}, [10, 20], [5, 6])},
-        stages=[raw_stage(0.0, 5.0, 2, 1, 0, [10, 20]), raw_stage(5.0, 10.0, 0, 0, 3, [])],
+        {"health": endpoint(2, 1, 1, {"200": 1, "503": 1}, [10, 20], [5, 6])},
+        stages=[raw_stage(2.0, 5.0, 2, 1, 1, [10, 20]), raw_stage(5.0, 10.0, 0, 0, 3, [])],
         lag=(7,),
         rounds=[{"ok": True}],
     )
@@ -373,15 +391,15 @@ def test_merge_adds_counts_histograms_stage_rates_and_statuses() -> None:
     assert values(merged["lag"]) == [7, 8, 9]
     assert merged["contention_rounds"] == [{"ok": True}, {"ok": False}]
     health = merged["endpoints"]["health"]
-    assert (health.requests, health.failures, health.dropped) == (3, 1, 2)
+    assert (health.requests, health.failures, health.dropped) == (3, 1, 3)
     assert health.statuses == {"200": 2, "503": 1}
     assert values(health.latency) == [10, 20, 30]
     assert values(health.service_time) == [5, 6, 7]
     assert merged["endpoints"]["create_ticket"].statuses == {"201": 1}
     stage0, stage1 = merged["stages"]
     # each process runs its share of the rate: start and target rates add up
-    assert (stage0.start, stage0.target, stage0.duration) == (1.0, 10.0, 2.0)
-    assert (stage0.requests, stage0.failures, stage0.dropped) == (3, 1, 1)
+    assert (stage0.start, stage0.target, stage0.duration) == (3.0, 10.0, 2.0)
+    assert (stage0.requests, stage0.failures, stage0.dropped) == (3, 1, 2)
     assert values(stage0.latency) == [10, 20, 30]
     assert (stage1.start, stage1.target, stage1.requests, stage1.dropped) == (5.0, 10.0, 0, 3)
 
@@ -397,6 +415,8 @@ def test_merge_of_old_results_without_optional_fields() -> None:
     assert merged["elapsed"] == 0.0 and merged["lag_samples"] == 0 and merged["contention_rounds"] == []
     assert merged["stages"][0].start == 0.0 and merged["stages"][0].target == 4.0
     assert merge_raw([])["stages"] == [] and merge_raw([])["endpoints"] == {}
+    bare = merge_raw([{}])
+    assert bare["stages"] == [] and bare["endpoints"] == {} and bare["lag"].get_total_count() == 0
 
 
 def test_summary_totals_rates_and_percentiles() -> None:
@@ -405,7 +425,8 @@ def test_summary_totals_rates_and_percentiles() -> None:
             2.0,
             {
                 "health": endpoint(4, 1, 1, {"200": 3, "503": 1}, [10, 20, 30, 40], [1, 2, 3, 4]),
-                "create_ticket": endpoint(2, 0, 0, {"201": 2}, [50, 60], [5, 6]),
+                "create_ticket": endpoint(2, 1, 1, {"201": 1, "503": 1}, [50, 60], [5, 6]),
+                "get_ticket": endpoint(1, 0, 0, {"200": 1}, [70], [7]),
             },
             lag=(3, 5),
         )
@@ -416,29 +437,41 @@ def test_summary_totals_rates_and_percentiles() -> None:
         "processes": 1,
         "elapsed_seconds": 2.0,
         "total": {
-            "requests": 6,
-            "failures": 1,
-            "dropped": 1,
-            "error_rate": 1 / 6,
-            "dropped_ratio": 1 / 7,
-            "throughput": 3.0,
-            "throughput_per_min": 180.0,
-            "statuses": {"200": 3, "201": 2, "503": 1},
-            "latency": {"p50": 30e-6, "p90": 50e-6, "p95": 60e-6, "p99": 60e-6, "max": 60e-6},
-            "service_time": {"p50": 3e-6, "p90": 5e-6, "p95": 6e-6, "p99": 6e-6, "max": 6e-6},
+            "requests": 7,
+            "failures": 2,
+            "dropped": 2,
+            "error_rate": 2 / 7,
+            "dropped_ratio": 2 / 9,
+            "throughput": 3.5,
+            "throughput_per_min": 210.0,
+            "statuses": {"200": 4, "201": 1, "503": 2},
+            "latency": {"p50": 40e-6, "p90": 60e-6, "p95": 70e-6, "p99": 70e-6, "max": 70e-6},
+            "service_time": {"p50": 4e-6, "p90": 6e-6, "p95": 7e-6, "p99": 7e-6, "max": 7e-6},
         },
         "endpoints": {
             "create_ticket": {
                 "requests": 2,
+                "failures": 1,
+                "dropped": 1,
+                "error_rate": 0.5,
+                "dropped_ratio": 1 / 3,
+                "throughput": 1.0,
+                "throughput_per_min": 60.0,
+                "statuses": {"201": 1, "503": 1},
+                "latency": {"p50": 50e-6, "p90": 60e-6, "p95": 60e-6, "p99": 60e-6, "max": 60e-6},
+                "service_time": {"p50": 5e-6, "p90": 6e-6, "p95": 6e-6, "p99": 6e-6, "max": 6e-6},
+            },
+            "get_ticket": {
+                "requests": 1,
                 "failures": 0,
                 "dropped": 0,
                 "error_rate": 0.0,
                 "dropped_ratio": 0.0,
-                "throughput": 1.0,
-                "throughput_per_min": 60.0,
-                "statuses": {"201": 2},
-                "latency": {"p50": 50e-6, "p90": 60e-6, "p95": 60e-6, "p99": 60e-6, "max": 60e-6},
-                "service_time": {"p50": 5e-6, "p90": 6e-6, "p95": 6e-6, "p99": 6e-6, "max": 6e-6},
+                "throughput": 0.5,
+                "throughput_per_min": 30.0,
+                "statuses": {"200": 1},
+                "latency": {"p50": 70e-6, "p90": 70e-6, "p95": 70e-6, "p99": 70e-6, "max": 70e-6},
+                "service_time": {"p50": 7e-6, "p90": 7e-6, "p95": 7e-6, "p99": 7e-6, "max": 7e-6},
             },
             "health": {
                 "requests": 4,
@@ -455,7 +488,7 @@ def test_summary_totals_rates_and_percentiles() -> None:
         },
         "schedule_lag": {"samples": 2, "p50": 3e-6, "p90": 5e-6, "p95": 5e-6, "p99": 5e-6, "max": 5e-6},
     }
-    assert list(summary["endpoints"]) == ["create_ticket", "health"]
+    assert list(summary["endpoints"]) == ["create_ticket", "get_ticket", "health"]
     assert list(summary["total"]["statuses"]) == ["200", "201", "503"]
 
 

@@ -230,6 +230,24 @@ def test_user_classes_think_times_and_request_forms() -> None:
     assert read({"requests": []}).classes[0].requests == (CREATE,)
 
 
+@pytest.mark.parametrize("method", ["get", "POST", "Put", "patch", "DELETE", "head"])
+def test_every_http_method_is_accepted_in_capitals(method: str) -> None:
+    spec = read({"requests": [{"endpoint": "health", "method": method}]}).classes[0].requests[0]
+    assert spec.method == method.upper()
+
+
+def test_a_custom_endpoint_defaults_to_get_and_200() -> None:
+    assert read({"requests": [{"endpoint": "search", "path": "/s"}]}).classes[0].requests == (
+        RequestSpec("search", 1.0, "GET", "/s", None, (200,), None),
+    )
+
+
+@pytest.mark.parametrize("expect", [100, 599, [100, 599]])
+def test_expected_statuses_from_100_to_599(expect: Any) -> None:
+    spec = read({"requests": [{"endpoint": "health", "expect": expect}]}).classes[0].requests[0]
+    assert spec.expect == ((expect,) if isinstance(expect, int) else tuple(expect))
+
+
 def test_ticket_template() -> None:
     ticket = {
         "queues": {"CAJA": 3, "GERENCIA": 0.5, "EMPRESAS": 0},
@@ -274,11 +292,15 @@ def test_proxies_started_and_standing() -> None:
         "proxies": [
             {"name": "db", "listen": "127.0.0.1:0", "target": "[::1]:65535"},
             {"name": "mq", "control": "http://127.0.0.1:9000/"},
+            {"name": "X", "listen": "HOSTX:1", "target": "[X]:2"},
+            {"name": "Y", "control": "http://h:9000/X/"},
         ]
     }
     assert read(doc).proxies == (
         ProxySpec("db", "127.0.0.1", 0, "::1", 65535),
         ProxySpec("mq", control="http://127.0.0.1:9000"),
+        ProxySpec("X", "HOSTX", 1, "X", 2),
+        ProxySpec("Y", control="http://h:9000/X"),
     )
 
 
@@ -290,6 +312,7 @@ def test_actions_get_their_defaults() -> None:
             {"type": "command", "run": "true", "ignore_failure": True},
             {"type": "amqp", "routing_key": "q", "body": {"a": 1}},
             {"type": "amqp", "exchange": "x", "routing_key": "q", "body_sql": "select 1", "count": 100_000},
+            {"type": "watch", "query": "select 0", "equals": 0},
         ],
         "method": [
             {"type": "docker", "container": "c", "op": "stop", "at": "30s", "timeout": "5s"},
@@ -311,6 +334,17 @@ def test_actions_get_their_defaults() -> None:
         Action("command", {"run": "true", "timeout": 60.0}, ignore_failure=True),
         Action("amqp", {"routing_key": "q", "body": {"a": 1}, "count": 1}),
         Action("amqp", {"exchange": "x", "routing_key": "q", "body_sql": "select 1", "count": 100_000}),
+        Action(  # only method actions run in the background
+            "watch",
+            {
+                "query": "select 0",
+                "equals": 0,
+                "probe": {"query": "select 0", "equals": 0},
+                "probe_kind": "sql",
+                "within": 60.0,
+                "interval": 1.0,
+            },
+        ),
     )
     http_probe = {"path": "/h", "timeout": 5.0, "expect_status": [200]}
     assert scenario.method == (
@@ -617,6 +651,11 @@ REFUSALS: list[tuple[dict[str, Any], str]] = [
     ),
     ({"requests": [{"weight": 1}]}, "requests[0].endpoint: expected a string, got nothing"),
     ({"requests": ["a-b"]}, "requests[0].endpoint: expected a name of letters, digits and _, got str 'a-b'"),
+    ({"requests": ["_"]}, "requests[0].endpoint: expected a name of letters, digits and _, got str '_'"),
+    ({"requests": [{"endpoint": "health", "weight": -1}]}, "requests[0].weight: expected a number >= 0, got int -1"),
+    ({"requests": [{"endpoint": "health", "path": ["/"]}]}, "requests[0].path: expected a string, got a list"),
+    ({"requests": [{"endpoint": "health", "method": None}]}, "requests[0].method: expected a string, got nothing"),
+    ({"ticket": {"national_id_prefix": ["1"]}}, "ticket.national_id_prefix: expected a string, got a list"),
     (
         {"requests": ["search"]},
         "requests[0].path: expected a request path for the custom endpoint 'search' "
