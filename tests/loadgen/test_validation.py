@@ -227,6 +227,7 @@ def test_user_classes_think_times_and_request_forms() -> None:
         UserClass("class3", 1.0, ThinkTime(1.0, 1.0), (CREATE,)),
     )
     assert read({"think_time": {"min": "1s", "max": "1s"}}).classes[0].think_time == ThinkTime(1.0, 1.0)
+    assert read({"think_time": {}}).classes[0].think_time == ThinkTime(0.0, 0.0)
     assert read({"requests": []}).classes[0].requests == (CREATE,)
 
 
@@ -615,6 +616,11 @@ REFUSALS: list[tuple[dict[str, Any], str]] = [
     ),
     ({"think_time": {"min": "x"}}, f"think_time.min: expected {DURATION_HELP}, got str 'x'"),
     ({"think_time": "x"}, f"think_time: expected {DURATION_HELP}, got str 'x'"),
+    ({"think_time": {"max": "x"}}, f"think_time.max: expected {DURATION_HELP}, got str 'x'"),
+    ({"setup": "x"}, "setup: expected a list, got str 'x'"),
+    ({"user_classes": "x"}, "user_classes: expected a list, got str 'x'"),
+    ({"workload": {"stages": "x"}}, "workload.stages: expected a list, got str 'x'"),
+    ({"method": {"type": "sleep"}}, "method: expected a list, got a mapping"),
     (
         {"requests": ["health"], "user_classes": [{"name": "a"}]},
         "requests: give either requests or user_classes, not both",
