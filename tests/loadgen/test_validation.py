@@ -136,6 +136,9 @@ def test_every_top_level_setting_is_read() -> None:
     assert read({"allow_targets": ["a", "b:1"]}).allow_targets == ("a", "b:1")
     assert read({"summary_json": "", "description": None}).summary_json is None
     assert read({"http_client": "fast"}).http_client == "fast"
+    assert read({"timeout": "500ms"}).timeout == 0.5
+    assert read({"timeout": 1}).timeout == 1.0
+    assert read({"target": "http://BOX/"}).target == "http://BOX"
 
 
 def test_every_workload_setting_is_read() -> None:
@@ -618,6 +621,17 @@ REFUSALS: list[tuple[dict[str, Any], str]] = [
     ({"think_time": "x"}, f"think_time: expected {DURATION_HELP}, got str 'x'"),
     ({"think_time": {"max": "x"}}, f"think_time.max: expected {DURATION_HELP}, got str 'x'"),
     ({"setup": "x"}, "setup: expected a list, got str 'x'"),
+    ({"target": ["http://h"]}, "target: expected a string, got a list"),
+    ({"ticket": 5}, "ticket: expected a mapping, got int 5"),
+    ({"proxies": "x"}, "proxies: expected a list, got str 'x'"),
+    (
+        {"rollbacks": [{"type": "sleep", "duration": 1, "at": 1}]},
+        "rollbacks[0].at: unknown key; expected one of type, name, ignore_failure, duration",
+    ),
+    (
+        {"setup": [{"type": "sleep", "duration": 1, "background": True}]},
+        "setup[0].background: unknown key; expected one of type, name, ignore_failure, duration",
+    ),
     ({"user_classes": "x"}, "user_classes: expected a list, got str 'x'"),
     ({"workload": {"stages": "x"}}, "workload.stages: expected a list, got str 'x'"),
     ({"method": {"type": "sleep"}}, "method: expected a list, got a mapping"),
@@ -658,9 +672,18 @@ REFUSALS: list[tuple[dict[str, Any], str]] = [
     ({"requests": [{"weight": 1}]}, "requests[0].endpoint: expected a string, got nothing"),
     ({"requests": ["a-b"]}, "requests[0].endpoint: expected a name of letters, digits and _, got str 'a-b'"),
     ({"requests": ["_"]}, "requests[0].endpoint: expected a name of letters, digits and _, got str '_'"),
-    ({"requests": [{"endpoint": "health", "weight": -1}]}, "requests[0].weight: expected a number >= 0, got int -1"),
-    ({"requests": [{"endpoint": "health", "path": ["/"]}]}, "requests[0].path: expected a string, got a list"),
-    ({"requests": [{"endpoint": "health", "method": None}]}, "requests[0].method: expected a string, got nothing"),
+    (
+        {"requests": [{"endpoint": "health", "weight": -1}]},
+        "requests[0].weight: expected a number >= 0, got int -1",
+    ),
+    (
+        {"requests": [{"endpoint": "health", "path": ["/"]}]},
+        "requests[0].path: expected a string, got a list",
+    ),
+    (
+        {"requests": [{"endpoint": "health", "method": None}]},
+        "requests[0].method: expected a string, got nothing",
+    ),
     ({"ticket": {"national_id_prefix": ["1"]}}, "ticket.national_id_prefix: expected a string, got a list"),
     (
         {"requests": ["search"]},
