@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import logging
+import sys
 
 import pytest
 from prometheus_client import CollectorRegistry
@@ -200,3 +201,61 @@ def test_the_counter_is_exported_at_zero_before_anything_fails() -> None:
     metrics.declare(["health"])
     assert internal_errors(metrics, "engine") == 0.0
     assert internal_errors(metrics, "recorder") == 0.0
+
+
+async def test_a_worker_process_reports_its_internal_errors_in_its_result(
+    service, make_scenario, monkeypatch
+) -> None:
+    """What `loadgen run --worker-index i` does: the load share, then a result that carries the errors."""
+    import loadgen.runner
+
+    monkeypatch.setattr(loadgen.runner, "Recorder", lambda metrics: FailingRecorder(metrics, healthy=4))
+    scenario = make_scenario(
+        f"""
+        target: {service.url}
+        duration: 10s
+        max_requests: 40
+        workload: {{model: closed, vus: 1}}
+        requests: [health]
+        """
+    )
+    metrics = LoadgenMetrics(CollectorRegistry())
+    raw = await loadgen.runner.run_worker(scenario, 0, 1, metrics, quiet=True)
+    assert raw["internal_errors"] == ["recorder: RuntimeError: recorder broken at completion 5"]
+    assert raw["endpoints"]["health"]["requests"] == 4
+    assert internal_errors(metrics, "recorder") == 1.0
+    assert metrics.registry.get_sample_value("loadgen_run_active") == 0.0
+
+
+WORKER = """
+import json, sys
+path = sys.argv[sys.argv.index("--raw-json") + 1]
+index = sys.argv[sys.argv.index("--worker-index") + 1]
+errors = ["recorder: RuntimeError: broken"] if index == "1" else []
+json.dump({"elapsed": 1.0, "endpoints": {}, "internal_errors": errors}, open(path, "w"))
+sys.exit(1 if errors else 0)
+"""
+
+
+async def test_the_coordinator_fails_the_run_when_a_worker_had_internal_errors(
+    make_scenario, tmp_path
+) -> None:
+    worker = tmp_path / "worker.py"
+    worker.write_text(WORKER)
+    scenario = make_scenario(
+        """
+        target: http://127.0.0.1:9
+        processes: 2
+        workload: {model: closed, vus: 2}
+        requests: [health]
+        """
+    )
+    metrics = LoadgenMetrics(CollectorRegistry())
+    experiment = Experiment(scenario, metrics, worker_argv=[sys.executable, str(worker)], quiet=True)
+    result = await experiment.run()
+    assert result["exit_code"] == 1 and result["outcome"] == "internal error"
+    assert result["internal_errors"] == ["worker 1: recorder: RuntimeError: broken"]
+    assert result["error"] == (
+        "1 unexpected error(s) inside the load generator; the first: worker 1: recorder: RuntimeError: broken"
+    )
+    await experiment.wait_for_workers()
