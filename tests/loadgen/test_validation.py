@@ -291,6 +291,22 @@ def test_thresholds_time_and_plain_bounds() -> None:
     )
 
 
+def test_thresholds_named_by_their_nfr_take_its_number() -> None:
+    doc = {
+        "thresholds": [
+            {"nfr": "RNF-01"},
+            {"nfr": "RNF-02", "endpoint": "create_ticket"},
+            {"nfr": "RNF-06"},
+        ]
+    }
+    assert read(doc).thresholds == (
+        Threshold("throughput_per_min", None, None, 50, nfr="RNF-01"),
+        Threshold("p95", "create_ticket", 2.0, None, nfr="RNF-02"),
+        Threshold("error_rate", None, 0.001, None, nfr="RNF-06"),
+    )
+    assert read({"expect_alerts": ["A"], "exercises": ["RNF-05"]}).name == "s"  # read by the judge, not here
+
+
 def test_proxies_started_and_standing() -> None:
     doc = {
         "proxies": [
@@ -472,7 +488,7 @@ TOP_KEYS = (
     "name, description, hypothesis, target, allow_targets, duration, max_requests, timeout, http_client, "
     "workload, think_time, requests, user_classes, ticket, thresholds, services, proxies, setup, steady_state, "
     "method, rollbacks, settle, verify, metrics_port, linger, summary_json, summary_csv, processes, "
-    "progress_interval, notes"
+    "progress_interval, notes, expect_alerts, exercises"
 )
 WORKLOAD_KEYS = (
     "model, vus, rate, start_rate, stages, max_in_flight, max_backlog, connections, requests, within, clients, "
@@ -765,7 +781,24 @@ REFUSALS: list[tuple[dict[str, Any], str]] = [
     # thresholds
     (
         {"thresholds": ["p95<2s"]},
-        "thresholds[0]: expected a mapping with metric and max or min, got str 'p95<2s'",
+        "thresholds[0]: expected a mapping with metric and max or min, or nfr, got str 'p95<2s'",
+    ),
+    (
+        {"thresholds": [{"nfr": "RNF-02", "max": "1s"}]},
+        "thresholds[0].max: unknown key; expected one of nfr, endpoint",
+    ),
+    (
+        {"thresholds": [{"nfr": "RNF-9"}]},
+        "thresholds[0].nfr: expected one of RNF-01, RNF-02, RNF-03, RNF-04, RNF-05, RNF-06, RNF-07, got str 'RNF-9'",
+    ),
+    (
+        {"thresholds": [{"nfr": "RNF-03"}]},
+        "thresholds[0].nfr: expected an NFR the load generator can measure (RNF-01, RNF-02, RNF-06); "
+        "RNF-03 is judged by its alerts, got str 'RNF-03'",
+    ),
+    (
+        {"thresholds": [{"nfr": "RNF-02", "endpoint": 5}]},
+        "thresholds[0].endpoint: expected an endpoint name, got int 5",
     ),
     (
         {"thresholds": [{"metric": "p95", "below": 1}]},
