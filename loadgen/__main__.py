@@ -21,7 +21,7 @@ from loadgen.config import (
     load_scenario,
 )
 from loadgen.metrics import LoadgenMetrics
-from loadgen.report import EXIT_CONFIG, EXIT_INTERRUPTED, print_summary, summary_csv
+from loadgen.report import EXIT_CONFIG, EXIT_ERROR, EXIT_INTERRUPTED, EXIT_OK, print_summary, summary_csv
 from loadgen.runner import Experiment, run_worker
 from loadgen.safety import check_scenario
 
@@ -49,7 +49,8 @@ during the run and for --linger after it. With --processes N, worker i serves on
 
 exit codes:
   0   run passed (steady state held, thresholds met)
-  1   an action failed or the run hit an unexpected error
+  1   an action failed, or the run hit an unexpected error (outcome "internal error" when it was inside
+      the load engine or a recorder: counted in loadgen_internal_errors_total, the load stops)
   2   invalid scenario or settings, or a target refused by the allow-list (nothing was sent)
   97  the steady-state hypothesis did not hold (before or after the load)
   99  a threshold failed (as k6 does)
@@ -261,7 +262,7 @@ async def _worker_main(scenario: Scenario, args: argparse.Namespace) -> int:
         _write_json(Path(args.raw_json), raw)
     await _linger(scenario.linger)
     metrics.shutdown()
-    return 0
+    return EXIT_ERROR if raw["internal_errors"] else EXIT_OK
 
 
 def _host_port(text: str, flag: str) -> tuple[str, int]:

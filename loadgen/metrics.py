@@ -28,6 +28,8 @@ log = logging.getLogger(__name__)
 # exactly how many requests were within each SLO.
 DURATION_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0, 10.0, 30.0)
 STATUS_CLASSES = ("2xx", "3xx", "4xx", "5xx", "error")
+# Where an unexpected exception of the load happened (loadgen_internal_errors_total's `where` label).
+INTERNAL_ERROR_SOURCES = ("engine", "recorder")
 
 
 def status_class(status: int) -> str:
@@ -72,6 +74,13 @@ class LoadgenMetrics:
         self.in_flight = Gauge(
             "loadgen_requests_in_flight", "Requests sent, not yet answered.", registry=self.registry
         )
+        self.internal_errors = Counter(
+            "loadgen_internal_errors",
+            "Unexpected exceptions inside the load engine or a recorder; any of them stops the load and fails "
+            "the run (exit 1).",
+            ["where"],
+            registry=self.registry,
+        )
         self.run_active = Gauge("loadgen_run_active", "1 while a scenario runs.", registry=self.registry)
         self.scenario_info = Gauge(
             "loadgen_scenario_info",
@@ -87,6 +96,8 @@ class LoadgenMetrics:
         """Export every endpoint's series at 0 before the first request. Prometheus sees an increase only
         between two scrapes of a series, so a burst shorter than a scrape interval would otherwise be
         invisible to rate() (the series would appear with its final value)."""
+        for where in INTERNAL_ERROR_SOURCES:
+            self.internal_errors.labels(where)
         for endpoint in endpoints:
             self.request_duration.labels(endpoint)
             self.dropped.labels(endpoint)

@@ -7,7 +7,8 @@
 #                    and a PostgreSQL server / RabbitMQ server only if none is installed.
 #   Python           .venv with the project installed editable, with its dev extras.
 #
-# Usage: scripts/bootstrap.sh [--with-bench]   (bench adds Locust to the virtualenv)
+# Usage: scripts/bootstrap.sh [--with-bench | --with-mutation]
+#        (bench adds Locust to the virtualenv, mutation adds mutmut for `make mutation`)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -35,6 +36,7 @@ if [ ! -x .venv/bin/python ]; then
 fi
 extras="dev"
 [ "${1:-}" = "--with-bench" ] && extras="dev,bench"
+[ "${1:-}" = "--with-mutation" ] && extras="dev,mutation"
 stamp=".venv/.installed-$(cat pyproject.toml | sha1sum | cut -c1-12)-$extras"
 if [ ! -f "$stamp" ]; then
     echo "bootstrap: installing the project into .venv ($extras)"
