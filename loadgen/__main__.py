@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from loadgen import eventloop
 from loadgen.config import (
     SETTINGS,
     ConfigError,
@@ -181,8 +182,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_CONFIG
     if args.worker_index is not None:
-        return asyncio.run(_worker_main(scenario, args))
-    return asyncio.run(_main(scenario, args))
+        return eventloop.run(_worker_main(scenario, args))
+    return eventloop.run(_main(scenario, args))
 
 
 def _serve_metrics(metrics: LoadgenMetrics, port: int) -> None:
@@ -282,7 +283,7 @@ def cmd_proxy(args: argparse.Namespace) -> int:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_CONFIG
     try:
-        asyncio.run(run_standalone(listen, target, control))
+        eventloop.run(run_standalone(listen, target, control))
     except OSError as error:
         print(f"error: cannot listen: {error}", file=sys.stderr)
         return EXIT_CONFIG

@@ -179,7 +179,7 @@ class LoadEngine:
             # Bounded by default: if the service stalls, an unbounded pool would open a connection per queued
             # arrival, and connecting costs the generator more CPU than sending - it would fall further behind.
             limit = workload.connections or min(workload.max_in_flight, DEFAULT_OPEN_CONNECTIONS)
-        if self.scenario.target.startswith("http://") and self.scenario.http_client == "fast":
+        if self.scenario.http_client == "fast":
             self._fast = FastHTTPClient(self.scenario.target, limit)
             try:
                 await self._generate()
