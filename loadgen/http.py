@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import ssl
 import urllib.parse
 
@@ -52,6 +53,10 @@ class _HeadFraming:
         self.length = False
         self.chunked = False
 
+    def on_message_begin(self) -> None:
+        # a 1xx answer came first: the framing is the next head's
+        self.length = self.chunked = False
+
     def on_header(self, name: bytes, value: bytes) -> None:
         lowered = name.lower()
         if lowered == b"content-length":
@@ -59,20 +64,12 @@ class _HeadFraming:
         elif lowered == b"transfer-encoding" and b"chunked" in value.lower():
             self.chunked = True
 
-    def on_headers_complete(self) -> None:
-        # a 1xx head came first: the framing is the next head's
-        self.length = self.chunked = False
 
-
-def _delimited_by_close(head: bytes) -> bool:
+def _delimited_by_close(received: bytes) -> bool:
+    """True when the last head in ``received`` announced neither a length nor chunked encoding."""
     framing = _HeadFraming()
-    parser = httptools.HttpResponseParser(framing)
-    # feed up to (not including) the end of the last head: on_headers_complete resets only for 1xx heads
-    last = head.rfind(b"\r\n\r\n")
-    try:
-        parser.feed_data(head[: last + 2] if last >= 0 else head)
-    except httptools.HttpParserError:
-        return False
+    with contextlib.suppress(httptools.HttpParserError):
+        httptools.HttpResponseParser(framing).feed_data(received)
     return not framing.length and not framing.chunked
 
 
