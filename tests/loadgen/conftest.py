@@ -24,10 +24,10 @@ REPO = Path(__file__).resolve().parents[2]
 BOTH_LOOPS_MODULES = ("tests.loadgen.test_http", "tests.loadgen.test_http_edges")
 
 
-def pytest_asyncio_loop_factories(config: pytest.Config, item: pytest.Item) -> dict | None:
+def pytest_asyncio_loop_factories(config: pytest.Config, item: pytest.Item) -> dict:
     module = getattr(item, "module", None)
     if module is None or module.__name__ not in BOTH_LOOPS_MODULES:
-        return None
+        return {"asyncio": asyncio.new_event_loop}  # one factory: test names stay as they are
     import uvloop
 
     return {"asyncio": asyncio.new_event_loop, "uvloop": uvloop.new_event_loop}
