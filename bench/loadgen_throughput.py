@@ -32,6 +32,7 @@ import csv
 import json
 import os
 import re
+import resource
 import shutil
 import socket
 import subprocess
@@ -323,6 +324,25 @@ def spike(url: str, core: int | None, work: Path) -> dict:
     return {"requests": load["total"]["requests"], "dispatch_spread_ms": load["schedule_lag"]["max"] * 1000}
 
 
+def with_cpu_share(contender: Callable[[], float | None]) -> tuple[float | None, float]:
+    """The contender's figure, and the CPU time its processes got as a share of the wall time (start-up
+    included). On a shared machine a share well below 100 % means others took the core meanwhile."""
+    before, started = resource.getrusage(resource.RUSAGE_CHILDREN), time.perf_counter()
+    value = contender()
+    after, wall = resource.getrusage(resource.RUSAGE_CHILDREN), time.perf_counter() - started
+    cpu = after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
+    return value, cpu / wall if wall > 0 else 0.0
+
+
+def cpu_pressure() -> str:
+    """Linux PSI: the share of time some runnable task waited for a CPU (avg over 60 s)."""
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/pressure/cpu").read_text().splitlines():
+            if line.startswith("some"):
+                return line.split()[2].split("=")[1] + " %"
+    return "n/a"
+
+
 def print_profile(raw: Path, top: int = 18) -> list[tuple[str, float]]:
     """Self time per function from py-spy's raw (collapsed) stacks, largest first."""
     own: collections.Counter[str] = collections.Counter()
@@ -371,6 +391,7 @@ def main() -> int:
     target_core = args.target_core if cores > 1 else None
     figures: dict = {"connections": args.connections, "duration": args.duration, "cores": cores}
     figures["load_before"] = os.getloadavg()
+    figures["cpu_pressure_before"] = cpu_pressure()
 
     with tempfile.TemporaryDirectory(prefix="loadgen-bench-") as directory:
         work = Path(directory)
@@ -401,28 +422,33 @@ def main() -> int:
                     "bare aiohttp loop": lambda: bare(http + POST_PATH, True, c, d, core),
                     "loadgen": lambda: loadgen_closed(http, True, c, d, core, work, trust),
                     "loadgen https": lambda: loadgen_closed(https, True, c, d, core, work, trust),
-                    "hey (Go) https": lambda: hey(https + POST_PATH, True, c, d, core),
                 },
             }
             for case, contenders in cases.items():
                 samples: dict[str, list[float]] = {name: [] for name in contenders}
+                shares: dict[str, list[float]] = {name: [] for name in contenders}
                 names = list(contenders)
                 for round_index in range(args.repeat):
                     order = names[round_index % len(names) :] + names[: round_index % len(names)]
                     for name in order:
-                        value = contenders[name]()
+                        value, share = with_cpu_share(contenders[name])
                         if value is not None:
                             samples[name].append(value)
+                            shares[name].append(share)
                 print(f"{case}:")
                 best: dict[str, float | None] = {}
                 for name, values in samples.items():
                     best[name] = max(values) if values else None
                     if values:
+                        top = values.index(max(values))
                         rounds = ", ".join(f"{value:.0f}" for value in values)
-                        print(f"  {name:<22} best {max(values):9.0f} req/s   rounds: {rounds}")
+                        print(
+                            f"  {name:<22} best {values[top]:9.0f} req/s (cpu {shares[name][top] * 100:3.0f} %)"
+                            f"   rounds: {rounds}"
+                        )
                     else:
                         print(f"  {name:<22} not installed (scripts/bootstrap.sh --with-bench)")
-                figures[case] = {"best": best, "samples": samples}
+                figures[case] = {"best": best, "samples": samples, "cpu_share": shares}
                 ours = best["loadgen"] or 0.0
                 ratios = figures[case]["ratios"] = {}
                 for label, reference, target in (
@@ -494,9 +520,11 @@ def main() -> int:
                 figures["profile"] = print_profile(raw)
     load_average = os.getloadavg()
     figures["load_average"] = load_average
+    figures["cpu_pressure"] = cpu_pressure()
     print(
         f"machine load average (1 min) before {figures['load_before'][0]:.2f}, after {load_average[0]:.2f} "
-        f"on {cores} cores (shared machine: other work competes for the same cores)"
+        f"on {cores} cores; CPU pressure (some, 60 s) before {figures['cpu_pressure_before']}, after "
+        f"{figures['cpu_pressure']} (shared machine: other work competes for the same cores)"
     )
     if args.json:
         Path(args.json).write_text(json.dumps(figures, indent=2))
