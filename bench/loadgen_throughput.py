@@ -32,7 +32,6 @@ import csv
 import json
 import os
 import re
-import resource
 import shutil
 import socket
 import subprocess
@@ -91,23 +90,78 @@ def _rate(pattern: str, text: str) -> float:
     return float(match.group(1))
 
 
+# -- running a contender: its output, and how busy its core was --------------------------------------------
+
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+WINDOW_START = 1.5  # seconds after start: every contender's start-up (Python imports) is over by then
+
+
+def _cpu_seconds(pid: int) -> float | None:
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS  # utime + stime, all threads
+
+
+def run_watched(
+    command: list[str],
+    duration: float,
+    env: dict[str, str] | None = None,
+    during: Callable[[subprocess.Popen], None] | None = None,
+) -> tuple[str, str, float]:
+    """Run ``command``; returns stdout, stderr and the share of one core its process used between
+    WINDOW_START and ``duration`` seconds after start (the load, without start-up and summary).
+
+    Below 100 % the contender was waiting: on the target, or for a core another process held."""
+    process = subprocess.Popen(
+        command, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    started = time.perf_counter()
+    samples: list[tuple[float, float]] = []
+
+    def sample() -> None:
+        while process.poll() is None:
+            cpu = _cpu_seconds(process.pid)
+            if cpu is not None:
+                samples.append((time.perf_counter() - started, cpu))
+            time.sleep(0.05)
+
+    threads = [threading.Thread(target=sample, daemon=True)]
+    if during is not None:
+        threads.append(threading.Thread(target=during, args=(process,), daemon=True))
+    for thread in threads:
+        thread.start()
+    stdout, stderr = process.communicate(timeout=duration + 120)
+    for thread in threads:
+        thread.join(5)
+    window = [(at, cpu) for at, cpu in samples if WINDOW_START <= at <= duration]
+    if len(window) < 2 or window[-1][0] - window[0][0] < 0.5:
+        return stdout, stderr, float("nan")
+    (first_at, first_cpu), (last_at, last_cpu) = window[0], window[-1]
+    return stdout, stderr, (last_cpu - first_cpu) / (last_at - first_at)
+
+
+Figure = tuple[float, float]  # (requests per second, share of its core busy during the load)
+
+
 # -- references: hey (Go) and wrk (C) -----------------------------------------------------------------------
 
 
-def hey(url: str, post: bool, connections: int, duration: float, core: int | None) -> float | None:
+def hey(url: str, post: bool, connections: int, duration: float, core: int | None) -> Figure | None:
     if shutil.which("hey") is None:
         return None
     command = ["hey", "-z", f"{duration:g}s", "-c", str(connections)]
     if post:
         command += ["-m", "POST", "-T", "application/json", "-d", POST_BYTES.decode()]
     # GOMAXPROCS follows the affinity mask, so hey really runs on the one core it is given
-    output = subprocess.run(pinned(core, [*command, url]), capture_output=True, text=True, check=True).stdout
-    return _rate(r"Requests/sec:\s+([\d.]+)", output)
+    output, _, busy = run_watched(pinned(core, [*command, url]), duration)
+    return _rate(r"Requests/sec:\s+([\d.]+)", output), busy
 
 
 def wrk(
     url: str, post: bool, connections: int, duration: float, core: int | None, work: Path
-) -> float | None:
+) -> Figure | None:
     if shutil.which("wrk") is None:
         return None
     command = ["wrk", "-t1", "-c", str(connections), "-d", f"{duration:g}s"]
@@ -118,8 +172,8 @@ def wrk(
             f"wrk.body = '{POST_BYTES.decode()}'\n"
         )
         command += ["-s", str(script)]
-    output = subprocess.run(pinned(core, [*command, url]), capture_output=True, text=True, check=True).stdout
-    return _rate(r"Requests/sec:\s+([\d.]+)", output)
+    output, _, busy = run_watched(pinned(core, [*command, url]), duration)
+    return _rate(r"Requests/sec:\s+([\d.]+)", output), busy
 
 
 # -- a bare aiohttp loop ------------------------------------------------------------------------------------
@@ -150,12 +204,12 @@ async def _bare_loop(url: str, post: bool, connections: int, duration: float) ->
         return count, time.perf_counter() - started
 
 
-def bare(url: str, post: bool, connections: int, duration: float, core: int | None) -> float:
+def bare(url: str, post: bool, connections: int, duration: float, core: int | None) -> Figure:
     command = [PYTHON, __file__, "--bare-worker", url, "--connections", str(connections)]
     command += ["--duration", str(duration)] + (["--bare-post"] if post else [])
-    output = subprocess.run(pinned(core, command), capture_output=True, text=True, check=True).stdout
+    output, _, busy = run_watched(pinned(core, command), duration)
     count, elapsed = json.loads(output.strip().splitlines()[-1])
-    return count / elapsed
+    return count / elapsed, busy
 
 
 # -- Locust FastHttpUser ------------------------------------------------------------------------------------
@@ -175,7 +229,7 @@ class Client(FastHttpUser):
 
 def locust(
     url: str, post: bool, connections: int, duration: float, core: int | None, work: Path
-) -> float | None:
+) -> Figure | None:
     executable = Path(PYTHON).with_name("locust")
     if not executable.exists():
         return None
@@ -190,27 +244,24 @@ def locust(
         "-u", str(connections), "-r", str(connections * 100), "-t", f"{int(duration)}s",
         "--csv", str(prefix), "--only-summary", "--loglevel", "ERROR",
     ]  # fmt: skip
-    subprocess.run(pinned(core, command), capture_output=True, text=True, timeout=duration + 60)
+    _, _, busy = run_watched(pinned(core, command), duration)
     with open(f"{prefix}_stats.csv", newline="") as handle:
         for row in csv.DictReader(handle):
             if row["Name"] == "Aggregated":
-                return float(row["Requests/s"])
+                return float(row["Requests/s"]), busy
     return None
 
 
 # -- this generator -----------------------------------------------------------------------------------------
 
 
-def _scrape_while(process: subprocess.Popen, port: int, counter: dict[str, int]) -> None:
-    """Scrape /metrics every second, as Prometheus would, while the run lasts."""
-    while process.poll() is None:
-        with (
-            contextlib.suppress(OSError),
-            urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=1) as answer,
-        ):
-            if b"loadgen_requests_total" in answer.read():
-                counter["scrapes"] += 1
-        time.sleep(1.0)
+def _scrape(port: int) -> bytes:
+    with (
+        contextlib.suppress(OSError),
+        urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=1) as answer,
+    ):
+        return bytes(answer.read())
+    return b""
 
 
 def loadgen(
@@ -220,7 +271,10 @@ def loadgen(
     name: str,
     env: dict[str, str] | None = None,
     profile: Path | None = None,
+    duration: float = 0.0,
 ) -> dict:
+    """Run this generator on ``scenario_text`` with its metrics endpoint scraped every second, as
+    Prometheus would; ``profile`` attaches py-spy for the load (not the start-up) and writes its stacks."""
     scenario = work / f"{name}.yml"
     scenario.write_text(textwrap.dedent(scenario_text))
     summary = work / f"{name}.json"
@@ -228,60 +282,54 @@ def loadgen(
     port = free_port()
     command = [PYTHON, "-m", "loadgen", "run", str(scenario), "--quiet", "--summary-json", str(summary)]
     command += ["--metrics-port", str(port)]
-    if profile is not None:
-        py_spy = shutil.which("py-spy") or str(Path(PYTHON).with_name("py-spy"))
-        command = [
-            py_spy,
-            "record",
-            "--rate",
-            "250",
-            "--format",
-            "raw",
-            "--output",
-            str(profile),
-            "--",
-            *command,
-        ]
     environment = {k: v for k, v in os.environ.items() if not k.startswith("LOADGEN_")} | (env or {})
-    process = subprocess.Popen(
-        pinned(core, command), cwd=REPO, env=environment, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
-    )
-    counter = {"scrapes": 0}
-    scraper = threading.Thread(target=_scrape_while, args=(process, port, counter), daemon=True)
-    scraper.start()
-    _, stderr = process.communicate(timeout=120)
-    scraper.join(5)
+    scrapes = {"count": 0}
+
+    def watch(process: subprocess.Popen) -> None:
+        profiled = profile is None
+        while process.poll() is None:
+            text = _scrape(port)
+            if b"loadgen_requests_total" in text:
+                scrapes["count"] += 1
+            if not profiled and b"loadgen_run_active 1.0" in text:
+                profiled = True
+                py_spy = shutil.which("py-spy") or str(Path(PYTHON).with_name("py-spy"))
+                subprocess.run(
+                    [py_spy, "record", "--pid", str(process.pid), "--rate", "250", "--format", "raw",
+                     "--duration", str(max(1, int(duration) - 1)), "--output", str(profile), "--nonblocking"],
+                    capture_output=True, check=False,
+                )  # fmt: skip
+                continue
+            time.sleep(1.0 if profiled else 0.1)
+
+    _, stderr, busy = run_watched(pinned(core, command), duration, environment, watch)
     if not summary.exists():
-        raise RuntimeError(f"loadgen failed ({process.returncode}): {stderr.decode()[-2000:]}")
+        raise RuntimeError(f"loadgen failed: {stderr[-2000:]}")
     load = json.loads(summary.read_text())["load"]
-    load["scrapes"] = counter["scrapes"]
+    load["scrapes"] = scrapes["count"]
+    load["busy"] = busy
     return load
 
 
 def loadgen_closed(
     url: str, post: bool, connections: int, duration: float, core: int | None, work: Path, env: dict[str, str]
-) -> float:
+) -> Figure:
     if post:
         request = f"{{endpoint: create, method: POST, path: {POST_PATH}, body: {json.dumps(POST_BODY)}}}"
     else:
         request = f"{{endpoint: health, path: {GET_PATH}}}"
-    load = loadgen(
-        f"""
+    scenario = f"""
         target: {url}
         duration: {duration}s
         workload: {{model: closed, vus: {connections}}}
         requests: [{request}]
-        """,
-        core,
-        work,
-        "closed",
-        env,
-    )
+        """
+    load = loadgen(scenario, core, work, "closed", env, duration=duration)
     if load["total"]["failures"] or not load["scrapes"]:
         raise RuntimeError(
             f"loadgen run not clean: {load['total']['failures']} failures, {load['scrapes']} scrapes"
         )
-    return load["total"]["requests"] / load["elapsed_seconds"]
+    return load["total"]["requests"] / load["elapsed_seconds"], load["busy"]
 
 
 def open_model(url: str, rate: int, duration: float, core: int | None, work: Path) -> dict:
@@ -295,6 +343,7 @@ def open_model(url: str, rate: int, duration: float, core: int | None, work: Pat
         core,
         work,
         f"open{rate}",
+        duration=duration,
     )
     planned = rate * duration
     return {
@@ -322,16 +371,6 @@ def spike(url: str, core: int | None, work: Path) -> dict:
         "spike",
     )
     return {"requests": load["total"]["requests"], "dispatch_spread_ms": load["schedule_lag"]["max"] * 1000}
-
-
-def with_cpu_share(contender: Callable[[], float | None]) -> tuple[float | None, float]:
-    """The contender's figure, and the CPU time its processes got as a share of the wall time (start-up
-    included). On a shared machine a share well below 100 % means others took the core meanwhile."""
-    before, started = resource.getrusage(resource.RUSAGE_CHILDREN), time.perf_counter()
-    value = contender()
-    after, wall = resource.getrusage(resource.RUSAGE_CHILDREN), time.perf_counter() - started
-    cpu = after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
-    return value, cpu / wall if wall > 0 else 0.0
 
 
 def cpu_pressure() -> str:
@@ -407,7 +446,7 @@ def main() -> int:
                 f"{args.connections} connections; {args.duration:g}s each, best of {args.repeat} interleaved rounds"
             )
             d, c, core = args.duration, args.connections, client_core
-            cases: dict[str, dict[str, Callable[[], float | None]]] = {
+            cases: dict[str, dict[str, Callable[[], Figure | None]]] = {
                 "GET": {
                     "wrk (C)": lambda: wrk(http + GET_PATH, False, c, d, core, work),
                     "hey (Go)": lambda: hey(http + GET_PATH, False, c, d, core),
@@ -425,51 +464,57 @@ def main() -> int:
                 },
             }
             for case, contenders in cases.items():
-                samples: dict[str, list[float]] = {name: [] for name in contenders}
-                shares: dict[str, list[float]] = {name: [] for name in contenders}
+                samples: dict[str, list[Figure]] = {name: [] for name in contenders}
                 names = list(contenders)
                 for round_index in range(args.repeat):
                     order = names[round_index % len(names) :] + names[: round_index % len(names)]
                     for name in order:
-                        value, share = with_cpu_share(contenders[name])
-                        if value is not None:
-                            samples[name].append(value)
-                            shares[name].append(share)
-                print(f"{case}:")
+                        figure = contenders[name]()
+                        if figure is not None:
+                            samples[name].append(figure)
+                print(f"{case}:  req/s (share of its core busy during the load; req/s per busy core)")
                 best: dict[str, float | None] = {}
-                for name, values in samples.items():
-                    best[name] = max(values) if values else None
-                    if values:
-                        top = values.index(max(values))
-                        rounds = ", ".join(f"{value:.0f}" for value in values)
-                        print(
-                            f"  {name:<22} best {values[top]:9.0f} req/s (cpu {shares[name][top] * 100:3.0f} %)"
-                            f"   rounds: {rounds}"
-                        )
-                    else:
+                per_core: dict[str, float | None] = {}
+                for name, figures_of in samples.items():
+                    if not figures_of:
+                        best[name] = per_core[name] = None
                         print(f"  {name:<22} not installed (scripts/bootstrap.sh --with-bench)")
-                figures[case] = {"best": best, "samples": samples, "cpu_share": shares}
-                ours = best["loadgen"] or 0.0
+                        continue
+                    rate, busy = max(figures_of)
+                    best[name] = rate
+                    capacities = [r / b for r, b in figures_of if b == b and b > 0.05]
+                    per_core[name] = max(capacities) if capacities else None
+                    rounds = ", ".join(f"{r:.0f} ({b * 100:.0f} %)" for r, b in figures_of)
+                    capacity = f"{per_core[name]:8.0f}" if per_core[name] else "     n/a"
+                    print(f"  {name:<22} best {rate:8.0f}  per busy core {capacity}   rounds: {rounds}")
+                figures[case] = {"best": best, "per_busy_core": per_core, "samples": samples}
                 ratios = figures[case]["ratios"] = {}
+                ratios_per_core = figures[case]["ratios_per_busy_core"] = {}
+                print("  ratio loadgen / reference          wall   per busy core")
                 for label, reference, target in (
                     ("vs_locust", "locust FastHttpUser", TARGETS["vs_locust"]),
                     ("vs_hey", "hey (Go)", TARGETS["vs_hey"]),
                     ("vs_bare_aiohttp", "bare aiohttp loop", None),
                     ("vs_wrk", "wrk (C)", None),
                 ):
-                    if best.get(reference):
-                        ratios[label] = ours / best[reference]  # type: ignore[operator]
-                        verdict = f"(target >= {target})" if target and case != "GET" else ""
-                        if verdict:
-                            verdict += " met" if ratios[label] >= target else " MISSED"  # type: ignore[operator]
-                        print(f"  ratio loadgen / {reference:<20} {ratios[label]:5.2f}  {verdict}")
-                if best.get("loadgen https"):
-                    ratios["https_vs_http"] = best["loadgen https"] / ours  # type: ignore[operator]
+                    if not best.get(reference) or not best.get("loadgen"):
+                        continue
+                    ratios[label] = best["loadgen"] / best[reference]  # type: ignore[operator]
+                    line = f"  {reference:<32} {ratios[label]:5.2f}"
+                    if per_core.get(reference) and per_core.get("loadgen"):
+                        ratios_per_core[label] = per_core["loadgen"] / per_core[reference]  # type: ignore[operator]
+                        line += f"   {ratios_per_core[label]:5.2f}"
+                    if target and case != "GET":
+                        line += f"   (target >= {target}: {'met' if ratios[label] >= target else 'MISSED'} on wall)"
+                    print(line)
+                if best.get("loadgen https") and best.get("loadgen"):
+                    ratios["https_vs_http"] = best["loadgen https"] / best["loadgen"]  # type: ignore[operator]
+                    line = f"  loadgen https / http             {ratios['https_vs_http']:5.2f}"
+                    if per_core.get("loadgen https") and per_core.get("loadgen"):
+                        ratios_per_core["https_vs_http"] = per_core["loadgen https"] / per_core["loadgen"]  # type: ignore[operator]
+                        line += f"   {ratios_per_core['https_vs_http']:5.2f}"
                     met = "met" if ratios["https_vs_http"] >= TARGETS["https_vs_http"] else "MISSED"
-                    print(
-                        f"  ratio loadgen https / http           {ratios['https_vs_http']:5.2f}  "
-                        f"(target >= {TARGETS['https_vs_http']}) {met}"
-                    )
+                    print(line + f"   (target >= {TARGETS['https_vs_http']}: {met} on wall)")
 
             print(
                 f"open model, POST, {args.open_duration:g}s per rate, best of {args.repeat} "
@@ -516,6 +561,7 @@ def main() -> int:
                     work,
                     "profiled",
                     profile=raw,
+                    duration=args.duration,
                 )
                 figures["profile"] = print_profile(raw)
     load_average = os.getloadavg()

@@ -252,7 +252,7 @@ class LoadEngine:
         picker = self.picker
         recorder = self.recorder
         running: set[asyncio.Task[None]] = set()
-        state = {"busy": 0}
+        state = {"busy": 0, "done": 0}
         stage_ends: list[float] = []
         if workload.stages:
             elapsed, start_rate = 0.0, workload.start_rate
@@ -265,6 +265,12 @@ class LoadEngine:
         current_stage = 0
         hard_end = time.perf_counter() + self.scenario.planned_seconds() + self.scenario.timeout + 5
 
+        # Workers stay for the run: between requests one parks on a future that the dispatcher resolves
+        # with the next arrival, which costs a fraction of starting a task per arrival.
+        parked: collections.deque[asyncio.Future[Arrival | None]] = collections.deque()
+        loop = asyncio.get_running_loop()
+        stopping = self.stopping
+
         async def worker(first: Arrival) -> None:
             arrival: Arrival | None = first
             while arrival is not None:
@@ -274,43 +280,63 @@ class LoadEngine:
                     stages[arrival.stage].record(
                         time.perf_counter() - arrival.intended, status in arrival.spec.expect
                     )
-                arrival = backlog.popleft() if backlog and not self.stopping.is_set() else None
-            state["busy"] -= 1
+                if backlog and not stopping.is_set():
+                    arrival = backlog.popleft()
+                    continue
+                state["busy"] -= 1
+                if state["done"] or stopping.is_set():
+                    return
+                seat: asyncio.Future[Arrival | None] = loop.create_future()
+                parked.append(seat)
+                arrival = await seat
 
         start = time.perf_counter()
         loop_sleep = asyncio.sleep
-        for offset in schedule:
-            if self.stopping.is_set() or not self._budget():
-                break
-            intended = start + offset
-            delay = intended - time.perf_counter()
-            if delay > 0.0005:
-                await loop_sleep(delay)
-            if self.stopping.is_set() or time.perf_counter() > hard_end:
-                break
-            spec = picker.pick_request(picker.pick_class())
-            stage_index = None
-            if stage_ends:
-                while current_stage < len(stage_ends) - 1 and offset >= stage_ends[current_stage]:
-                    current_stage += 1
-                    # the stage before the one just finished has had a whole stage to complete its requests
-                    if workload.stop_at_break and current_stage >= 2 and self._stage_broke(current_stage - 2):
-                        self.stopping.set()
-                stage_index = current_stage
-            if self.stopping.is_set():
-                break
-            arrival = Arrival(intended, spec, stage_index)
-            if state["busy"] < cap:
-                state["busy"] += 1
-                task = asyncio.create_task(worker(arrival))
-                running.add(task)
-                task.add_done_callback(running.discard)
-            elif len(backlog) < max_backlog:
-                backlog.append(arrival)
-            else:
-                recorder.drop(self._stats[spec.endpoint])
-                if stage_index is not None:
-                    stages[stage_index].dropped += 1
+        try:
+            for offset in schedule:
+                if self.stopping.is_set() or not self._budget():
+                    break
+                intended = start + offset
+                delay = intended - time.perf_counter()
+                if delay > 0.0005:
+                    await loop_sleep(delay)
+                if self.stopping.is_set() or time.perf_counter() > hard_end:
+                    break
+                spec = picker.pick_request(picker.pick_class())
+                stage_index = None
+                if stage_ends:
+                    while current_stage < len(stage_ends) - 1 and offset >= stage_ends[current_stage]:
+                        current_stage += 1
+                        # the stage before the one just finished has had a whole stage to complete its requests
+                        if (
+                            workload.stop_at_break
+                            and current_stage >= 2
+                            and self._stage_broke(current_stage - 2)
+                        ):
+                            self.stopping.set()
+                    stage_index = current_stage
+                if self.stopping.is_set():
+                    break
+                arrival = Arrival(intended, spec, stage_index)
+                if state["busy"] < cap:
+                    state["busy"] += 1
+                    if parked:
+                        parked.pop().set_result(arrival)
+                    else:
+                        task = asyncio.create_task(worker(arrival))
+                        running.add(task)
+                        task.add_done_callback(running.discard)
+                elif len(backlog) < max_backlog:
+                    backlog.append(arrival)
+                else:
+                    recorder.drop(self._stats[spec.endpoint])
+                    if stage_index is not None:
+                        stages[stage_index].dropped += 1
+        finally:
+            # also when the phase is cancelled: parked workers end instead of waiting forever
+            state["done"] = 1
+            while parked:
+                parked.pop().set_result(None)
         if running:
             await asyncio.gather(*running, return_exceptions=True)
         # arrivals still queued when the run was stopped were never sent
