@@ -92,16 +92,21 @@ def _rate(pattern: str, text: str) -> float:
 
 # -- running a contender: its output, and how busy its core was --------------------------------------------
 
-CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 WINDOW_START = 1.5  # seconds after start: every contender's start-up (Python imports) is over by then
 
 
-def _cpu_seconds(pid: int) -> float | None:
+def _cpu_seconds(pid: int) -> tuple[float, float] | None:
+    """(seconds on a CPU, seconds runnable but waiting for one), summed over the process's threads."""
+    running = waiting = 0
     try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+        for task in Path(f"/proc/{pid}/task").iterdir():
+            with contextlib.suppress(OSError, ValueError):
+                on_cpu, on_queue, _ = (task / "schedstat").read_text().split()
+                running += int(on_cpu)
+                waiting += int(on_queue)
     except OSError:
         return None
-    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS  # utime + stime, all threads
+    return running / 1e9, waiting / 1e9
 
 
 def run_watched(
@@ -109,16 +114,17 @@ def run_watched(
     duration: float,
     env: dict[str, str] | None = None,
     during: Callable[[subprocess.Popen], None] | None = None,
-) -> tuple[str, str, float]:
-    """Run ``command``; returns stdout, stderr and the share of one core its process used between
-    WINDOW_START and ``duration`` seconds after start (the load, without start-up and summary).
-
-    Below 100 % the contender was waiting: on the target, or for a core another process held."""
+) -> tuple[str, str, Busy]:
+    """Run ``command``; returns stdout, stderr and, between WINDOW_START and ``duration`` seconds after
+    start (the load, without start-up and summary), the share of the time its threads ran on a CPU and the
+    share they were runnable but waited for one (the kernel's schedstat). Running + waiting near 100 %:
+    the contender was CPU-bound (and the machine's other work took part of its core); well below:
+    it was waiting for the target."""
     process = subprocess.Popen(
         command, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
     )
     started = time.perf_counter()
-    samples: list[tuple[float, float]] = []
+    samples: list[tuple[float, tuple[float, float]]] = []
 
     def sample() -> None:
         while process.poll() is None:
@@ -137,12 +143,14 @@ def run_watched(
         thread.join(5)
     window = [(at, cpu) for at, cpu in samples if WINDOW_START <= at <= duration]
     if len(window) < 2 or window[-1][0] - window[0][0] < 0.5:
-        return stdout, stderr, float("nan")
-    (first_at, first_cpu), (last_at, last_cpu) = window[0], window[-1]
-    return stdout, stderr, (last_cpu - first_cpu) / (last_at - first_at)
+        return stdout, stderr, (float("nan"), float("nan"))
+    (first_at, first), (last_at, last) = window[0], window[-1]
+    span = last_at - first_at
+    return stdout, stderr, ((last[0] - first[0]) / span, (last[1] - first[1]) / span)
 
 
-Figure = tuple[float, float]  # (requests per second, share of its core busy during the load)
+Busy = tuple[float, float]  # shares of the load's wall time: on a CPU, runnable but waiting for a CPU
+Figure = tuple[float, Busy]  # requests per second, and how busy the contender was
 
 
 # -- references: hey (Go) and wrk (C) -----------------------------------------------------------------------
@@ -472,7 +480,10 @@ def main() -> int:
                         figure = contenders[name]()
                         if figure is not None:
                             samples[name].append(figure)
-                print(f"{case}:  req/s (share of its core busy during the load; req/s per busy core)")
+                print(
+                    f"{case}: best req/s; req/s per busy core; each round: req/s "
+                    "(share of the load on a CPU / runnable but waiting for a CPU)"
+                )
                 best: dict[str, float | None] = {}
                 per_core: dict[str, float | None] = {}
                 for name, figures_of in samples.items():
@@ -480,13 +491,18 @@ def main() -> int:
                         best[name] = per_core[name] = None
                         print(f"  {name:<22} not installed (scripts/bootstrap.sh --with-bench)")
                         continue
-                    rate, busy = max(figures_of)
+                    rate = max(r for r, _ in figures_of)
                     best[name] = rate
-                    capacities = [r / b for r, b in figures_of if b == b and b > 0.05]
+                    capacities = [
+                        r / on_cpu for r, (on_cpu, _) in figures_of if on_cpu == on_cpu and on_cpu > 0.05
+                    ]
                     per_core[name] = max(capacities) if capacities else None
-                    rounds = ", ".join(f"{r:.0f} ({b * 100:.0f} %)" for r, b in figures_of)
+                    rounds = ", ".join(
+                        f"{r:.0f} ({on_cpu * 100:.0f}/{waiting * 100:.0f} %)"
+                        for r, (on_cpu, waiting) in figures_of
+                    )
                     capacity = f"{per_core[name]:8.0f}" if per_core[name] else "     n/a"
-                    print(f"  {name:<22} best {rate:8.0f}  per busy core {capacity}   rounds: {rounds}")
+                    print(f"  {name:<22} {rate:8.0f}  {capacity}   rounds: {rounds}")
                 figures[case] = {"best": best, "per_busy_core": per_core, "samples": samples}
                 ratios = figures[case]["ratios"] = {}
                 ratios_per_core = figures[case]["ratios_per_busy_core"] = {}

@@ -48,6 +48,9 @@ is listed in allow_targets. Every run is bounded by its duration/schedule and st
 metrics: the loadgen_* series of docs/metrics.md are served on --metrics-port (default 9646; 0 disables)
 during the run and for --linger after it. With --processes N, worker i serves on port + i.
 
+https: certificates and host names are checked against the system's CAs; for a private CA set
+SSL_CERT_FILE=/path/to/ca.pem (OpenSSL's variable, also followed by probes and http actions).
+
 exit codes:
   0   run passed (steady state held, thresholds met)
   1   an action failed or the run hit an unexpected error
