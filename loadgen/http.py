@@ -26,7 +26,7 @@ import httptools
 
 # Longest response head kept for the close-delimited check; a longer head is refused as unparsable.
 MAX_HEAD_BYTES = 65536
-# Bytes read per receive into the connection's own buffer.
+# Bytes read per receive into the pool's buffer.
 READ_BUFFER_BYTES = 65536
 # How often requests past their time limit are failed. One timer for the pool instead of one per request:
 # arming and cancelling a timer per request cost more than parsing the answer.
@@ -81,9 +81,10 @@ def _delimited_by_close(received: bytes) -> bool:
 class _Connection(asyncio.BufferedProtocol):
     """One keep-alive connection; at most one request in flight (no pipelining).
 
-    A buffered protocol: the transport reads into this connection's buffer. Over TLS that matters —
-    asyncio's and uvloop's TLS transports otherwise hand each read over as a fresh 256 KiB allocation,
-    which glibc serves with mmap and munmap: two system calls per answer.
+    A buffered protocol: the transport reads into the pool's buffer. Over TLS that matters — asyncio's
+    and uvloop's TLS transports otherwise hand each read over as a fresh 256 KiB allocation, which glibc
+    serves with mmap and munmap: two system calls per answer. One buffer serves every connection of the
+    pool: a read is parsed (and what is kept, copied) before the loop starts the next one.
     """
 
     __slots__ = (
@@ -102,9 +103,9 @@ class _Connection(asyncio.BufferedProtocol):
         "deadline",
     )
 
-    def __init__(self) -> None:
+    def __init__(self, buffer: memoryview) -> None:
         self.transport: asyncio.Transport | None = None
-        self.buffer = memoryview(bytearray(READ_BUFFER_BYTES))
+        self.buffer = buffer
         self.parser = httptools.HttpResponseParser(self)
         self.waiter: asyncio.Future[tuple[int, bytes]] | None = None
         self.status = 0
@@ -251,6 +252,7 @@ class FastHTTPClient:
         self._heads: dict[tuple[str, str, bool], bytes] = {}
         self._busy: set[_Connection] = set()
         self._sweeper: asyncio.TimerHandle | None = None
+        self._buffer = memoryview(bytearray(READ_BUFFER_BYTES))
 
     def _head(self, method: str, path: str, json_body: bool) -> bytes:
         key = (method, path, json_body)
@@ -266,7 +268,11 @@ class FastHTTPClient:
     async def _connect(self) -> _Connection:
         try:
             _, protocol = await self._loop.create_connection(
-                _Connection, self.host, self.port, ssl=self.ssl, server_hostname=self.server_hostname
+                lambda: _Connection(self._buffer),
+                self.host,
+                self.port,
+                ssl=self.ssl,
+                server_hostname=self.server_hostname,
             )
         except (OSError, ssl.SSLError) as error:
             raise HTTPError(f"connect: {error}") from error
