@@ -14,6 +14,11 @@ Two cases: GET, and POST with a JSON body (the case the targets are judged on); 
 POST over https against the same over http. Rounds interleave the contenders, rotating who goes first,
 so that a noisy neighbour on a shared machine hits all of them alike; the best round of each counts.
 
+For each round the kernel's schedstat says how the contender spent the load: on a CPU, or runnable but
+waiting for one (another process held its core). "req/s per busy core" divides by the first, which
+compares the clients' efficiency even when a shared machine starves all of them; the targets are judged
+on plain req/s.
+
 Then the open model's timing accuracy (achieved rate within 1 % of the target, schedule lag p99 < 5 ms,
 nothing dropped) at rates up to 10,000/s, and the dispatch spread of a 50-request spike.
 
