@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from loadgen import eventloop
 from loadgen.config import (
     SETTINGS,
     ConfigError,
@@ -46,6 +47,9 @@ is listed in allow_targets. Every run is bounded by its duration/schedule and st
 
 metrics: the loadgen_* series of docs/metrics.md are served on --metrics-port (default 9646; 0 disables)
 during the run and for --linger after it. With --processes N, worker i serves on port + i.
+
+https: certificates and host names are checked against the system's CAs; for a private CA set
+SSL_CERT_FILE=/path/to/ca.pem (OpenSSL's variable, also followed by probes and http actions).
 
 exit codes:
   0   run passed (steady state held, thresholds met)
@@ -182,8 +186,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_CONFIG
     if args.worker_index is not None:
-        return asyncio.run(_worker_main(scenario, args))
-    return asyncio.run(_main(scenario, args))
+        return eventloop.run(_worker_main(scenario, args))
+    return eventloop.run(_main(scenario, args))
 
 
 def _serve_metrics(metrics: LoadgenMetrics, port: int) -> None:
@@ -283,7 +287,7 @@ def cmd_proxy(args: argparse.Namespace) -> int:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_CONFIG
     try:
-        asyncio.run(run_standalone(listen, target, control))
+        eventloop.run(run_standalone(listen, target, control))
     except OSError as error:
         print(f"error: cannot listen: {error}", file=sys.stderr)
         return EXIT_CONFIG

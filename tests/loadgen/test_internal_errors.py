@@ -94,8 +94,9 @@ async def test_a_recorder_failing_in_the_open_model_fails_the_run_and_is_counted
     assert logged[0].exc_info is not None and "completion 21" in str(logged[0].exc_info[1])
 
 
-async def test_a_lost_in_flight_gauge_is_no_longer_absorbed(service, make_scenario) -> None:
-    """The regression: with the gauge gone, every completion raised and the engine's gather swallowed it."""
+async def test_a_broken_metrics_path_is_no_longer_absorbed(service, make_scenario) -> None:
+    """The regression: a metrics path that raises on every completion (once the in-flight gauge set to None)
+    was swallowed by the engine's gather; the run went on without counting."""
     scenario = make_scenario(
         f"""
         target: {service.url}
@@ -107,18 +108,18 @@ async def test_a_lost_in_flight_gauge_is_no_longer_absorbed(service, make_scenar
     )
     metrics = LoadgenMetrics(CollectorRegistry())
     recorder = Recorder(metrics)
-    recorder._in_flight_gauge = None
+    recorder.overall = None  # type: ignore[assignment]
     result = await Experiment(scenario, metrics, quiet=True, recorder=recorder).run()
     assert result["exit_code"] == 1 and result["outcome"] == "internal error"
     # each of the 3 virtual users fails on its first completion and ends
     assert (
         result["internal_errors"]
-        == ["recorder: AttributeError: 'NoneType' object has no attribute 'inc'"] * 3
+        == ["recorder: AttributeError: 'NoneType' object has no attribute 'record'"] * 3
     )
     assert internal_errors(metrics, "recorder") == 3.0
     assert result["error"] == (
         "3 unexpected error(s) inside the load generator; "
-        "the first: recorder: AttributeError: 'NoneType' object has no attribute 'inc'"
+        "the first: recorder: AttributeError: 'NoneType' object has no attribute 'record'"
     )
     assert service.state.total() == 3
 

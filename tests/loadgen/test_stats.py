@@ -14,12 +14,12 @@ from loadgen.metrics import LoadgenMetrics
 from loadgen.stats import (
     HIGHEST_MICROS,
     EndpointStats,
+    LatencyHistogram,
     MergedEndpoint,
     Recorder,
     StageStats,
     _decode,
     _latency_block,
-    _record,
     merge_raw,
     new_histogram,
     summarize,
@@ -39,8 +39,10 @@ def encoded(*micros: int) -> str:
     return histogram_of(*micros).encode().decode("ascii")
 
 
-def values(histogram: HdrHistogram) -> list[int]:
+def values(histogram: HdrHistogram | LatencyHistogram) -> list[int]:
     """Every recorded value, lowest first, as often as it was recorded."""
+    if isinstance(histogram, LatencyHistogram):
+        histogram = histogram.settled()
     out = []
     for item in histogram.get_recorded_iterator():
         out += [item.value_iterated_to] * item.count_at_value_iterated_to
@@ -64,12 +66,13 @@ def test_histogram_range_and_precision() -> None:
 
 
 def test_record_clamps_to_the_histogram_range() -> None:
-    histogram = new_histogram()
-    _record(histogram, 0.0015)
-    _record(histogram, 0.0)
-    _record(histogram, -3.0)
-    _record(histogram, 0.0000019)  # 1.9 µs truncates to 1
-    _record(histogram, 7200.0)
+    latency = LatencyHistogram()
+    latency.record(0.0015)
+    latency.record(0.0)
+    latency.record(-3.0)
+    latency.record(0.0000019)  # 1.9 µs truncates to 1
+    latency.record(7200.0)
+    histogram = latency.settled()
     assert values(histogram)[:4] == [1, 1, 1, 1500]
     assert histogram.get_total_count() == 5
     assert histogram.get_max_value() >= HIGHEST_MICROS
@@ -145,11 +148,11 @@ def test_endpoint_stats_hold_their_metric_children() -> None:
     stats = EndpointStats("health", metrics)
     assert stats.name == "health"
     assert (stats.requests, stats.failures, stats.dropped, stats.statuses) == (0, 0, 0, {})
-    assert sorted(stats._request_counters) == ["2xx", "3xx", "4xx", "5xx", "error"]
-    assert sorted(stats._failure_counters) == ["2xx", "3xx", "4xx", "5xx", "error"]
+    assert stats.series is metrics.endpoints["health"]
+    assert sorted(stats.series.requests) == ["2xx", "3xx", "4xx", "5xx", "error"]
+    assert sorted(stats.series.failures) == ["2xx", "3xx", "4xx", "5xx", "error"]
     plain = EndpointStats("health", None)
-    assert (plain._observe, plain._dropped_counter) == (None, None)
-    assert plain._request_counters == {} and plain._failure_counters == {}
+    assert plain.series is None
 
 
 def test_recorder_counts_in_flight_sent_and_completions_in_metrics() -> None:
