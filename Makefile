@@ -9,8 +9,10 @@ ENV   := . .work/services.env &&
 DEMO_ARGS ?=
 # Extra arguments for pytest, e.g. `make test PYTEST_ARGS="-k exporters"`.
 PYTEST_ARGS ?=
+# One module for `make mutation`, e.g. `make mutation MUTATE=loadgen/units.py` (default: every listed one).
+MUTATE ?=
 
-.PHONY: demo test lint bench install services docker clean help
+.PHONY: demo test lint bench mutation install services docker clean help
 
 help:            ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 16
@@ -40,5 +42,13 @@ bench: services  ## the benchmark scripts (prints their figures)
 	@scripts/bootstrap.sh --with-bench
 	@for script in bench/*.py; do echo "== $$script"; $(ENV) $(PY) $$script || exit 1; done
 
+mutation:        ## mutation testing of the pure-logic modules (docs/testing.md); MUTATE=path/to/module.py for one
+	@scripts/bootstrap.sh --with-mutation
+	@rm -rf mutants && mkdir -p .work
+	@echo "mutation: mutmut, one worker, each mutant against its unit tests (all modules: ~20 min; log .work/mutmut.log)"
+	@.venv/bin/mutmut run --max-children 1 $(if $(MUTATE),"$(subst /,.,$(MUTATE:.py=)).*") >.work/mutmut.log 2>&1 \
+		|| { tail -c 3000 .work/mutmut.log; exit 1; }
+	@$(PY) scripts/mutation_report.py $(if $(MUTATE),--module $(MUTATE))
+
 clean:           ## remove generated files (keeps .venv)
-	rm -rf .work results .pytest_cache .mypy_cache .ruff_cache
+	rm -rf .work results mutants .pytest_cache .mypy_cache .ruff_cache

@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from loadgen import __version__
+from loadgen import __version__, eventloop
 from loadgen.config import (
     SETTINGS,
     ConfigError,
@@ -22,7 +22,7 @@ from loadgen.config import (
     load_scenario,
 )
 from loadgen.metrics import LoadgenMetrics
-from loadgen.report import EXIT_CONFIG, EXIT_INTERRUPTED, print_summary, summary_csv
+from loadgen.report import EXIT_CONFIG, EXIT_ERROR, EXIT_INTERRUPTED, EXIT_OK, print_summary, summary_csv
 from loadgen.runner import Experiment, run_worker
 from loadgen.safety import check_scenario
 
@@ -48,9 +48,13 @@ is listed in allow_targets. Every run is bounded by its duration/schedule and st
 metrics: the loadgen_* series of docs/metrics.md are served on --metrics-port (default 9646; 0 disables)
 during the run and for --linger after it. With --processes N, worker i serves on port + i.
 
+https: certificates and host names are checked against the system's CAs; for a private CA set
+SSL_CERT_FILE=/path/to/ca.pem (OpenSSL's variable, also followed by probes and http actions).
+
 exit codes:
   0   run passed (steady state held, thresholds met)
-  1   an action failed or the run hit an unexpected error
+  1   an action failed, or the run hit an unexpected error (outcome "internal error" when it was inside
+      the load engine or a recorder: counted in loadgen_internal_errors_total, the load stops)
   2   invalid scenario or settings, or a target refused by the allow-list (nothing was sent)
   97  the steady-state hypothesis did not hold (before or after the load)
   99  a threshold failed (as k6 does)
@@ -183,8 +187,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_CONFIG
     if args.worker_index is not None:
-        return asyncio.run(_worker_main(scenario, args))
-    return asyncio.run(_main(scenario, args))
+        return eventloop.run(_worker_main(scenario, args))
+    return eventloop.run(_main(scenario, args))
 
 
 def _serve_metrics(metrics: LoadgenMetrics, port: int) -> None:
@@ -263,7 +267,7 @@ async def _worker_main(scenario: Scenario, args: argparse.Namespace) -> int:
         _write_json(Path(args.raw_json), raw)
     await _linger(scenario.linger)
     metrics.shutdown()
-    return 0
+    return EXIT_ERROR if raw["internal_errors"] else EXIT_OK
 
 
 def _host_port(text: str, flag: str) -> tuple[str, int]:
@@ -284,7 +288,7 @@ def cmd_proxy(args: argparse.Namespace) -> int:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_CONFIG
     try:
-        asyncio.run(run_standalone(listen, target, control))
+        eventloop.run(run_standalone(listen, target, control))
     except OSError as error:
         print(f"error: cannot listen: {error}", file=sys.stderr)
         return EXIT_CONFIG

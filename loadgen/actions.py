@@ -17,48 +17,18 @@ from typing import Any
 
 import aiohttp
 
+from loadgen.context import ActionContext, ActionError, sql_scalar
 from loadgen.model import Action, Probe
-from loadgen.proxy import FaultProxy, RemoteProxy
+from loadgen.probes import check_probe
+from loadgen.proxy import RemoteProxy
 
 log = logging.getLogger(__name__)
 
-
-class ActionError(Exception):
-    """An action could not do what it was asked; the message says which action and why."""
+__all__ = ["ActionContext", "ActionError", "SteadyStateViolated", "run_action"]
 
 
 class SteadyStateViolated(ActionError):
     """A watch action saw its probe fail during the load: the hypothesis broke, not the tooling."""
-
-
-class ActionContext:
-    """What actions need besides their own settings: services, the target, the running proxies."""
-
-    def __init__(
-        self, target: str, services: Mapping[str, str], proxies: Mapping[str, FaultProxy | RemoteProxy]
-    ) -> None:
-        self.target = target
-        self.services = dict(services)
-        self.proxies = dict(proxies)
-        self._docker: Any = None
-
-    def service(self, params: Mapping[str, Any], key: str, service: str) -> str:
-        value = params.get(key) or self.services.get(service)
-        if not value:
-            raise ActionError(f"no {key} given and services.{service} is not set")
-        return str(value)
-
-    def docker(self) -> Any:
-        if self._docker is None:
-            import docker
-
-            self._docker = docker.from_env(timeout=60)
-        return self._docker
-
-    def close(self) -> None:
-        if self._docker is not None:
-            self._docker.close()
-            self._docker = None
 
 
 async def run_action(action: Action, context: ActionContext) -> str:
@@ -153,7 +123,7 @@ async def _amqp(params: Mapping[str, Any], context: ActionContext) -> str:
     count = int(params.get("count", 1))
     if "body_sql" in params:
         dsn = context.service(params, "dsn", "database_dsn")
-        body = await asyncio.to_thread(_sql_scalar, dsn, str(params["body_sql"]))
+        body = await asyncio.to_thread(sql_scalar, dsn, str(params["body_sql"]))
         if body is None:
             raise ActionError(f"amqp: body_sql returned no row: {params['body_sql']}")
     else:
@@ -177,14 +147,6 @@ async def _amqp(params: Mapping[str, Any], context: ActionContext) -> str:
 
     await asyncio.to_thread(publish)
     return f"amqp: published {count} message(s) to {exchange or '(default)'}/{routing_key}"
-
-
-def _sql_scalar(dsn: str, query: str) -> Any:
-    import psycopg
-
-    with psycopg.connect(dsn, autocommit=True, connect_timeout=10) as conn:
-        row = conn.execute(query).fetchone()
-        return None if row is None else row[0]
 
 
 async def _proxy(params: Mapping[str, Any], context: ActionContext) -> str:
@@ -229,8 +191,6 @@ async def _http(params: Mapping[str, Any], context: ActionContext) -> str:
 
 
 async def _wait(params: Mapping[str, Any], context: ActionContext) -> str:
-    from loadgen.probes import check_probe  # probes use this module's context: imported late
-
     probe = Probe(
         kind=params["probe_kind"],
         params=params["probe"],
@@ -244,8 +204,6 @@ async def _wait(params: Mapping[str, Any], context: ActionContext) -> str:
 
 
 async def _watch(params: Mapping[str, Any], context: ActionContext) -> str:
-    from loadgen.probes import check_probe  # probes use this module's context: imported late
-
     probe = Probe(kind=params["probe_kind"], params=params["probe"])
     loop = asyncio.get_running_loop()
     deadline = loop.time() + float(params["within"])

@@ -5,6 +5,10 @@ latency is measured from that time, not from when the generator got round to sen
 stalls and the generator falls behind, the wait shows up in the percentiles instead of being hidden. The
 generator keeps at most ``max_in_flight`` requests outstanding; an arrival that finds them all busy waits in
 a backlog of ``max_backlog`` (0 by default) and is otherwise dropped and counted.
+
+An unexpected exception inside the engine or a recorder is never absorbed: it is logged, counted in
+``loadgen_internal_errors_total{where}``, stops the load and fails the run (:class:`InternalError`), since
+figures recorded by broken code cannot be trusted.
 """
 
 from __future__ import annotations
@@ -12,7 +16,9 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import gc
 import json
+import logging
 import math
 import random
 import time
@@ -22,13 +28,55 @@ from dataclasses import dataclass
 import aiohttp
 
 from loadgen.http import FastHTTPClient
+from loadgen.metrics import LoadgenMetrics
 from loadgen.model import RequestSpec, Scenario, Stage, UserClass
-from loadgen.stats import Recorder, StageStats
+from loadgen.stats import EndpointStats, Recorder, StageStats
 from loadgen.templates import ClassPicker, RequestFactory
+
+log = logging.getLogger(__name__)
 
 NETWORK_ERRORS = (aiohttp.ClientError, TimeoutError, OSError)
 JSON_HEADERS = {"Content-Type": "application/json"}
 DEFAULT_OPEN_CONNECTIONS = 256
+
+
+class InternalError(Exception):
+    """An unexpected exception inside the load engine or a recorder: the run's figures cannot be trusted."""
+
+
+def error_source(error: BaseException) -> str:
+    """``recorder`` when a recorder's method was running where ``error`` was raised, else ``engine``."""
+    frame = error.__traceback__
+    while frame is not None:
+        if isinstance(frame.tb_frame.f_locals.get("self"), Recorder | StageStats | EndpointStats):
+            return "recorder"
+        frame = frame.tb_next
+    return "engine"
+
+
+class InternalErrors:
+    """Unexpected exceptions of one process's load: the first is logged with its traceback, every one is
+    counted in ``loadgen_internal_errors_total{where}`` and kept for the result."""
+
+    def __init__(self, metrics: LoadgenMetrics | None) -> None:
+        self.metrics = metrics
+        self.errors: list[str] = []
+
+    def report(self, error: BaseException) -> None:
+        where = error_source(error)
+        description = f"{where}: {type(error).__name__}: {error}"
+        if not self.errors:
+            log.error("unexpected error in the load %s; stopping the load", where, exc_info=error)
+        self.errors.append(description)
+        if self.metrics is not None:
+            self.metrics.internal_errors.labels(where).inc()
+
+    def check(self) -> None:
+        """Raise :class:`InternalError` if anything was reported."""
+        if self.errors:
+            raise InternalError(
+                f"{len(self.errors)} unexpected error(s) inside the load generator; the first: {self.errors[0]}"
+            )
 
 
 @dataclass
@@ -87,9 +135,11 @@ class LoadEngine:
         recorder: Recorder,
         process_index: int = 0,
         rng: random.Random | None = None,
+        internal_errors: InternalErrors | None = None,
     ) -> None:
         self.scenario = scenario
         self.recorder = recorder
+        self.internal_errors = internal_errors or InternalErrors(recorder.metrics)
         self.rng = rng or random.Random()
         self.factory = RequestFactory(scenario.target, scenario.ticket, process_index, self.rng)
         self.picker = ClassPicker(scenario.classes, self.rng)
@@ -107,6 +157,11 @@ class LoadEngine:
 
     def stop(self) -> None:
         """Ask the load to end early (Ctrl-C, a failed action); in-flight requests finish or time out."""
+        self.stopping.set()
+
+    def _internal_error(self, error: Exception) -> None:
+        """Count and log an unexpected exception and end the load; run() then raises InternalError."""
+        self.internal_errors.report(error)
         self.stopping.set()
 
     # -- one request ------------------------------------------------------------------------------------
@@ -170,6 +225,17 @@ class LoadEngine:
     # -- models -----------------------------------------------------------------------------------------
 
     async def run(self) -> None:
+        # What exists before the load (modules, the scenario, the metrics) is never garbage. Frozen, the
+        # collector stops walking it: a full collection during the load took ~30 ms, a hole in the
+        # open model's schedule that showed as lag in its p99.
+        gc.collect()
+        gc.freeze()
+        try:
+            await self._run()
+        finally:
+            gc.unfreeze()
+
+    async def _run(self) -> None:
         workload = self.scenario.workload
         if workload.model == "closed":
             limit = workload.connections or workload.vus
@@ -179,21 +245,30 @@ class LoadEngine:
             # Bounded by default: if the service stalls, an unbounded pool would open a connection per queued
             # arrival, and connecting costs the generator more CPU than sending - it would fall further behind.
             limit = workload.connections or min(workload.max_in_flight, DEFAULT_OPEN_CONNECTIONS)
-        if self.scenario.target.startswith("http://") and self.scenario.http_client == "fast":
+        if self.scenario.http_client == "fast":
             self._fast = FastHTTPClient(self.scenario.target, limit)
             try:
-                await self._generate()
+                await self._guarded_generate()
             finally:
                 self._fast.close()
                 self._fast = None
-            return
-        connector = aiohttp.TCPConnector(limit=limit, limit_per_host=limit, ttl_dns_cache=300)
-        async with aiohttp.ClientSession(connector=connector, cookie_jar=aiohttp.DummyCookieJar()) as session:
-            self._session = session
-            try:
-                await self._generate()
-            finally:
-                self._session = None
+        else:
+            connector = aiohttp.TCPConnector(limit=limit, limit_per_host=limit, ttl_dns_cache=300)
+            async with aiohttp.ClientSession(
+                connector=connector, cookie_jar=aiohttp.DummyCookieJar()
+            ) as session:
+                self._session = session
+                try:
+                    await self._guarded_generate()
+                finally:
+                    self._session = None
+        self.internal_errors.check()
+
+    async def _guarded_generate(self) -> None:
+        try:
+            await self._generate()
+        except Exception as error:
+            self._internal_error(error)
 
     async def _generate(self) -> None:
         workload = self.scenario.workload
@@ -221,15 +296,18 @@ class LoadEngine:
         picker = self.picker
         stopping = self.stopping
         uniform = self.rng.uniform
-        while not stopping.is_set() and time.perf_counter() < deadline and self._budget():
-            await self.send(picker.pick_request(user_class))
-            if think.maximum > 0:
-                pause = uniform(think.minimum, think.maximum)
-                remaining = deadline - time.perf_counter()
-                if remaining <= 0:
-                    break
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(stopping.wait(), min(pause, remaining))
+        try:
+            while not stopping.is_set() and time.perf_counter() < deadline and self._budget():
+                await self.send(picker.pick_request(user_class))
+                if think.maximum > 0:
+                    pause = uniform(think.minimum, think.maximum)
+                    remaining = deadline - time.perf_counter()
+                    if remaining <= 0:
+                        break
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(stopping.wait(), min(pause, remaining))
+        except Exception as error:
+            self._internal_error(error)
 
     async def _open(self, schedule: Iterator[float]) -> None:
         """Dispatch arrivals at their intended times; backlog or drop when ``max_in_flight`` are busy."""
@@ -240,7 +318,7 @@ class LoadEngine:
         picker = self.picker
         recorder = self.recorder
         running: set[asyncio.Task[None]] = set()
-        state = {"busy": 0}
+        state = {"busy": 0, "done": 0}
         stage_ends: list[float] = []
         if workload.stages:
             elapsed, start_rate = 0.0, workload.start_rate
@@ -253,54 +331,88 @@ class LoadEngine:
         current_stage = 0
         hard_end = time.perf_counter() + self.scenario.planned_seconds() + self.scenario.timeout + 5
 
+        # Workers stay for the run: between requests one parks on a future that the dispatcher resolves
+        # with the next arrival, which costs a fraction of starting a task per arrival.
+        parked: collections.deque[asyncio.Future[Arrival | None]] = collections.deque()
+        loop = asyncio.get_running_loop()
+        stopping = self.stopping
+
         async def worker(first: Arrival) -> None:
             arrival: Arrival | None = first
-            while arrival is not None:
-                recorder.lag(time.perf_counter() - arrival.intended)
-                status = await self.send(arrival.spec, arrival.intended)
-                if arrival.stage is not None:
-                    stages[arrival.stage].record(
-                        time.perf_counter() - arrival.intended, status in arrival.spec.expect
-                    )
-                arrival = backlog.popleft() if backlog and not self.stopping.is_set() else None
-            state["busy"] -= 1
+            try:
+                while arrival is not None:
+                    recorder.lag(time.perf_counter() - arrival.intended)
+                    status = await self.send(arrival.spec, arrival.intended)
+                    if arrival.stage is not None:
+                        stages[arrival.stage].record(
+                            time.perf_counter() - arrival.intended, status in arrival.spec.expect
+                        )
+                    if backlog and not stopping.is_set():
+                        arrival = backlog.popleft()
+                        continue
+                    state["busy"] -= 1
+                    if state["done"] or stopping.is_set():
+                        return
+                    seat: asyncio.Future[Arrival | None] = loop.create_future()
+                    parked.append(seat)
+                    arrival = await seat
+            except Exception as error:
+                state["busy"] -= 1  # the arrival it was serving
+                self._internal_error(error)
 
         start = time.perf_counter()
         loop_sleep = asyncio.sleep
-        for offset in schedule:
-            if self.stopping.is_set() or not self._budget():
-                break
-            intended = start + offset
-            delay = intended - time.perf_counter()
-            if delay > 0.0005:
-                await loop_sleep(delay)
-            if self.stopping.is_set() or time.perf_counter() > hard_end:
-                break
-            spec = picker.pick_request(picker.pick_class())
-            stage_index = None
-            if stage_ends:
-                while current_stage < len(stage_ends) - 1 and offset >= stage_ends[current_stage]:
-                    current_stage += 1
-                    # the stage before the one just finished has had a whole stage to complete its requests
-                    if workload.stop_at_break and current_stage >= 2 and self._stage_broke(current_stage - 2):
-                        self.stopping.set()
-                stage_index = current_stage
-            if self.stopping.is_set():
-                break
-            arrival = Arrival(intended, spec, stage_index)
-            if state["busy"] < cap:
-                state["busy"] += 1
-                task = asyncio.create_task(worker(arrival))
-                running.add(task)
-                task.add_done_callback(running.discard)
-            elif len(backlog) < max_backlog:
-                backlog.append(arrival)
-            else:
-                recorder.drop(self._stats[spec.endpoint])
-                if stage_index is not None:
-                    stages[stage_index].dropped += 1
-        if running:
-            await asyncio.gather(*running, return_exceptions=True)
+        try:
+            for offset in schedule:
+                if self.stopping.is_set() or not self._budget():
+                    break
+                intended = start + offset
+                delay = intended - time.perf_counter()
+                if delay > 0.0005:
+                    await loop_sleep(delay)
+                if self.stopping.is_set() or time.perf_counter() > hard_end:
+                    break
+                spec = picker.pick_request(picker.pick_class())
+                stage_index = None
+                if stage_ends:
+                    while current_stage < len(stage_ends) - 1 and offset >= stage_ends[current_stage]:
+                        current_stage += 1
+                        # the stage before the one just finished has had a whole stage to complete its requests
+                        if (
+                            workload.stop_at_break
+                            and current_stage >= 2
+                            and self._stage_broke(current_stage - 2)
+                        ):
+                            self.stopping.set()
+                    stage_index = current_stage
+                if self.stopping.is_set():
+                    break
+                arrival = Arrival(intended, spec, stage_index)
+                if state["busy"] < cap:
+                    state["busy"] += 1
+                    if parked:
+                        parked.pop().set_result(arrival)
+                    else:
+                        task = asyncio.create_task(worker(arrival))
+                        running.add(task)
+                        task.add_done_callback(running.discard)
+                elif len(backlog) < max_backlog:
+                    backlog.append(arrival)
+                else:
+                    recorder.drop(self._stats[spec.endpoint])
+                    if stage_index is not None:
+                        stages[stage_index].dropped += 1
+        except BaseException:
+            self.stopping.set()  # the workers still running end after their current request
+            raise
+        finally:
+            # also when the phase is cancelled: parked workers end instead of waiting forever
+            state["done"] = 1
+            while parked:
+                parked.pop().set_result(None)
+            if running:
+                # the workers catch their own exceptions: nothing is hidden by this gather
+                await asyncio.gather(*running)
         # arrivals still queued when the run was stopped were never sent
         while backlog:
             recorder.drop(self._stats[backlog.popleft().spec.endpoint])

@@ -181,7 +181,7 @@ class Scenario:
     duration: float = 60.0
     max_requests: int | None = None
     timeout: float = 10.0
-    http_client: str = "fast"  # "fast" (plain http) or "aiohttp"
+    http_client: str = "fast"  # "fast" (loadgen/http.py, http and https) or "aiohttp"
     workload: Workload = field(default_factory=Workload)
     classes: tuple[UserClass, ...] = ()
     ticket: TicketTemplate = field(default_factory=TicketTemplate)

@@ -13,7 +13,7 @@ from typing import Any
 
 import aiohttp
 
-from loadgen.actions import ActionContext, _sql_scalar
+from loadgen.context import ActionContext, sql_scalar
 from loadgen.model import Probe
 
 
@@ -86,7 +86,7 @@ async def _http(probe: Probe, context: ActionContext) -> tuple[bool, Any, str]:
 async def _sql(probe: Probe, context: ActionContext) -> tuple[bool, Any, str]:
     params = probe.params
     dsn = context.service(params, "dsn", "database_dsn")
-    value = await asyncio.to_thread(_sql_scalar, dsn, str(params["query"]))
+    value = await asyncio.to_thread(sql_scalar, dsn, str(params["query"]))
     checks = []
     ok = True
     if "equals" in params:

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from loadgen.actions import ActionContext, ActionError, SteadyStateViolated, run_action
-from loadgen.engine import LoadEngine
+from loadgen.engine import InternalError, InternalErrors, LoadEngine
 from loadgen.metrics import LoadgenMetrics
 from loadgen.model import Action, Probe, Scenario, Threshold, with_process_share
 from loadgen.probes import check_probe
@@ -39,6 +39,9 @@ from loadgen.report import (
     progress_line,
 )
 from loadgen.stats import Recorder, summarize
+
+# The `outcome` of a run that an unexpected exception of the load generator itself ended (exit 1).
+OUTCOME_INTERNAL_ERROR = "internal error"
 
 log = logging.getLogger(__name__)
 
@@ -62,13 +65,15 @@ class Experiment:
         worker_argv: Sequence[str] = (),
         quiet: bool = False,
         out=sys.stderr,
+        recorder: Recorder | None = None,
     ) -> None:
         self.scenario = scenario
         self.metrics = metrics
         self.worker_argv = list(worker_argv)  # how to start a worker process (multi-process mode)
         self.quiet = quiet
         self.out = out
-        self.recorder = Recorder(metrics)
+        self.recorder = recorder if recorder is not None else Recorder(metrics)
+        self.internal_errors = InternalErrors(metrics)
         if metrics is not None:
             metrics.declare(scenario.endpoints)
         self.engine: LoadEngine | None = None
@@ -148,6 +153,8 @@ class Experiment:
             await self._guard(self._probes(scenario.steady_state + scenario.verify, "verify"))
         except Interrupted:
             outcome, exit_code = "interrupted", EXIT_INTERRUPTED
+        except InternalError as failed:
+            outcome, exit_code, error = OUTCOME_INTERNAL_ERROR, EXIT_ERROR, str(failed)
         except (HypothesisFailed, SteadyStateViolated) as failed:
             outcome, exit_code, error = "steady state not met", EXIT_HYPOTHESIS, str(failed)
         except ActionError as failed:
@@ -282,7 +289,14 @@ class Experiment:
             return
         while True:
             await asyncio.sleep(interval)
-            self._say(progress_line(self.recorder.progress()))
+            try:
+                line = progress_line(self.recorder.progress())
+            except Exception as error:
+                self.internal_errors.report(error)
+                if self.engine is not None:
+                    self.engine.stop()
+                return
+            self._say(line)
 
     async def _load(self) -> None:
         started = time.perf_counter()
@@ -294,7 +308,7 @@ class Experiment:
             if self.scenario.processes > 1:
                 load = asyncio.ensure_future(self._run_workers())
             else:
-                self.engine = LoadEngine(self.scenario, self.recorder)
+                self.engine = LoadEngine(self.scenario, self.recorder, internal_errors=self.internal_errors)
                 load = asyncio.ensure_future(self.engine.run())
             # An action that fails ends the load early; the load ending does not cut remaining actions.
             done, _ = await asyncio.wait({load, method}, return_when=asyncio.FIRST_EXCEPTION)
@@ -307,6 +321,7 @@ class Experiment:
                 raise method.exception()  # type: ignore[misc]
             await load
             self.recorder.stop()
+            self.internal_errors.check()
             try:
                 await method
             except asyncio.CancelledError:
@@ -352,8 +367,13 @@ class Experiment:
                             f"worker process {index} exited {worker.returncode} without a result"
                         )
                 await asyncio.sleep(0.05)
-            for path in paths:
-                self._worker_raw.append(json.loads(path.read_text()))
+            for index, path in enumerate(paths):
+                raw = json.loads(path.read_text())
+                self._worker_raw.append(raw)
+                self.internal_errors.errors += [
+                    f"worker {index}: {item}" for item in raw.get("internal_errors", [])
+                ]
+            self.internal_errors.check()
 
     async def wait_for_workers(self) -> None:
         """Wait for worker processes still serving metrics (their linger); a signal ends their linger."""
@@ -419,18 +439,22 @@ class Experiment:
             "thresholds": checked,
             "probes": self.probe_results,
             "actions": self.action_results,
+            "internal_errors": self.internal_errors.errors,
         }
 
 
 async def run_worker(
     scenario: Scenario, index: int, count: int, metrics: LoadgenMetrics | None, quiet: bool
 ) -> dict:
-    """A worker process's whole job: its share of the load, no setup, probes, actions or rollbacks."""
+    """A worker process's whole job: its share of the load, no setup, probes, actions or rollbacks.
+
+    Its unexpected exceptions travel in the result's ``internal_errors``; the coordinator fails the run."""
     share = with_process_share(scenario, index, count)
     recorder = Recorder(metrics)
     if metrics is not None:
         metrics.declare(share.endpoints)
-    engine = LoadEngine(share, recorder, process_index=index)
+    internal_errors = InternalErrors(metrics)
+    engine = LoadEngine(share, recorder, process_index=index, internal_errors=internal_errors)
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, engine.stop)
@@ -446,10 +470,18 @@ async def run_worker(
     reporter = asyncio.ensure_future(progress())
     try:
         await engine.run()
+    except InternalError:
+        pass  # already logged and counted; reported below through the result
     finally:
         reporter.cancel()
         recorder.stop()
         if metrics is not None:
             metrics.set_phase(scenario.name, "done")
             metrics.run_active.set(0)
-    return recorder.to_raw()
+    try:
+        raw = recorder.to_raw()
+    except Exception as error:
+        internal_errors.report(error)
+        raw = {}
+    raw["internal_errors"] = internal_errors.errors
+    return raw

@@ -13,59 +13,72 @@ from typing import Any
 
 from hdrh.histogram import HdrHistogram
 
-from loadgen.metrics import STATUS_CLASSES, LoadgenMetrics, status_class
+from loadgen.metrics import EndpointSeries, LoadgenMetrics
 
 MICROS = 1_000_000
 HIGHEST_MICROS = 3600 * MICROS
 PERCENTILES = (50.0, 90.0, 95.0, 99.0)
 
 
+# HdrHistogram(1, HIGHEST_MICROS, 3) keeps 2048 sub-buckets: values below 2048 µs exactly, above that the
+# lowest (bit_length - 11) bits are dropped. Recording a value with those bits cleared lands in the same bucket.
+_EXACT_BITS = 11
+
+
 def new_histogram() -> HdrHistogram:
     return HdrHistogram(1, HIGHEST_MICROS, 3)
 
 
-def _record(histogram: HdrHistogram, seconds: float) -> None:
-    micros = int(seconds * MICROS)
-    histogram.record_value(min(max(micros, 1), HIGHEST_MICROS))
+class LatencyHistogram:
+    """An HdrHistogram whose per-request record is a dict increment; values reach it in batches.
+
+    ``HdrHistogram.record_value`` is pure Python (about 1 µs); three of them per request cost more than
+    the request's own parsing. ``record`` keeps counts of values already rounded to the histogram's
+    resolution, so at most a few tens of thousands of keys, and ``settled()`` adds them all at once.
+    """
+
+    __slots__ = ("_histogram", "_pending")
+
+    def __init__(self) -> None:
+        self._histogram = new_histogram()
+        self._pending: dict[int, int] = {}
+
+    def record(self, seconds: float) -> None:
+        micros = int(seconds * MICROS)
+        if micros < 1:
+            micros = 1
+        elif micros > HIGHEST_MICROS:
+            micros = HIGHEST_MICROS
+        drop = micros.bit_length() - _EXACT_BITS
+        if drop > 0:
+            micros = micros >> drop << drop
+        pending = self._pending
+        pending[micros] = pending.get(micros, 0) + 1
+
+    def settled(self) -> HdrHistogram:
+        """The HdrHistogram with every value recorded so far."""
+        if self._pending:
+            pending, self._pending = self._pending, {}
+            record = self._histogram.record_value
+            for micros, count in pending.items():
+                record(micros, count)
+        return self._histogram
 
 
 class EndpointStats:
-    """Everything recorded for one endpoint; holds the metric children so the hot path skips label lookups."""
+    """Everything recorded for one endpoint; holds its metric series so the hot path skips label lookups."""
 
-    __slots__ = (
-        "name",
-        "latency",
-        "service_time",
-        "statuses",
-        "requests",
-        "failures",
-        "dropped",
-        "_observe",
-        "_request_counters",
-        "_failure_counters",
-        "_dropped_counter",
-    )
+    __slots__ = ("name", "latency", "service_time", "statuses", "requests", "failures", "dropped", "series")
 
     def __init__(self, name: str, metrics: LoadgenMetrics | None) -> None:
-        self._observe: Any
-        self._dropped_counter: Any
         self.name = name
-        self.latency = new_histogram()  # from intended send time (coordinated-omission corrected)
-        self.service_time = new_histogram()  # from actual send time (what a naive tool reports)
+        self.latency = LatencyHistogram()  # from intended send time (coordinated-omission corrected)
+        self.service_time = LatencyHistogram()  # from actual send time (what a naive tool reports)
         self.statuses: dict[int, int] = {}
         self.requests = 0
         self.failures = 0
         self.dropped = 0
-        if metrics is not None:
-            self._observe = metrics.request_duration.labels(name).observe
-            self._request_counters = {c: metrics.requests.labels(name, c) for c in STATUS_CLASSES}
-            self._failure_counters = {c: metrics.failures.labels(name, c) for c in STATUS_CLASSES}
-            self._dropped_counter = metrics.dropped.labels(name)
-        else:
-            self._observe = None
-            self._request_counters = {}
-            self._failure_counters = {}
-            self._dropped_counter = None
+        self.series: EndpointSeries | None = metrics.endpoint(name) if metrics is not None else None
 
 
 class StageStats:
@@ -77,13 +90,13 @@ class StageStats:
         self.start = start
         self.target = target
         self.duration = duration
-        self.latency = new_histogram()
+        self.latency = LatencyHistogram()
         self.requests = 0
         self.failures = 0
         self.dropped = 0
 
     def record(self, seconds: float, ok: bool) -> None:
-        _record(self.latency, seconds)
+        self.latency.record(seconds)
         self.requests += 1
         if not ok:
             self.failures += 1
@@ -92,7 +105,7 @@ class StageStats:
         """Why this stage broke, or None when it held."""
         if self.requests == 0:
             return "no answers" if self.dropped else None
-        p95 = self.latency.get_value_at_percentile(95.0) / MICROS
+        p95 = self.latency.settled().get_value_at_percentile(95.0) / MICROS
         error_rate = (self.failures + self.dropped) / (self.requests + self.dropped)
         if break_p95 is not None and p95 > break_p95:
             return f"p95 {p95:.3f}s > {break_p95:g}s"
@@ -107,14 +120,15 @@ class Recorder:
     def __init__(self, metrics: LoadgenMetrics | None = None) -> None:
         self.metrics = metrics
         self.endpoints: dict[str, EndpointStats] = {}
-        self.overall = new_histogram()
-        self.schedule_lag = new_histogram()
+        self.overall = LatencyHistogram()
+        self.schedule_lag = LatencyHistogram()
         self.lag_samples = 0
         self.started = time.perf_counter()
         self.finished: float | None = None
         self.sent = 0
         self.in_flight = 0
-        self._in_flight_gauge = metrics.in_flight if metrics is not None else None
+        if metrics is not None:
+            metrics.watch_in_flight(lambda: self.in_flight)
         self.contention_rounds: list[dict[str, Any]] = []
         self.stages: list[StageStats] = []
 
@@ -129,37 +143,31 @@ class Recorder:
     def begin(self) -> None:
         self.sent += 1
         self.in_flight += 1
-        if self._in_flight_gauge is not None:
-            self._in_flight_gauge.inc()
 
     def complete(
         self, stats: EndpointStats, status: int, ok: bool, intended: float, sent: float, done: float
     ) -> None:
         self.in_flight -= 1
         latency = done - intended
-        _record(stats.latency, latency)
-        _record(stats.service_time, done - sent)
-        _record(self.overall, latency)
+        stats.latency.record(latency)
+        stats.service_time.record(done - sent)
+        self.overall.record(latency)
         stats.requests += 1
-        stats.statuses[status] = stats.statuses.get(status, 0) + 1
-        if stats._observe is not None:
-            self._in_flight_gauge.inc(-1)  # type: ignore[union-attr]
-            stats._observe(latency)
-            klass = status_class(status)
-            stats._request_counters[klass].inc()
-            if not ok:
-                stats._failure_counters[klass].inc()
+        statuses = stats.statuses
+        statuses[status] = statuses.get(status, 0) + 1
+        if stats.series is not None:
+            stats.series.observe(latency, status, ok)
         if not ok:
             stats.failures += 1
 
     def lag(self, seconds: float) -> None:
         self.lag_samples += 1
-        _record(self.schedule_lag, max(seconds, 0.0))
+        self.schedule_lag.record(seconds)
 
     def drop(self, stats: EndpointStats) -> None:
         stats.dropped += 1
-        if stats._dropped_counter is not None:
-            stats._dropped_counter.inc()
+        if stats.series is not None:
+            stats.series.dropped += 1
 
     # -- reading ----------------------------------------------------------------------------------------
 
@@ -176,7 +184,7 @@ class Recorder:
         failures = sum(stats.failures for stats in self.endpoints.values())
         dropped = sum(stats.dropped for stats in self.endpoints.values())
         elapsed = self.elapsed()
-        p95 = self.overall.get_value_at_percentile(95.0) / MICROS if completed else 0.0
+        p95 = self.overall.settled().get_value_at_percentile(95.0) / MICROS if completed else 0.0
         return {
             "elapsed": elapsed,
             "sent": self.sent,
@@ -193,7 +201,7 @@ class Recorder:
         return {
             "elapsed": self.elapsed(),
             "lag_samples": self.lag_samples,
-            "schedule_lag": self.schedule_lag.encode().decode("ascii"),
+            "schedule_lag": self.schedule_lag.settled().encode().decode("ascii"),
             "contention_rounds": self.contention_rounds,
             "stages": [
                 {
@@ -203,7 +211,7 @@ class Recorder:
                     "requests": stage.requests,
                     "failures": stage.failures,
                     "dropped": stage.dropped,
-                    "latency": stage.latency.encode().decode("ascii"),
+                    "latency": stage.latency.settled().encode().decode("ascii"),
                 }
                 for stage in self.stages
             ],
@@ -213,8 +221,8 @@ class Recorder:
                     "failures": stats.failures,
                     "dropped": stats.dropped,
                     "statuses": {str(code): count for code, count in stats.statuses.items()},
-                    "latency": stats.latency.encode().decode("ascii"),
-                    "service_time": stats.service_time.encode().decode("ascii"),
+                    "latency": stats.latency.settled().encode().decode("ascii"),
+                    "service_time": stats.service_time.settled().encode().decode("ascii"),
                 }
                 for name, stats in self.endpoints.items()
             },
@@ -256,7 +264,7 @@ def merge_raw(parts: list[dict[str, Any]]) -> dict[str, Any]:
             stage.requests += raw_stage["requests"]
             stage.failures += raw_stage["failures"]
             stage.dropped += raw_stage["dropped"]
-            stage.latency.add(_decode(raw_stage["latency"]))
+            stage.latency.settled().add(_decode(raw_stage["latency"]))
         elapsed = max(elapsed, float(part.get("elapsed", 0.0)))
         lag_samples += int(part.get("lag_samples", 0))
         lag.add(_decode(part.get("schedule_lag", "")))
@@ -339,7 +347,7 @@ def summarize(
                     "failures": stage.failures,
                     "dropped": stage.dropped,
                     "error_rate": (stage.failures + stage.dropped) / attempted if attempted else 0.0,
-                    **_latency_block(stage.latency, stage.requests),
+                    **_latency_block(stage.latency.settled(), stage.requests),
                     "broken": reason,
                 }
             )

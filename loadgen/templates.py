@@ -67,6 +67,8 @@ class RequestFactory:
             self._next_id = 0
             self._id_format = f"{lead}{process_index % 100:02d}"
         self.known_numeros: deque[str] = deque(maxlen=2048)
+        # a fixed body is encoded once per entry of the mix (keyed by identity: the spec holds a dict)
+        self._encoded: dict[int, tuple[RequestSpec, bytes]] = {}
 
     def national_id(self) -> str:
         value = self._next_id
@@ -94,7 +96,12 @@ class RequestFactory:
                 numero = "C000"
             return spec.method, spec.path.replace("{numero}", numero), None
         if spec.body is not None:
-            return spec.method, spec.path, json.dumps(spec.body).encode()
+            cached = self._encoded.get(id(spec))
+            if cached is None or cached[0] is not spec:
+                if len(self._encoded) >= 1024:  # specs made per round (contention) must not pile up
+                    self._encoded.clear()
+                cached = self._encoded[id(spec)] = (spec, json.dumps(spec.body).encode())
+            return spec.method, spec.path, cached[1]
         return spec.method, spec.path, None
 
     def remember(self, spec: RequestSpec, status: int, payload: bytes) -> None:

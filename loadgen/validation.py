@@ -72,11 +72,9 @@ class ScenarioReader:
                     f"{', '.join(allowed)}"
                 )
 
-    def mapping(self, node: Mapping, key: str, path: tuple, required: bool = False) -> dict:
+    def mapping(self, node: Mapping, key: str, path: tuple) -> dict:
         value = node.get(key)
         if value is None:
-            if required:
-                raise self.fail((*path, key), "a mapping", None)
             return {}
         if not isinstance(value, dict):
             raise self.fail((*path, key), "a mapping", value)
@@ -213,7 +211,7 @@ class ScenarioReader:
             timeout=timeout,
             http_client=self.http_client(doc),
             workload=workload,
-            classes=self.user_classes(doc, workload),
+            classes=self.user_classes(doc),
             ticket=self.ticket(self.mapping(doc, "ticket", ())),
             thresholds=tuple(
                 self.threshold(item, ("thresholds", index))
@@ -335,7 +333,7 @@ class ScenarioReader:
         seconds = self.duration(node, key, path, None)
         return ThinkTime(seconds, seconds)
 
-    def user_classes(self, doc: dict, workload: Workload) -> tuple[UserClass, ...]:
+    def user_classes(self, doc: dict) -> tuple[UserClass, ...]:
         default_think = self.think_time(doc, "think_time", (), ThinkTime())
         classes = []
         raw_classes = self.listing(doc, "user_classes", ())

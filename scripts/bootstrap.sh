@@ -3,16 +3,18 @@
 #
 #   Debian packages  prometheus (+promtool), alertmanager, postgres_exporter (benchmark reference),
 #                    docker.io, docker-compose (validates docker-compose.yml), chromium (HTML report
-#                    check), wrk, busybox-static (docker test image),
+#                    check), wrk, busybox-static (docker test image), nginx-light (a real HTTP/TLS
+#                    server for the load generator's client tests and benchmark), hey (benchmark reference),
 #                    and a PostgreSQL server / RabbitMQ server only if none is installed.
 #   Python           .venv with the project installed editable, with its dev extras.
 #
-# Usage: scripts/bootstrap.sh [--with-bench]   (bench adds Locust to the virtualenv)
+# Usage: scripts/bootstrap.sh [--with-bench | --with-mutation]
+#        (bench adds Locust and py-spy to the virtualenv, mutation adds mutmut for `make mutation`)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 PACKAGES=(prometheus prometheus-alertmanager prometheus-postgres-exporter docker.io chromium wrk
-          busybox-static docker-compose procps curl)
+          busybox-static docker-compose procps curl nginx-light hey)
 command -v pg_ctlcluster >/dev/null 2>&1 || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || PACKAGES+=(postgresql)
 command -v rabbitmq-server >/dev/null 2>&1 || PACKAGES+=(rabbitmq-server)
 
@@ -35,6 +37,7 @@ if [ ! -x .venv/bin/python ]; then
 fi
 extras="dev"
 [ "${1:-}" = "--with-bench" ] && extras="dev,bench"
+[ "${1:-}" = "--with-mutation" ] && extras="dev,mutation"
 stamp=".venv/.installed-$(cat pyproject.toml | sha1sum | cut -c1-12)-$extras"
 if [ ! -f "$stamp" ]; then
     echo "bootstrap: installing the project into .venv ($extras)"
@@ -45,7 +48,7 @@ if [ ! -f "$stamp" ]; then
         cat .work/pip.log >&2
         exit 1
     fi
-    .venv/bin/python -c "import aiohttp, psycopg, pika, prometheus_client, docker, yaml, hdrh" 
+    .venv/bin/python -c "import aiohttp, psycopg, pika, prometheus_client, docker, yaml, hdrh, httptools, uvloop"
     rm -f .venv/.installed-*
     touch "$stamp"
 fi

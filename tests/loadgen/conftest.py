@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import socket
@@ -18,6 +19,18 @@ from tests.loadgen.fake_service import FakeTicketero
 from tests.support.docker import docker_client, docker_container, docker_image  # noqa: F401
 
 REPO = Path(__file__).resolve().parents[2]
+
+# The HTTP client's tests run on both loops the CLI may use: uvloop, and asyncio's own when uvloop is absent.
+BOTH_LOOPS_MODULES = ("tests.loadgen.test_http", "tests.loadgen.test_http_edges")
+
+
+def pytest_asyncio_loop_factories(config: pytest.Config, item: pytest.Item) -> dict:
+    module = getattr(item, "module", None)
+    if module is None or module.__name__ not in BOTH_LOOPS_MODULES:
+        return {"asyncio": asyncio.new_event_loop}  # one factory: test names stay as they are
+    import uvloop
+
+    return {"asyncio": asyncio.new_event_loop, "uvloop": uvloop.new_event_loop}
 
 
 @pytest.fixture

@@ -328,10 +328,13 @@ def test_metrics_endpoint_serves_the_contract_names_and_lingers(tmp_path: Path, 
             "loadgen_request_failures_total",
             "loadgen_arrivals_dropped_total",
             "loadgen_requests_in_flight",
+            "loadgen_internal_errors_total",
             "loadgen_run_active",
             "loadgen_scenario_info",
             "loadgen_build_info",
         }
+        assert samples["loadgen_internal_errors_total|where=engine"] == 0
+        assert samples["loadgen_internal_errors_total|where=recorder"] == 0
         assert process.poll() is None  # still lingering for Prometheus's last scrape
     finally:
         process.send_signal(signal.SIGINT)
