@@ -10,11 +10,8 @@ import psycopg
 import pytest
 
 from exporters.postgres import PostgresClient
-from exporters.postgres_consistency import (
-    COMPLETED_WITHOUT_COMPLETED_AT_SQL,
-    DOUBLE_ASSIGNED_COMPLETED_SQL,
-    ConsistencyCollector,
-)
+from exporters.postgres_consistency import ConsistencyCollector
+from exporters.postgres_state import COMPLETED_WITHOUT_COMPLETED_AT_SQL, PostgresState
 from tests.exporters.helpers import add_advisor, add_ticket, connect, registry_with, scrape, value
 
 INDEXES_SQL = Path(__file__).resolve().parents[2] / "exporters" / "sql" / "indexes.sql"
@@ -45,10 +42,10 @@ SEED_SERVED = "SELECT SUM(total_tickets_served) FROM advisor"
 @pytest.fixture
 def setup(database_dsn):
     client = PostgresClient(database_dsn)
-    collector = ConsistencyCollector(client, slack=30.0)
+    collector = ConsistencyCollector(PostgresState(client))
     registry = registry_with(collector)
     with connect(database_dsn) as conn:
-        yield conn, registry, collector
+        yield conn, registry, collector.state
     client.close()
 
 
@@ -279,7 +276,7 @@ DOUBLE_TOTAL = "ticketero_tickets_double_assigned_total"
 def since_a_minute_ago(database_dsn):
     """A collector whose counters start a minute back, so tickets planted seconds in the past count."""
     client = PostgresClient(database_dsn)
-    registry = registry_with(ConsistencyCollector(client, slack=30.0, start_epoch=time.time() - 60))
+    registry = registry_with(ConsistencyCollector(PostgresState(client, start_epoch=time.time() - 60)))
     with connect(database_dsn) as conn:
         yield conn, registry
     client.close()
