@@ -42,7 +42,7 @@ class AdvisorsCollector(ConcernCollector):
 
     def scrape(self, deadline: float) -> list[Metric]:
         state = self.state
-        state.refresh(deadline)
+        state.refresh(deadline, "advisors")
         statuses: dict[str, int] = {}
         heartbeat_age = 0.0
         for _id, status, _served, age in state.advisors:

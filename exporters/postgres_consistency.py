@@ -99,7 +99,7 @@ class ConsistencyCollector(ConcernCollector):
 
     def scrape(self, deadline: float) -> list[Metric]:
         state = self.state
-        state.refresh(deadline)
+        state.refresh(deadline, "tickets", "outbox", "advisors")
         with state.client.cursor(deadline) as cur:
             cur.execute(DATABASE_SQL)
             deadlocks, connections = one(cur)

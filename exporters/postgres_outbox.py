@@ -44,7 +44,7 @@ class OutboxCollector(ConcernCollector):
 
     def scrape(self, deadline: float) -> list[Metric]:
         state = self.state
-        state.refresh(deadline)
+        state.refresh(deadline, "outbox")
         has = state.columns.outbox
         messages_f, sent_f, oldest_f, attempts_f, lag_f = self.families()
         families: list[Metric] = []

@@ -74,13 +74,10 @@ MAX_VIOLATORS = 100_000
 # Completed tickets remembered per advisor, as partners of the double-assignment check.
 RECENT_PER_ADVISOR = 64
 
-BOUNDS_SQL = """
-SELECT EXTRACT(EPOCH FROM now())::float8,
-       (SELECT min(id) FROM ticket), (SELECT max(id) FROM ticket),
-       (SELECT min(id) FROM outbox_message), (SELECT max(id) FROM outbox_message),
-       (SELECT max(id) FROM recovery_event)
-"""
-INDEXES_SQL = "SELECT indexdef FROM pg_indexes WHERE schemaname = current_schema()"
+NOW_SQL = "SELECT EXTRACT(EPOCH FROM now())::float8"
+BOUNDS_SQL = "SELECT min(id), max(id) FROM {table}"
+PARTS = ("tickets", "outbox", "advisors")
+INDEXES_SQL = "SELECT indexdef FROM pg_indexes WHERE schemaname = current_schema() AND tablename = %s"
 
 # ticket.created_at, outbox_message.{aggregate_id, attempts, created_at, sent_at} and
 # recovery_event.last_heartbeat_at are not named by the test plan's SQL: detected at start, NULL when absent.
@@ -128,7 +125,9 @@ SELECT min(a), max(a) FROM (
           WHERE id >= %s AND id < %s AND aggregate_id IS NOT NULL) d
 ) s GROUP BY run
 """
-SWEEP_OUTBOX_UNSENT_SQL = "SELECT {columns} FROM outbox_message WHERE id >= %s AND id < %s AND status <> 'SENT'"
+SWEEP_OUTBOX_UNSENT_SQL = (
+    "SELECT {columns} FROM outbox_message WHERE id >= %s AND id < %s AND status <> 'SENT'"
+)
 # Ticket slice: the rows that matter (active, COMPLETED without completed_at, without an outbox row according to
 # the bitmap slice passed in, completed since start during the first sweep), then the drift count.
 SWEEP_TICKET_SQL = """
@@ -350,26 +349,29 @@ class PostgresState:
         self.advisors: list[tuple[int, str, int, float | None]] = []
         self.now_epoch = 0.0
         self.columns = StateColumns()
-        self._started = False
+        self._detected = False
+        self._started: set[str] = set()  # tables whose feed has started
+        self._sweep_begun = False
+        self.ticket_min: int | None = None
+        self._errors: dict[str, BaseException] = {}
         self._token: float | None = None
         self._slices_this_scrape = 0
-        self._error: BaseException | None = None
 
     # --- once per scrape ---
 
-    def refresh(self, deadline: float) -> None:
-        """Read what changed since the last scrape; once per ``deadline`` (the scrape's), errors re-raised."""
-        if self._token == deadline:
-            if self._error is not None:
-                raise self._error
-            return
-        self._token, self._error = deadline, None
-        try:
-            with self.client.cursor(deadline) as cur:
-                self._refresh(cur, deadline)
-        except BaseException as exc:
-            self._error = exc
-            raise
+    def refresh(self, deadline: float, *parts: str) -> None:
+        """Read what changed since the last scrape, once per ``deadline`` (the scrape's); then raise the error of
+        the first of ``parts`` (``tickets``, ``outbox``, ``advisors``) that could not be read."""
+        if self._token != deadline:
+            self._token, self._errors = deadline, {}
+            try:
+                with self.client.cursor(deadline) as cur:
+                    self._refresh(cur, deadline)
+            except BaseException as exc:
+                self._errors = dict.fromkeys(PARTS, exc)
+        for part in parts:
+            if part in self._errors:
+                raise self._errors[part]
 
     def _detect(self, cur: Any, deadline: float) -> None:
         client = self.client
@@ -405,18 +407,18 @@ class PostgresState:
                 "recovery_event", "last_heartbeat_at", "ticketero_recovery_detection_seconds", deadline
             ),
         )
-        cur.execute(INDEXES_SQL)
+
+    @staticmethod
+    def _indexed(cur: Any, table: str, *wanted: tuple[str, str]) -> bool:
+        """Whether ``table`` has a btree index on each (columns, predicate fragment) of ``wanted``.
+
+        Read with the table's own part: pg_get_indexdef waits for a lock on the table."""
+        cur.execute(INDEXES_SQL, (table,))
         defs = [" ".join(row[0].split()) for row in cur.fetchall()]
-
-        def indexed(table: str, columns: str, predicate: str) -> bool:
-            on = (f" ON {table} USING btree {columns}", f".{table} USING btree {columns}")
-            return any(any(o in d for o in on) and predicate in d for d in defs)
-
-        self.active_by_index = indexed("ticket", "(queue_type, created_at)", "WAITING")
-        self.unsent_by_index = indexed("outbox_message", "(next_attempt_at)", "PENDING") and indexed(
-            "outbox_message", "(created_at)", "FAILED"
+        return all(
+            any(f" USING btree {columns}" in d and predicate in d for d in defs)
+            for columns, predicate in wanted
         )
-        self.completed_rule_by_index = indexed("ticket", "(id)", "completed_at IS NULL")
 
     def _ticket_columns(self, prefix: str = "") -> str:
         created_at = f"{prefix}created_at" if self.columns.ticket_created_at else "NULL::timestamptz"
@@ -433,58 +435,46 @@ class PostgresState:
         )
 
     def _refresh(self, cur: Any, deadline: float) -> None:
-        if not self._started:
+        if not self._detected:
             self._detect(cur, deadline)
-        cur.execute(BOUNDS_SQL)
-        now_epoch, t_min, t_max, o_min, o_max, r_max = one(cur)
-        self.now_epoch = now_epoch
+            self._detected = True
+        cur.execute(NOW_SQL)
+        self.now_epoch = one(cur)[0]
         now = time.monotonic()
-        if not self._started:
-            self._start(cur, t_min, t_max, o_min, o_max, r_max, now)
         completions: list[Completion] = []
-        self._read_outbox(cur, o_min, o_max, t_max, now)
-        self._read_tickets(cur, t_min, t_max, now, completions)
-        cur.execute(ADVISORS_SQL)
-        self.advisors = cur.fetchall()
-        self._read_recoveries(cur, r_max, now)
-        if self.completed_rule_by_index:
-            cur.execute(COMPLETED_WITHOUT_COMPLETED_AT_SQL, (MAX_VIOLATORS,))
-            self.completed_without_completed_at = dict(cur.fetchall())
-        self.outbox_min = o_min
+        # Each table in a savepoint of its own: a locked ticket table costs the collectors that need tickets,
+        # not the outbox or advisor figures (the same snapshot for all: one REPEATABLE READ transaction).
+        self._part(cur, "outbox", lambda: self._read_outbox(cur, now))
+        self._part(cur, "tickets", lambda: self._read_tickets(cur, now, completions))
+        self._part(cur, "advisors", lambda: self._read_advisors(cur, now))
         dedupe = self.first_sweep_counts
-        self._sweep(cur, deadline, t_min, completions)
+        if not self._errors and self._started == {"outbox", "tickets"}:
+            if not self._sweep_begun:
+                self._begin_sweep(now)
+                self._sweep_begun = True
+            self._sweep(cur, deadline, completions)
         self._count_completions(completions, dedupe)
         if not self.first_sweep_counts:
             self.counted_during_first_sweep.clear()
 
-    def _start(
-        self,
-        cur: Any,
-        t_min: int | None,
-        t_max: int | None,
-        o_min: int | None,
-        o_max: int | None,
-        r_max: int | None,
-        now: float,
-    ) -> None:
-        self.ticket_feed.start(t_max, FEED_START_BACKLOG)
-        self.outbox_feed.start(o_max, FEED_START_BACKLOG)
-        self.recovery_feed.start(r_max, FEED_START_BACKLOG)
-        if self.active_by_index:
-            cur.execute(ACTIVE_BY_INDEX_SQL.format(columns=self._ticket_columns()))
-            for row in cur.fetchall():
-                self.active[row[0]] = self._ticket(row)
-            self.active_known = True
-            self.first_sweep_counts = False  # every active ticket is tracked: completions are seen as changes
-        if self.unsent_by_index:
-            cur.execute(UNSENT_BY_INDEX_SQL.format(columns=self._outbox_columns()))
-            for row in cur.fetchall():
-                self.unsent[row[0]] = self._unsent(row)
-            self.unsent_known = True
-        self.ticket_start_max = t_max or 0
-        self.outbox_min = o_min
-        self._begin_sweep(now)
-        self._started = True
+    def _part(self, cur: Any, name: str, read: Any) -> None:
+        try:
+            with cur.connection.transaction():
+                read()
+        except psycopg.Error as exc:
+            if cur.connection.broken:
+                raise
+            self._errors[name] = exc
+
+    def _bounds(self, cur: Any, table: str) -> tuple[int | None, int | None]:
+        cur.execute(BOUNDS_SQL.format(table=table))
+        lowest, highest = one(cur)
+        return lowest, highest
+
+    def _read_advisors(self, cur: Any, now: float) -> None:
+        cur.execute(ADVISORS_SQL)
+        self.advisors = cur.fetchall()
+        self._read_recoveries(cur, now)
 
     @staticmethod
     def _ticket(row: Sequence[Any]) -> Ticket:
@@ -498,18 +488,36 @@ class PostgresState:
 
     # --- outbox ---
 
-    def _read_outbox(self, cur: Any, o_min: int | None, o_max: int | None, t_max: int | None, now: float) -> None:
+    def _read_outbox(self, cur: Any, now: float) -> None:
         """Unsent rows that changed, gaps that filled, new rows: the bitmap, the sent counter, the backlog."""
+        o_min, o_max = self._bounds(cur, "outbox_message")
+        self.outbox_min = o_min
+        if "outbox" not in self._started:
+            self.unsent_by_index = self._indexed(
+                cur, "outbox_message", ("(next_attempt_at)", "PENDING"), ("(created_at)", "FAILED")
+            )
+            self.outbox_feed.start(o_max, FEED_START_BACKLOG)
+            if self.unsent_by_index:
+                cur.execute(UNSENT_BY_INDEX_SQL.format(columns=self._outbox_columns()))
+                for row in cur.fetchall():
+                    self.unsent[row[0]] = self._unsent(row)
+                self.unsent_known = True
+            self._started.add("outbox")
+        # An aggregate id far above every ticket id names no ticket: not worth a bit.
+        cap = (self.ticket_feed.watermark or 0) + MAX_GAPS + FEED_START_BACKLOG
         gaps = list(self.outbox_feed.gaps)
         ids = [*self.unsent, *gaps]
         seen = [u.xmin for u in self.unsent.values()] + [-1] * len(gaps)
         changed: dict[int, Any] = {}
         if ids:
-            cur.execute(CHANGED_SQL.format(columns=self._outbox_columns("t."), table="outbox_message"), (ids, seen))
+            cur.execute(
+                CHANGED_SQL.format(columns=self._outbox_columns("t."), table="outbox_message"), (ids, seen)
+            )
             changed = {row[0]: row[1:] for row in cur.fetchall()}
         assert self.outbox_feed.watermark is not None
         cur.execute(
-            NEW_SQL.format(columns=self._outbox_columns(), table="outbox_message"), (self.outbox_feed.watermark,)
+            NEW_SQL.format(columns=self._outbox_columns(), table="outbox_message"),
+            (self.outbox_feed.watermark,),
         )
         new_rows = cur.fetchall()
         gap_set = set(gaps)
@@ -521,13 +529,12 @@ class PostgresState:
             if row[0] is None:  # deleted
                 self.unsent.pop(row_id, None)
             else:
-                self._see_outbox(row, cap=t_max or 0)
+                self._see_outbox(row, cap)
         for row in [*filled, *new_rows]:
-            self._see_outbox(row, cap=t_max or 0)
+            self._see_outbox(row, cap)
 
     def _see_outbox(self, row: Sequence[Any], cap: int) -> None:
         row_id, _xmin, status, aggregate_id, _attempts, created, sent = row[:7]
-        # An aggregate id above every ticket id of this snapshot names no ticket: not worth a bit.
         if aggregate_id is not None and 0 <= aggregate_id <= cap:
             self.has_outbox_row.set_range(aggregate_id, aggregate_id)
             if self.next_has_outbox_row is not None:
@@ -547,9 +554,26 @@ class PostgresState:
 
     # --- tickets ---
 
-    def _read_tickets(
-        self, cur: Any, t_min: int | None, t_max: int | None, now: float, completions: list[Completion]
-    ) -> None:
+    def _read_tickets(self, cur: Any, now: float, completions: list[Completion]) -> None:
+        t_min, t_max = self._bounds(cur, "ticket")
+        self.ticket_min = t_min
+        if "tickets" not in self._started:
+            self.active_by_index = self._indexed(cur, "ticket", ("(queue_type, created_at)", "WAITING"))
+            self.completed_rule_by_index = self._indexed(cur, "ticket", ("(id)", "completed_at IS NULL"))
+            self.ticket_feed.start(t_max, FEED_START_BACKLOG)
+            self.ticket_start_max = t_max or 0
+            if self.active_by_index:
+                cur.execute(ACTIVE_BY_INDEX_SQL.format(columns=self._ticket_columns()))
+                for row in cur.fetchall():
+                    self.active[row[0]] = self._ticket(row)
+                self.active_known = True
+                self.first_sweep_counts = (
+                    False  # every active ticket is tracked: completions are seen as changes
+                )
+            self._started.add("tickets")
+        if self.completed_rule_by_index:
+            cur.execute(COMPLETED_WITHOUT_COMPLETED_AT_SQL, (MAX_VIOLATORS,))
+            self.completed_without_completed_at = dict(cur.fetchall())
         tracked = list(self.active.items())
         violators = {
             **({} if self.completed_rule_by_index else self.completed_without_completed_at),
@@ -679,7 +703,10 @@ class PostgresState:
 
     # --- recovery events ---
 
-    def _read_recoveries(self, cur: Any, r_max: int | None, now: float) -> None:
+    def _read_recoveries(self, cur: Any, now: float) -> None:
+        _r_min, r_max = self._bounds(cur, "recovery_event")
+        if self.recovery_feed.watermark is None:
+            self.recovery_feed.start(r_max, FEED_START_BACKLOG)
         detection = DETECTION_WITH_HEARTBEAT if self.columns.recovery_last_heartbeat_at else "NULL::float8"
         assert self.recovery_feed.watermark is not None
         cur.execute(
@@ -713,12 +740,12 @@ class PostgresState:
             self.outbox_bitmap_complete = True
         self.unsent_known = True
 
-    def _sweep(self, cur: Any, deadline: float, t_min: int | None, completions: list[Completion]) -> None:
+    def _sweep(self, cur: Any, deadline: float, completions: list[Completion]) -> None:
         """Walk the history for up to this scrape's sweep budget; at most one sweep completes per scrape."""
         budget = self.first_sweep_budget if self.sweeps_done == 0 else self.sweep_budget
         stop_at = min(time.monotonic() + budget, deadline - 0.05)
         self._slices_this_scrape = 0
-        outbox, tickets = self.outbox_walk, self.ticket_walk
+        outbox, tickets, t_min = self.outbox_walk, self.ticket_walk, self.ticket_min
         # Everything behind a walk's cursor deleted (the test plan's DELETE between runs): skip ahead, or for the
         # tickets start over, since the slices already counted are gone.
         if outbox.active and (self.outbox_min is None or self.outbox_min > outbox.cursor):

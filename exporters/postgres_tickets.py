@@ -61,7 +61,7 @@ class TicketsCollector(ConcernCollector):
 
     def scrape(self, deadline: float) -> list[Metric]:
         state = self.state
-        state.refresh(deadline)
+        state.refresh(deadline, "tickets")
         has_created = state.columns.ticket_created_at
         active_f, oldest_f, created_f, completed_f, wait_f, service_f = self.families()
         out: list[Metric] = []

@@ -14,8 +14,8 @@ import time
 import pytest
 
 from exporters.postgres import PostgresClient
-from exporters.postgres_state import PostgresState
 from exporters.postgres_consistency import ConsistencyCollector
+from exporters.postgres_state import PostgresState
 from tests.exporters.helpers import connect, registry_with, value
 from tests.ticketero.conftest import (  # noqa: F401 - start_service is a fixture
     create_tickets,

@@ -8,8 +8,8 @@ import time
 import pytest
 
 from exporters.postgres import PostgresClient
-from exporters.postgres_state import PostgresState
 from exporters.postgres_advisors import AdvisorsCollector
+from exporters.postgres_state import PostgresState
 from tests.exporters.helpers import add_advisor, connect, registry_with, value
 
 

@@ -7,8 +7,8 @@ import time
 import pytest
 
 from exporters.postgres import PostgresClient
-from exporters.postgres_state import PostgresState
 from exporters.postgres_outbox import OutboxCollector
+from exporters.postgres_state import PostgresState
 from tests.exporters.helpers import connect, registry_with, value
 
 

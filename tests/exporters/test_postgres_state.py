@@ -317,7 +317,9 @@ def test_faults_seen_under_concurrent_writes_and_fresh_agrees_with_long_running(
         raced = add_advisor(conn, served=2)
         add_ticket(conn, status="COMPLETED", advisor=raced, age=2, started_after=0, completed_after=2)
         add_ticket(conn, status="COMPLETED", advisor=raced, age=2, started_after=0.5, completed_after=2)
-        conn.execute("UPDATE advisor SET total_tickets_served = total_tickets_served + 3 WHERE id = %s", (raced,))
+        conn.execute(
+            "UPDATE advisor SET total_tickets_served = total_tickets_served + 3 WHERE id = %s", (raced,)
+        )
         # The history: an old COMPLETED ticket loses completed_at, another old ticket its outbox row.
         old = conn.execute("SELECT min(id) FROM ticket").fetchone()[0]
         conn.execute("UPDATE ticket SET completed_at = NULL WHERE id = %s", (old,))
@@ -395,6 +397,9 @@ def test_scrape_reads_no_history_without_indexes(database_dsn):
                 continue
             plan = "\n".join(row[0] for row in conn.execute("EXPLAIN " + query, params).fetchall())
             plans.append(plan)
-            assert "Seq Scan on ticket" not in plan and "Seq Scan on outbox_message" not in plan, (query, plan)
+            assert "Seq Scan on ticket" not in plan and "Seq Scan on outbox_message" not in plan, (
+                query,
+                plan,
+            )
     assert len(plans) >= 6
     exporter.close()
