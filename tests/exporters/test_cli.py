@@ -77,7 +77,7 @@ def test_mask_secret():
     ("yaml_text", "env", "expected"),
     [
         ("listen:\n  port: 99999\n", {}, ["listen.port", "TCP port"]),
-        ("listen:\n  prot: 9187\n", {}, ["listen.prot", "one of listen.address, listen.port"]),
+        ("listen:\n  prot: 10187\n", {}, ["listen.prot", "one of listen.address, listen.port"]),
         ("postgress:\n  dsn: x\n", {}, ["postgress", "one of"]),
         ("resources:\n  backend: kubernetes\n", {}, ["resources.backend", "docker, process"]),
         ("resources:\n  backend: docker\n", {}, ["resources.targets", "at least one target"]),
