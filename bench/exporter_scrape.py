@@ -88,8 +88,8 @@ FROM generate_series(1, %(active)s) g
 ACTIVE_OUTBOX_SQL = """
 INSERT INTO outbox_message (aggregate_id, event_type, routing_key, payload, status, created_at, sent_at)
 SELECT id, 'TICKET_CREATED', lower(queue_type) || '-queue', '{}',
-       CASE WHEN id % 20 = 0 THEN 'PENDING' ELSE 'SENT' END, created_at,
-       CASE WHEN id % 20 = 0 THEN NULL ELSE created_at + interval '30 milliseconds' END
+       CASE WHEN id %% 20 = 0 THEN 'PENDING' ELSE 'SENT' END, created_at,
+       CASE WHEN id %% 20 = 0 THEN NULL ELSE created_at + interval '30 milliseconds' END
 FROM ticket WHERE id > %s
 """
 

@@ -14,14 +14,13 @@ against the other tickets of its advisor (still holding it, or completed recentl
 
 from __future__ import annotations
 
-from collections import Counter
 from typing import Any
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
 from exporters.base import ConcernCollector
 from exporters.postgres import one
-from exporters.postgres_state import HOLDING_STATUSES, SWEEP_CHECKS, PostgresState
+from exporters.postgres_state import SWEEP_CHECKS, PostgresState
 
 DATABASE_SQL = """
 SELECT d.deadlocks, (SELECT count(*) FROM pg_stat_activity a WHERE a.datname = current_database())
@@ -119,23 +118,13 @@ class ConsistencyCollector(ConcernCollector):
         out: list[Metric] = []
         swept = state.last_sweep is not None
         if state.active_known:
-            in_progress_no_start = called_no_advisor = 0
-            holders: Counter[int] = Counter()
-            pairs: Counter[tuple[str, str]] = Counter()
-            for ticket in state.active.values():
-                if ticket.status == "IN_PROGRESS" and ticket.started is None:
-                    in_progress_no_start += 1
-                if ticket.status == "CALLED" and ticket.advisor is None:
-                    called_no_advisor += 1
-                if ticket.status in HOLDING_STATUSES and ticket.advisor is not None:
-                    holders[ticket.advisor] += 1
-                pairs[(ticket.national_id, ticket.queue)] += 1
-            rules_f.add_metric(["in_progress_without_started_at"], in_progress_no_start)
-            rules_f.add_metric(["called_without_advisor"], called_no_advisor)
-            busy_without = sum(1 for a in state.advisors if a[1] == "BUSY" and a[0] not in holders)
+            summary = state.summary()
+            rules_f.add_metric(["in_progress_without_started_at"], summary.in_progress_without_started_at)
+            rules_f.add_metric(["called_without_advisor"], summary.called_without_advisor)
+            busy_without = sum(1 for a in state.advisors if a[1] == "BUSY" and a[0] not in summary.holders)
             busy_f.add_metric([], busy_without)
-            double_f.add_metric([], sum(1 for n in holders.values() if n > 1))
-            dup_f.add_metric([], sum(1 for n in pairs.values() if n > 1))
+            double_f.add_metric([], sum(1 for n in summary.holders.values() if n > 1))
+            dup_f.add_metric([], sum(1 for n in summary.pairs.values() if n > 1))
             out += [busy_f, double_f, dup_f]
         if state.completed_rule_by_index or swept:
             rules_f.add_metric(["completed_without_completed_at"], len(state.completed_without_completed_at))

@@ -66,13 +66,10 @@ class TicketsCollector(ConcernCollector):
         active_f, oldest_f, created_f, completed_f, wait_f, service_f = self.families()
         out: list[Metric] = []
         if state.active_known:
-            counts = {(q, s): 0 for q in QUEUE_TYPES for s in ACTIVE_STATUSES}
-            oldest: dict[str, float] = dict.fromkeys(QUEUE_TYPES, state.now_epoch)
-            for ticket in state.active.values():
-                key = (ticket.queue, ticket.status)
-                counts[key] = counts.get(key, 0) + 1
-                if ticket.status == "WAITING" and ticket.created is not None:
-                    oldest[ticket.queue] = min(oldest.get(ticket.queue, state.now_epoch), ticket.created)
+            summary = state.summary()
+            counts = {(q, s): summary.counts.get((q, s), 0) for q in QUEUE_TYPES for s in ACTIVE_STATUSES}
+            counts.update(summary.counts)
+            oldest = dict.fromkeys(QUEUE_TYPES, state.now_epoch) | summary.oldest_waiting
             for (queue, status), count in counts.items():
                 active_f.add_metric([queue, status], count)
             for queue, created in oldest.items():

@@ -353,7 +353,8 @@ def test_faults_seen_under_concurrent_writes_and_fresh_agrees_with_long_running(
     fresh = exporter_for(dsn)
     complete_a_sweep_started_after(fresh, 0.0)
     scrape(long_running)
-    assert published(fresh) == published(long_running) == expected
+    fresh_values, long_running_values = published(fresh), published(long_running)
+    assert fresh_values == long_running_values == expected, (fresh_values, long_running_values, expected)
     fresh.close()
     long_running.close()
 
