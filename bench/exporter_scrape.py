@@ -165,6 +165,24 @@ def build_database(size: int, active: int, reuse: bool) -> str:
     return dsn
 
 
+def add_active(conn: psycopg.Connection, count: int) -> None:
+    """More WAITING tickets (numero 'M…'), each with a SENT outbox row."""
+    if count <= 0:
+        return
+    last = conn.execute("SELECT max(id) FROM ticket").fetchone()[0]  # type: ignore[index]
+    conn.execute(
+        "INSERT INTO ticket (numero, national_id, branch_office, queue_type, status, position_in_queue, created_at)"
+        " SELECT 'M' || g, (80000000 + g)::text, 'Centro', 'CAJA', 'WAITING', g, now() - g * interval '1 second'"
+        " FROM generate_series(1, %s) g",
+        (count,),
+    )
+    conn.execute(
+        "INSERT INTO outbox_message (aggregate_id, event_type, routing_key, payload, status, created_at, sent_at)"
+        " SELECT id, 'TICKET_CREATED', 'caja-queue', '{}', 'SENT', created_at, created_at FROM ticket WHERE id > %s",
+        (last,),
+    )
+
+
 def drop_recommended_indexes(conn: psycopg.Connection) -> None:
     for name in re.findall(r"CREATE INDEX IF NOT EXISTS (\w+)", INDEXES.read_text()):
         conn.execute(f'DROP INDEX IF EXISTS "{name}"')
@@ -343,12 +361,18 @@ def measure_reference(size: int, dsn: str, scrapes: int) -> dict[str, float]:
 def main() -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
     parser.add_argument("--sizes", default="1000000,10000000", help="comma-separated history sizes")
-    parser.add_argument("--active", type=int, default=10_000, help="active tickets (default 10000)")
+    parser.add_argument("--active", type=int, default=1_000, help="active tickets (default 1000)")
+    parser.add_argument(
+        "--many-active",
+        type=int,
+        default=10_000,
+        help="active tickets of the last run per size (default 10000)",
+    )
     parser.add_argument(
         "--scrapes", type=int, default=200, help="timed scrapes of this exporter (default 200)"
     )
     parser.add_argument(
-        "--reference-scrapes", type=int, default=20, help="timed scrapes of postgres_exporter"
+        "--reference-scrapes", type=int, default=10, help="timed scrapes of postgres_exporter"
     )
     parser.add_argument(
         "--max-sweep-scrapes",
@@ -366,6 +390,7 @@ def main() -> int:
     print(f"load average before the run: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f} on {os.cpu_count()} CPUs")
     results: dict[tuple[int, str], dict[str, float]] = {}
     references: dict[int, dict[str, float]] = {}
+    many = f"primary_keys_only, {args.many_active:,} active"
     try:
         for size in sizes:
             dsn = build_database(size, args.active, args.reuse)
@@ -383,23 +408,33 @@ def main() -> int:
             results[(size, "indexed")] = measure_ours(
                 size, "indexed", dsn, args.scrapes, args.max_sweep_scrapes
             )
+            with psycopg.connect(dsn, autocommit=True) as conn:
+                drop_recommended_indexes(conn)
+                add_active(conn, args.many_active - args.active)
+            results[(size, many)] = measure_ours(size, many, dsn, args.scrapes, 0)
+            if args.keep:  # back to what --reuse expects
+                with psycopg.connect(dsn, autocommit=True) as conn:
+                    conn.execute(
+                        "DELETE FROM outbox_message WHERE aggregate_id IN (SELECT id FROM ticket WHERE numero LIKE 'M%')"
+                    )
+                    conn.execute("DELETE FROM ticket WHERE numero LIKE 'M%'")
     finally:
         if not args.keep:
             with psycopg.connect(ADMIN_DSN, autocommit=True) as admin:
                 for size in sizes:
                     admin.execute(f'DROP DATABASE IF EXISTS "{database_name(size)}" WITH (FORCE)')
     print("\nsummary (ratio = this exporter's p95 / postgres_exporter's p95 on the same database, same run)")
-    print(f"{'history':>11} {'schema':<18} {'p50 ms':>7} {'p95 ms':>7} {'ratio':>6} {'1st sweep s':>11}"
+    print(f"{'history':>11} {'schema':<36} {'p50 ms':>7} {'p95 ms':>7} {'ratio':>6} {'1st sweep s':>11}"
           f" {'sweep scrapes':>13} {'bound min':>9} {'RSS MB':>7}")  # fmt: skip
     for (size, schema), r in results.items():
         bound = f"{r['sweep_scrapes'] * SCRAPE_INTERVAL / 60:.0f}" if r["sweep_scrapes"] else "-"
         print(
-            f"{size:>11,} {schema:<18} {r['p50_ms']:7.1f} {r['p95_ms']:7.1f}"
+            f"{size:>11,} {schema:<36} {r['p50_ms']:7.1f} {r['p95_ms']:7.1f}"
             f" {r['p95_ms'] / references[size]['p95_ms']:6.3f} {r['first_sweep_s']:11.1f}"
             f" {r['sweep_scrapes']:13.0f} {bound:>9} {r['rss_mb']:7.1f}"
         )
     for size, ref in references.items():
-        print(f"{size:>11,} {'postgres_exporter':<18} {ref['p50_ms']:7.1f} {ref['p95_ms']:7.1f}")
+        print(f"{size:>11,} {'postgres_exporter (plan SQL)':<36} {ref['p50_ms']:7.1f} {ref['p95_ms']:7.1f}")
     ok = True
     smallest = results[(sizes[0], "primary_keys_only")]
     for (size, schema), r in results.items():
