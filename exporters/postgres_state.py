@@ -119,32 +119,34 @@ COMPLETED_WITHOUT_COMPLETED_AT_SQL = (
     "SELECT id, xmin::text::bigint FROM ticket WHERE status = 'COMPLETED' AND completed_at IS NULL LIMIT %s"
 )
 
-# The sweep. Outbox slice: which ticket ids have an outbox row, as runs of consecutive ids (a few per slice
-# when tickets and their outbox rows were written in order), plus the rows not SENT.
-SWEEP_OUTBOX_IDS_SQL = """
-SELECT min(a), max(a) FROM (
-    SELECT a, a - row_number() OVER (ORDER BY a) AS run
-    FROM (SELECT DISTINCT aggregate_id AS a FROM outbox_message
-          WHERE id >= %s AND id < %s AND aggregate_id IS NOT NULL) d
-) s GROUP BY run
+# The sweep: one pass over each slice of primary keys. Outbox slice: which ticket ids have an outbox row, as runs
+# of consecutive aggregate ids in id order (a few per slice when tickets and their outbox rows were written in
+# order; no sort), and the ids of the rows not SENT.
+SWEEP_OUTBOX_SQL = """
+SELECT min(a), max(a), array_agg(id) FILTER (WHERE unsent) FROM (
+    SELECT id, a, unsent, count(*) FILTER (WHERE brk) OVER (ORDER BY id) AS run FROM (
+        SELECT id, {aggregate_id} AS a, status <> 'SENT' AS unsent,
+               {aggregate_id} IS NULL OR lag({aggregate_id}) OVER w IS NULL
+               OR {aggregate_id} NOT BETWEEN lag({aggregate_id}) OVER w AND lag({aggregate_id}) OVER w + 1 AS brk
+        FROM outbox_message WHERE id >= %s AND id < %s
+        WINDOW w AS (ORDER BY id)
+    ) marked
+) runs
+GROUP BY run
 """
-SWEEP_OUTBOX_UNSENT_SQL = (
-    "SELECT {columns} FROM outbox_message WHERE id >= %s AND id < %s AND status <> 'SENT'"
-)
-# Ticket slice: the rows that matter (active, COMPLETED without completed_at, without an outbox row according to
-# the bitmap slice passed in, completed since start during the first sweep), then the drift count.
+SWEEP_OUTBOX_ROWS_SQL = "SELECT {columns} FROM outbox_message WHERE id = ANY(%s::bigint[])"
+# Ticket slice: the count of COMPLETED tickets with an advisor, and the ids of the rows that matter (active,
+# COMPLETED without completed_at, without an outbox row according to the bitmap slice passed in, completed since
+# start-up during the first sweep), whose rows are then read by id.
 SWEEP_TICKET_SQL = """
-SELECT {columns}, {no_outbox}
-FROM ticket
-WHERE id >= %(lo)s AND id < %(hi)s
-  AND (status IN ('WAITING', 'CALLED', 'IN_PROGRESS') OR (status = 'COMPLETED' AND completed_at IS NULL)
-       OR {no_outbox} OR completed_at >= to_timestamp(%(since)s))
+SELECT count(*) FILTER (WHERE status = 'COMPLETED' AND assigned_advisor_id IS NOT NULL),
+       array_agg(id) FILTER (
+           WHERE status IN ('WAITING', 'CALLED', 'IN_PROGRESS') OR (status = 'COMPLETED' AND completed_at IS NULL)
+              OR {no_outbox} OR completed_at >= to_timestamp(%(since)s))
+FROM ticket WHERE id >= %(lo)s AND id < %(hi)s
 """
+SWEEP_TICKET_ROWS_SQL = "SELECT {columns}, {no_outbox} FROM ticket WHERE id = ANY(%(ids)s::bigint[])"
 NO_OUTBOX_BIT = "get_bit(%(bits)s, (id - %(lo)s)::int) = 0"
-SWEEP_COMPLETED_SQL = """
-SELECT count(*) FROM ticket
-WHERE id >= %s AND id < %s AND status = 'COMPLETED' AND assigned_advisor_id IS NOT NULL
-"""
 # Ids per sweep slice: the step adapts to the time a slice takes, within these bounds (multiples of 8).
 SLICE_MIN = 512
 SLICE_MAX = 2_000_000
@@ -834,18 +836,23 @@ class PostgresState:
         return True
 
     def _outbox_slice(self, cur: Any, lo: int, hi: int) -> None:
-        runs: list[Any] = []
+        has_aggregate = bool(self.columns.outbox.get("aggregate_id"))
+        cur.execute(
+            SWEEP_OUTBOX_SQL.format(aggregate_id="aggregate_id" if has_aggregate else "NULL::bigint"),
+            (lo, hi),
+        )
+        runs = cur.fetchall()
+        unsent_ids = [i for _first, _last, ids in runs if ids for i in ids if i not in self.unsent]
+        if unsent_ids:
+            cur.execute(SWEEP_OUTBOX_ROWS_SQL.format(columns=self._outbox_columns()), (pg_array(unsent_ids),))
+            for row in cur.fetchall():
+                if row[2] != "SENT":
+                    self.unsent.setdefault(row[0], self._unsent(row))
         if self.next_has_outbox_row is not None:
-            cur.execute(SWEEP_OUTBOX_IDS_SQL, (lo, hi))
-            runs = cur.fetchall()
-        cur.execute(SWEEP_OUTBOX_UNSENT_SQL.format(columns=self._outbox_columns()), (lo, hi))
-        unsent = cur.fetchall()
-        if self.next_has_outbox_row is not None:
-            cap = self.ticket_feed.watermark or 0
-            for first, last in runs:
-                self.next_has_outbox_row.set_range(max(first, 0), min(last, cap + FEED_START_BACKLOG))
-        for row in unsent:
-            self.unsent.setdefault(row[0], self._unsent(row))
+            cap = (self.ticket_feed.watermark or 0) + FEED_START_BACKLOG
+            for first, last, _ids in runs:
+                if first is not None:
+                    self.next_has_outbox_row.set_range(max(first, 0), min(last, cap))
 
     def _ticket_slice(self, cur: Any, lo: int, hi: int, completions: list[Completion]) -> None:
         judge_outbox = bool(self.columns.outbox.get("aggregate_id")) and self.outbox_bitmap_complete
@@ -857,10 +864,16 @@ class PostgresState:
         if judge_outbox:
             params["bits"] = self.has_outbox_row.slice(lo, hi)
         no_outbox = NO_OUTBOX_BIT if judge_outbox else "false"
-        cur.execute(SWEEP_TICKET_SQL.format(columns=self._ticket_columns(), no_outbox=no_outbox), params)
-        rows = cur.fetchall()
-        cur.execute(SWEEP_COMPLETED_SQL, (lo, hi))
-        self.walk_completed_with_advisor += one(cur)[0]
+        cur.execute(SWEEP_TICKET_SQL.format(no_outbox=no_outbox), params)
+        completed_with_advisor, ids = one(cur)
+        self.walk_completed_with_advisor += completed_with_advisor
+        rows: list[Any] = []
+        if ids:
+            params["ids"] = pg_array(ids)
+            cur.execute(
+                SWEEP_TICKET_ROWS_SQL.format(columns=self._ticket_columns(), no_outbox=no_outbox), params
+            )
+            rows = cur.fetchall()
         for row in rows:
             row_id, xmin, status, queue, _nid, advisor, created, started, completed, without_outbox = row
             if status in ACTIVE_STATUSES:
