@@ -262,6 +262,7 @@ class Walk:
     step: int = 8192
     started: float = 0.0  # monotonic
     active: bool = False
+    took: float = 0.0  # expected seconds for the next slice
 
     def begin(self, lo: int | None, top: int, now: float) -> None:
         self.top = top
@@ -811,8 +812,9 @@ class PostgresState:
     def _walk_slice(self, cur: Any, walk: Walk, stop_at: float, read: Any) -> bool:
         """Reads [cursor, cursor + step) within the budget; False (cursor unmoved) when the budget is used up."""
         left = stop_at - time.monotonic()
-        # At least one slice per scrape while the scrape has time, however small the budget.
-        if left <= 0.002 and (self._slices_this_scrape or left < -0.2):
+        # At least one slice per scrape while the scrape has time, however small the budget; after that, only a
+        # slice expected to end within the budget (the last one took ``took``).
+        if self._slices_this_scrape and left < walk.took or left < -0.2:
             return False
         self._slices_this_scrape += 1
         left = max(left, 0.01)
@@ -833,6 +835,7 @@ class PostgresState:
         # Aim each slice at a third of the steady per-scrape budget, growing or shrinking at most 4x at a time.
         target = max(self.sweep_budget, 0.005) / 3
         walk.step = int(max(SLICE_MIN, min(walk.step * 4, SLICE_MAX, walk.step * target / took))) & ~7
+        walk.took = took * walk.step / max(hi - lo, 1)
         return True
 
     def _outbox_slice(self, cur: Any, lo: int, hi: int) -> None:
