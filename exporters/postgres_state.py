@@ -328,7 +328,7 @@ class PostgresState:
         *,
         start_epoch: float | None = None,
         gap_wait: float = 30.0,
-        sweep_budget: float = 0.02,
+        sweep_budget: float = 0.015,
         first_sweep_budget: float = 0.5,
     ) -> None:
         self.client = client
