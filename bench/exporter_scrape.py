@@ -194,13 +194,13 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def wait_http(url: str, timeout: float = 30) -> None:
+def wait_http(url: str, timeout: float = 30) -> str:
+    """The first answer of a starting exporter."""
     deadline = time.monotonic() + timeout
     while True:
         try:
             with urllib.request.urlopen(url, timeout=5) as response:
-                response.read()
-            return
+                return response.read().decode()
         except OSError:
             if time.monotonic() > deadline:
                 raise
@@ -253,9 +253,8 @@ def measure_ours(size: int, schema: str, dsn: str, scrapes: int, max_sweep_scrap
         cwd=REPO,
     )
     url = f"http://127.0.0.1:{port}/metrics"
-    failed: set[str] = set()
     try:
-        wait_http(url)
+        failed = failed_collectors(wait_http(url))  # the first scrape counts too
         # The first sweep: until the sweep age appears.
         warm_started, warm_scrapes = time.monotonic(), 0
         while True:

@@ -780,7 +780,9 @@ class PostgresState:
     def _sweep(self, cur: Any, deadline: float, completions: list[Completion]) -> None:
         """Walk the history for up to this scrape's sweep budget; at most one sweep completes per scrape."""
         budget = self.first_sweep_budget if self.sweeps_done == 0 else self.sweep_budget
-        stop_at = min(time.monotonic() + budget, deadline - 0.05)
+        now = time.monotonic()
+        # Never more than half of what is left of the scrape: the other collectors and the rendering come after.
+        stop_at = min(now + budget, now + (deadline - now) / 2)
         self._slices_this_scrape = 0
         outbox, tickets, t_min = self.outbox_walk, self.ticket_walk, self.ticket_min
         # Everything behind a walk's cursor deleted (the test plan's DELETE between runs): skip ahead, or for the
