@@ -475,18 +475,21 @@ class PostgresState:
         completions: list[Completion] = []
         # Each table in a savepoint of its own: a locked ticket table costs the collectors that need tickets,
         # not the outbox or advisor figures (the same snapshot for all: one REPEATABLE READ transaction).
-        self._part(cur, "outbox", lambda: self._read_outbox(cur, now))
-        self._part(cur, "tickets", lambda: self._read_tickets(cur, now, completions))
-        self._part(cur, "advisors", lambda: self._read_advisors(cur, now))
         dedupe = self.first_sweep_counts
-        if not self._errors and self._started == {"outbox", "tickets"}:
-            if not self._sweep_begun:
-                self._begin_sweep(now)
-                self._sweep_begun = True
-            self._sweep(cur, deadline, completions)
-        self._count_completions(completions, dedupe)
-        if not self.first_sweep_counts:
-            self.counted_during_first_sweep.clear()
+        try:
+            self._part(cur, "outbox", lambda: self._read_outbox(cur, now))
+            self._part(cur, "tickets", lambda: self._read_tickets(cur, now, completions))
+            self._part(cur, "advisors", lambda: self._read_advisors(cur, now))
+            if not self._errors and self._started == {"outbox", "tickets"}:
+                if not self._sweep_begun:
+                    self._begin_sweep(now)
+                    self._sweep_begun = True
+                self._sweep(cur, deadline, completions)
+        finally:
+            # The completions read are counted even when a later read fails: they will not be read again.
+            self._count_completions(completions, dedupe)
+            if not self.first_sweep_counts:
+                self.counted_during_first_sweep.clear()
 
     def _part(self, cur: Any, name: str, read: Any) -> None:
         try:
