@@ -874,7 +874,6 @@ class PostgresState:
         no_outbox = NO_OUTBOX_BIT if judge_outbox else "false"
         cur.execute(SWEEP_TICKET_SQL.format(no_outbox=no_outbox), params)
         completed_with_advisor, ids = one(cur)
-        self.walk_completed_with_advisor += completed_with_advisor
         rows: list[Any] = []
         if ids:
             params["ids"] = pg_array(ids)
@@ -882,6 +881,8 @@ class PostgresState:
                 SWEEP_TICKET_ROWS_SQL.format(columns=self._ticket_columns(), no_outbox=no_outbox), params
             )
             rows = cur.fetchall()
+        # Only now that every query of the slice succeeded: a cancelled slice is read again, and must not count twice.
+        self.walk_completed_with_advisor += completed_with_advisor
         for row in rows:
             row_id, xmin, status, queue, _nid, advisor, created, started, completed, without_outbox = row
             if status in ACTIVE_STATUSES:
