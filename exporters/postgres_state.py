@@ -76,6 +76,7 @@ MAX_VIOLATORS = 100_000
 RECENT_PER_ADVISOR = 64
 
 NOW_SQL = "SELECT EXTRACT(EPOCH FROM now())::float8"
+LIMIT_SQL = "SELECT set_config('statement_timeout', %s, true)"
 BOUNDS_SQL = "SELECT min(id), max(id) FROM {table}"
 PARTS = ("tickets", "outbox", "advisors")
 INDEXES_SQL = "SELECT indexdef FROM pg_indexes WHERE schemaname = current_schema() AND tablename = %s"
@@ -477,9 +478,9 @@ class PostgresState:
         # not the outbox or advisor figures (the same snapshot for all: one REPEATABLE READ transaction).
         dedupe = self.first_sweep_counts
         try:
-            self._part(cur, "outbox", lambda: self._read_outbox(cur, now))
-            self._part(cur, "tickets", lambda: self._read_tickets(cur, now, completions))
-            self._part(cur, "advisors", lambda: self._read_advisors(cur, now))
+            self._part(cur, deadline, "outbox", lambda: self._read_outbox(cur, now))
+            self._part(cur, deadline, "tickets", lambda: self._read_tickets(cur, now, completions))
+            self._part(cur, deadline, "advisors", lambda: self._read_advisors(cur, now))
             if not self._errors and self._started == {"outbox", "tickets"}:
                 if not self._sweep_begun:
                     self._begin_sweep(now)
@@ -491,9 +492,16 @@ class PostgresState:
             if not self.first_sweep_counts:
                 self.counted_during_first_sweep.clear()
 
-    def _part(self, cur: Any, name: str, read: Any) -> None:
+    def _part(self, cur: Any, deadline: float, name: str, read: Any) -> None:
+        """One table's reads in a savepoint, each statement limited to what is left of the scrape."""
+        left = deadline - time.monotonic()
+        if left < 0.01:
+            self._errors[name] = TimeoutError("scrape budget used up before this table was read")
+            return
+        limit_ms = int(min(left, self.client.statement_timeout) * 1000)
         try:
             with cur.connection.transaction():
+                cur.execute(LIMIT_SQL, (str(limit_ms),))
                 read()
         except psycopg.Error as exc:
             if cur.connection.broken:
@@ -830,7 +838,7 @@ class PostgresState:
         started = time.monotonic()
         try:
             with cur.connection.transaction():
-                cur.execute("SELECT set_config('statement_timeout', %s, true)", (str(limit_ms),))
+                cur.execute(LIMIT_SQL, (str(limit_ms),))
                 read(cur, lo, hi)
         except psycopg.errors.QueryCanceled:
             walk.step = max(SLICE_MIN, (walk.step // 4) & ~7)
