@@ -143,6 +143,8 @@ class ConsistencyCollector(ConcernCollector):
         age = state.sweep_age()
         if state.last_sweep is not None and age is not None:
             for check in SWEEP_CHECKS:
+                if check == "without_outbox" and not state.columns.outbox.get("aggregate_id"):
+                    continue
                 fresh = check == "completed_without_completed_at" and state.completed_rule_by_index
                 age_f.add_metric([check], 0.0 if fresh else age)
                 duration_f.add_metric([check], state.last_sweep.duration)
