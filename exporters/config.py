@@ -55,7 +55,7 @@ class Settings:
     connect_timeout: float = 2.0
     pool_size: int = 2
     counter_slack: float = 30.0
-    sweep_seconds: float = 0.015
+    sweep_seconds: float = 0.01
     first_sweep_seconds: float = 0.5
     custom_queries: str = ""
     # RabbitMQ
@@ -222,7 +222,7 @@ OPTIONS: tuple[Option, ...] = (
     Option("counter_slack", "postgres.counter_slack_seconds", "EXPORTER_COUNTER_SLACK", "--counter-slack",
            _seconds, "how long an id skipped below the newest row is waited for, to catch late commits (default 30)"),
     Option("sweep_seconds", "postgres.sweep_seconds", "EXPORTER_SWEEP_SECONDS", "--sweep-seconds", _seconds,
-           "time per scrape spent sweeping the history for the history-wide checks (default 0.015)"),
+           "time per scrape spent sweeping the history for the history-wide checks (default 0.01)"),
     Option("first_sweep_seconds", "postgres.first_sweep_seconds", "EXPORTER_FIRST_SWEEP_SECONDS",
            "--first-sweep-seconds", _seconds,
            "time per scrape for the sweep until the first one after start-up is complete (default 0.5)"),

@@ -329,7 +329,7 @@ class PostgresState:
         *,
         start_epoch: float | None = None,
         gap_wait: float = 30.0,
-        sweep_budget: float = 0.015,
+        sweep_budget: float = 0.01,
         first_sweep_budget: float = 0.5,
     ) -> None:
         self.client = client
