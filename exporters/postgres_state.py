@@ -15,11 +15,14 @@ query of a scrape therefore goes through a primary key:
   primary keys in slices: first ``outbox_message`` (which ticket ids have an outbox row, kept as a bitmap of one
   bit per ticket id: 1.25 MB per 10 M tickets), then ``ticket``. Each scrape gives the walk ``sweep_budget``
   seconds (``first_sweep_budget`` until the first sweep is complete). A violation planted on an old row is seen
-  within one sweep; ``ticketero_consistency_sweep_age_seconds`` says how old the last complete sweep is.
+  by the next sweep to reach that row (within two sweep lengths); ``ticketero_consistency_sweep_age_seconds``
+  says how old the last complete sweep is.
 
 All of one scrape's reads run in one REPEATABLE READ transaction, so they see one snapshot: a ticket and the
 advisor it holds, a ticket and its outbox row, are compared at the same instant, and a ticket whose status
 changed between two scrapes is seen once in its old state and once in its new one, never lost, never twice.
+Each table is read in a savepoint of its own, with what is left of the scrape as its time limit: a locked or
+slow table costs the collectors that need it, not the others.
 
 The served-drift count (COMPLETED tickets with an advisor) is exact without re-reading the history: the
 sweep counts the slices it walks; a completion seen by the feeds is added to the published count, and to the
