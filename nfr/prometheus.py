@@ -10,7 +10,7 @@ rules and alerts can be evaluated against exporters and load generators listenin
 
 Example::
 
-    cfg = render_config(tmp / "prometheus.yml", {"ticketero-exporter": ["127.0.0.1:9187"]},
+    cfg = render_config(tmp / "prometheus.yml", {"ticketero-exporter": ["127.0.0.1:10187"]},
                         rule_files=default_rule_files())
     with PrometheusServer(cfg, tmp / "data") as prom:
         prom.query("up")
