@@ -37,7 +37,6 @@ import argparse
 import os
 import re
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -51,6 +50,7 @@ import psycopg
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from nfr.processes import free_port  # noqa: E402
 from ticketero.migrate import migrate  # noqa: E402
 
 ADMIN_DSN = os.environ.get("BENCH_PG_ADMIN_DSN", "postgresql://postgres@127.0.0.1:5432/postgres")
@@ -190,12 +190,6 @@ def add_active(conn: psycopg.Connection, count: int) -> None:
 def drop_recommended_indexes(conn: psycopg.Connection) -> None:
     for name in re.findall(r"CREATE INDEX IF NOT EXISTS (\w+)", INDEXES.read_text()):
         conn.execute(f'DROP INDEX IF EXISTS "{name}"')
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def wait_http(url: str, timeout: float = 30) -> str:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import platform
-import socket
 import subprocess
 import sys
 import time
@@ -16,6 +15,7 @@ import pytest
 
 from exporters.build_info import version
 from exporters.config import build_parser, load_settings, mask_secret
+from nfr.processes import free_port
 from tests.exporters.helpers import add_ticket, connect
 
 REPO = Path(__file__).resolve().parents[2]
@@ -32,12 +32,6 @@ def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.Complet
         cwd=REPO,
         timeout=30,
     )
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def test_file_then_env_then_flags(tmp_path):
