@@ -23,5 +23,5 @@ RUN pip install . \
     && useradd --system --uid 10001 --home-dir /app ticketero
 
 USER ticketero
-EXPOSE 8080 9187 9646
+EXPOSE 8080 10187 9646
 CMD ["ticketero", "--host", "0.0.0.0", "--port", "8080"]

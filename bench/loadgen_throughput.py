@@ -38,7 +38,6 @@ import json
 import os
 import re
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -52,6 +51,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from nfr.processes import free_port  # noqa: E402
 from tests.support.nginx import running_nginx  # noqa: E402
 from tests.support.tls import private_ca  # noqa: E402
 
@@ -74,12 +74,6 @@ SERVERS = """
     location / {{ default_type application/json; return 200 '{{"status":"UP"}}'; }}
   }}
 """
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def pinned(core: int | None, command: list[str]) -> list[str]:

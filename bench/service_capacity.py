@@ -25,7 +25,6 @@ import math
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -38,6 +37,7 @@ import psycopg
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from nfr.processes import free_port  # noqa: E402
 from tests.support.services import temporary_database, temporary_vhost  # noqa: E402
 
 QUEUES = ("CAJA", "PERSONAL", "EMPRESAS", "GERENCIA")
@@ -75,12 +75,6 @@ def percentile(values: list[float], fraction: float) -> float:
         return math.nan
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, math.ceil(fraction * len(ordered)) - 1)]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 async def wait_healthy(base_url: str, within: float = 30.0) -> None:

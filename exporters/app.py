@@ -6,9 +6,10 @@ import logging
 import time
 from dataclasses import dataclass, field
 
-from prometheus_client import CollectorRegistry
+from prometheus_client import CollectorRegistry, PlatformCollector, ProcessCollector
 
 from exporters.base import ConcernCollector
+from exporters.build_info import BuildInfoCollector
 from exporters.config import Settings
 from exporters.http_probe import HealthProbeCollector
 from exporters.postgres import PostgresClient
@@ -16,6 +17,7 @@ from exporters.postgres_advisors import AdvisorsCollector
 from exporters.postgres_consistency import ConsistencyCollector
 from exporters.postgres_custom import CustomSqlCollector, load_custom_metrics
 from exporters.postgres_outbox import OutboxCollector
+from exporters.postgres_state import PostgresState
 from exporters.postgres_tickets import TicketsCollector
 from exporters.process_resources import ProcessResourcesCollector
 from exporters.scrape import ScrapeCollector
@@ -53,12 +55,18 @@ def build_exporter(settings: Settings) -> Exporter:
             connect_timeout=settings.connect_timeout,
             pool_size=settings.pool_size,
         )
-        slack = settings.counter_slack
+        state = PostgresState(
+            postgres,
+            start_epoch=start,
+            gap_wait=settings.counter_slack,
+            sweep_budget=settings.sweep_seconds,
+            first_sweep_budget=settings.first_sweep_seconds,
+        )
         concerns += [
-            TicketsCollector(postgres, slack=slack, start_epoch=start),
-            ConsistencyCollector(postgres, slack=slack, drift_slice_budget=settings.drift_slice),
-            OutboxCollector(postgres, slack=slack, start_epoch=start),
-            AdvisorsCollector(postgres, slack=slack, start_epoch=start),
+            TicketsCollector(state),
+            ConsistencyCollector(state),
+            OutboxCollector(state),
+            AdvisorsCollector(state),
         ]
         if settings.custom_queries:
             concerns.append(CustomSqlCollector(postgres, load_custom_metrics(settings.custom_queries)))
@@ -90,19 +98,24 @@ def build_exporter(settings: Settings) -> Exporter:
     scrape = ScrapeCollector(concerns, scrape_timeout=settings.scrape_timeout, optional=optional)
     registry = CollectorRegistry(auto_describe=True)
     registry.register(scrape)
+    # The exporter's own process (process_*: memory, CPU, open files) and interpreter (python_info), and which
+    # build it is: the standard self-metrics of an exporter.
+    ProcessCollector(registry=registry)
+    PlatformCollector(registry=registry)
+    registry.register(BuildInfoCollector())
     return Exporter(registry=registry, scrape=scrape, postgres=postgres, concerns=concerns)
 
 
 def startup_checks(exporter: Exporter, timeout: float = 2.0) -> None:
-    """Best effort, at start: warn about missing indexes and optional columns. PostgreSQL down is fine."""
+    """Best effort, at start: say which optional indexes and columns are missing. PostgreSQL down is fine."""
     client = exporter.postgres
     if client is None:
         return
     deadline = time.monotonic() + timeout
     try:
         for table, columns, why in client.missing_indexes(deadline):
-            log.warning(
-                "index on %s %s missing: %s will cost more as the history grows (see exporters/sql/indexes.sql)",
+            log.info(
+                "index on %s %s not found (optional, see exporters/sql/indexes.sql): with it, %s",
                 table,
                 columns,
                 why,

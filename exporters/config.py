@@ -45,7 +45,7 @@ class Target:
 @dataclass(frozen=True)
 class Settings:
     listen_address: str = "127.0.0.1"
-    listen_port: int = 9187
+    listen_port: int = 10187
     scrape_timeout: float = 1.0
     log_level: str = "INFO"
     # PostgreSQL
@@ -55,7 +55,8 @@ class Settings:
     connect_timeout: float = 2.0
     pool_size: int = 2
     counter_slack: float = 30.0
-    drift_slice: float = 0.1
+    sweep_seconds: float = 0.01
+    first_sweep_seconds: float = 0.5
     custom_queries: str = ""
     # RabbitMQ
     amqp_url: str = "amqp://guest:guest@127.0.0.1:5672/%2F"
@@ -201,7 +202,7 @@ OPTIONS: tuple[Option, ...] = (
     Option("listen_address", "listen.address", "EXPORTER_LISTEN_ADDRESS", "--listen-address", _text,
            "address to serve /metrics on (default 127.0.0.1)"),
     Option("listen_port", "listen.port", "EXPORTER_LISTEN_PORT", "--listen-port", _port,
-           "port to serve /metrics on (default 9187)"),
+           "port to serve /metrics on (default 10187)"),
     Option("scrape_timeout", "scrape_timeout_seconds", "EXPORTER_SCRAPE_TIMEOUT", "--scrape-timeout", _seconds,
            "budget for one whole scrape; a collector still running past it is dropped (default 1.0; 2.0 with the "
            "docker backend, whose stats can take one 1-second engine tick)"),
@@ -219,9 +220,12 @@ OPTIONS: tuple[Option, ...] = (
     Option("pool_size", "postgres.pool_size", "EXPORTER_POOL_SIZE", "--pool-size", _positive_int,
            "most PostgreSQL connections the exporter holds (default 2)"),
     Option("counter_slack", "postgres.counter_slack_seconds", "EXPORTER_COUNTER_SLACK", "--counter-slack",
-           _seconds, "how far behind the newest row counters re-read, to catch late commits (default 30)"),
-    Option("drift_slice", "postgres.drift_slice_seconds", "EXPORTER_DRIFT_SLICE", "--drift-slice", _seconds,
-           "time per scrape spent counting history for the served drift until it is complete (default 0.1)"),
+           _seconds, "how long an id skipped below the newest row is waited for, to catch late commits (default 30)"),
+    Option("sweep_seconds", "postgres.sweep_seconds", "EXPORTER_SWEEP_SECONDS", "--sweep-seconds", _seconds,
+           "time per scrape spent sweeping the history for the history-wide checks (default 0.01)"),
+    Option("first_sweep_seconds", "postgres.first_sweep_seconds", "EXPORTER_FIRST_SWEEP_SECONDS",
+           "--first-sweep-seconds", _seconds,
+           "time per scrape for the sweep until the first one after start-up is complete (default 0.5)"),
     Option("custom_queries", "postgres.custom_queries_file", "EXPORTER_CUSTOM_QUERIES", "--custom-queries",
            _text, "YAML file of extra SQL metrics (sql_exporter shape); empty for none"),
     Option("amqp_url", "rabbitmq.url", "EXPORTER_AMQP_URL", "--amqp-url", _url(("amqp", "amqps")),

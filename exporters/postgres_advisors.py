@@ -2,32 +2,14 @@
 
 from __future__ import annotations
 
-import logging
-import time
 from typing import Any
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 
 from exporters.base import ConcernCollector
-from exporters.ledger import HistogramState, LabelledCounters, RowLedger
-from exporters.postgres import PostgresClient, one
-
-log = logging.getLogger(__name__)
+from exporters.postgres_state import PostgresState
 
 ADVISOR_STATUSES = ("AVAILABLE", "BUSY", "BREAK", "OFFLINE")
-ADVISORS_SQL = "SELECT status, count(*) FROM advisor GROUP BY status"
-HEARTBEAT_SQL = """
-SELECT COALESCE(EXTRACT(EPOCH FROM now() - min(last_heartbeat)), 0)::float8 FROM advisor WHERE status = 'BUSY'
-"""
-# Range scan of ix_recovery_event_detected_at. last_heartbeat_at exists only in the reference service's schema.
-RECOVERY_SQL = """
-SELECT id, EXTRACT(EPOCH FROM detected_at)::float8, recovery_type, {detection}
-FROM recovery_event WHERE detected_at >= to_timestamp(%s)
-"""
-DETECTION_WITH_HEARTBEAT = "EXTRACT(EPOCH FROM detected_at - last_heartbeat_at)::float8"
-# The plan's recovery test expects detection within 90 s of the last heartbeat (check every 30 s, timeout 60 s).
-DETECTION_BUCKETS = (5.0, 10.0, 15.0, 30.0, 45.0, 60.0, 75.0, 90.0, 120.0, 180.0, 300.0)
-RECOVERY_TYPES = ("DEAD_WORKER",)
 
 
 class AdvisorsCollector(ConcernCollector):
@@ -36,13 +18,8 @@ class AdvisorsCollector(ConcernCollector):
     name = "advisors"
     backend = "postgres"
 
-    def __init__(
-        self, client: PostgresClient, *, slack: float = 30.0, start_epoch: float | None = None
-    ) -> None:
-        self.client = client
-        self.recoveries = RowLedger(time.time() if start_epoch is None else start_epoch, slack)
-        self.recovery_total = LabelledCounters(RECOVERY_TYPES)
-        self.detection = HistogramState(DETECTION_BUCKETS)
+    def __init__(self, state: PostgresState) -> None:
+        self.state = state
 
     def families(self) -> list[Any]:
         return [
@@ -53,8 +30,8 @@ class AdvisorsCollector(ConcernCollector):
             ),
             CounterMetricFamily(
                 "ticketero_recovery_events",
-                "recovery_event rows by recovery_type, counted from detected_at since the exporter started "
-                "(watermark range scan with slack; survives DELETE FROM recovery_event).",
+                "recovery_event rows by recovery_type, detected since the exporter started, each counted once as "
+                "the exporter reads it by primary key; survives DELETE FROM recovery_event.",
                 labels=["type"],
             ),
             HistogramMetricFamily(
@@ -63,34 +40,23 @@ class AdvisorsCollector(ConcernCollector):
             ),
         ]
 
-    def _detection_column(self, deadline: float) -> bool:
-        return self.client.optional_column(
-            "recovery_event", "last_heartbeat_at", "ticketero_recovery_detection_seconds", deadline
-        )
-
     def scrape(self, deadline: float) -> list[Metric]:
-        with_detection = self._detection_column(deadline)
-        recovery_sql = RECOVERY_SQL.format(detection=DETECTION_WITH_HEARTBEAT if with_detection else "NULL")
-        with self.client.cursor(deadline) as cur:
-            cur.execute(ADVISORS_SQL)
-            statuses = dict(cur.fetchall())
-            cur.execute(HEARTBEAT_SQL)
-            (heartbeat_age,) = one(cur)
-            cur.execute(recovery_sql, (self.recoveries.since(),))
-            recoveries = cur.fetchall()
-        for _id, _at, recovery_type, detection in self.recoveries.admit(recoveries):
-            self.recovery_total.inc(recovery_type)
-            if detection is not None:
-                self.detection.observe(detection)
-
+        state = self.state
+        state.refresh(deadline, "advisors")
+        statuses: dict[str, int] = {}
+        heartbeat_age = 0.0
+        for _id, status, _served, age in state.advisors:
+            statuses[status] = statuses.get(status, 0) + 1
+            if status == "BUSY" and age is not None:
+                heartbeat_age = max(heartbeat_age, age)
         advisors_f, heartbeat_f, recovery_f, detection_f = self.families()
         for status in (*ADVISOR_STATUSES, *sorted(set(statuses) - set(ADVISOR_STATUSES))):
             advisors_f.add_metric([status], statuses.get(status, 0))
-        heartbeat_f.add_metric([], max(0.0, heartbeat_age))
-        for recovery_type, value in self.recovery_total.values.items():
+        heartbeat_f.add_metric([], heartbeat_age)
+        for recovery_type, value in state.recovery_total.values.items():
             recovery_f.add_metric([recovery_type], value)
         families = [advisors_f, heartbeat_f, recovery_f]
-        if with_detection:
-            detection_f.add_metric([], self.detection.buckets(), self.detection.total)
+        if state.columns.recovery_last_heartbeat_at:
+            detection_f.add_metric([], state.detection.buckets(), state.detection.total)
             families.append(detection_f)
         return families

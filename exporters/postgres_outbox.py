@@ -2,35 +2,12 @@
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 
 from exporters.base import ConcernCollector
-from exporters.ledger import HistogramState, RowLedger
-from exporters.postgres import PostgresClient
-
-# Two branches so each reads its own partial index (ix_outbox_pending, ix_outbox_failed); an IN list would not.
-BACKLOG_SQL = """
-SELECT 'PENDING', count(*), COALESCE(max({attempts}), 0),
-       COALESCE(EXTRACT(EPOCH FROM now() - min({created_at})), 0)::float8
-FROM outbox_message WHERE status = 'PENDING'
-UNION ALL
-SELECT 'FAILED', count(*), 0, 0 FROM outbox_message WHERE status = 'FAILED'
-"""
-# Range scan of ix_outbox_sent_at from the watermark.
-SENT_SQL = """
-SELECT id, EXTRACT(EPOCH FROM sent_at)::float8, EXTRACT(EPOCH FROM sent_at - {created_at})::float8
-FROM outbox_message WHERE sent_at >= to_timestamp(%s)
-"""
-# Only status is named by the test plan's SQL; the other columns are detected, and what needs them skipped.
-OPTIONAL_COLUMNS = {
-    "created_at": "ticketero_outbox_oldest_pending_age_seconds, ticketero_outbox_publish_lag_seconds",
-    "attempts": "ticketero_outbox_pending_attempts_max",
-    "sent_at": "ticketero_outbox_messages_sent_total, ticketero_outbox_publish_lag_seconds",
-}
-LAG_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0)
+from exporters.postgres_state import PostgresState
 
 
 class OutboxCollector(ConcernCollector):
@@ -39,23 +16,21 @@ class OutboxCollector(ConcernCollector):
     name = "outbox"
     backend = "postgres"
 
-    def __init__(
-        self, client: PostgresClient, *, slack: float = 30.0, start_epoch: float | None = None
-    ) -> None:
-        self.client = client
-        self.sent = RowLedger(time.time() if start_epoch is None else start_epoch, slack)
-        self.sent_total = 0
-        self.lag = HistogramState(LAG_BUCKETS)
+    def __init__(self, state: PostgresState) -> None:
+        self.state = state
 
     def families(self) -> list[Any]:
         return [
             GaugeMetricFamily(
-                "ticketero_outbox_messages", "Outbox rows PENDING / FAILED.", labels=["status"]
+                "ticketero_outbox_messages",
+                "Outbox rows PENDING / FAILED (absent until known: at once with the recommended indexes, else "
+                "after the first sweep of the outbox history).",
+                labels=["status"],
             ),
             CounterMetricFamily(
                 "ticketero_outbox_messages_sent",
-                "Outbox messages that reached SENT, counted from sent_at since the exporter started "
-                "(watermark range scan with slack; survives DELETE FROM outbox_message).",
+                "Outbox messages that reached SENT since the exporter started (sent_at), each counted once as the "
+                "exporter reads it by primary key; survives DELETE FROM outbox_message.",
             ),
             GaugeMetricFamily(
                 "ticketero_outbox_oldest_pending_age_seconds", "Age of the oldest PENDING row (0 when none)."
@@ -68,40 +43,33 @@ class OutboxCollector(ConcernCollector):
         ]
 
     def scrape(self, deadline: float) -> list[Metric]:
-        has = {
-            column: self.client.optional_column("outbox_message", column, needed_by, deadline)
-            for column, needed_by in OPTIONAL_COLUMNS.items()
-        }
-        created_at = "created_at" if has["created_at"] else "NULL::timestamptz"
-        sent: list = []
-        with self.client.cursor(deadline) as cur:
-            cur.execute(
-                BACKLOG_SQL.format(attempts="attempts" if has["attempts"] else "0", created_at=created_at)
-            )
-            backlog = cur.fetchall()
-            if has["sent_at"]:
-                cur.execute(SENT_SQL.format(created_at=created_at), (self.sent.since(),))
-                sent = cur.fetchall()
-        for _id, _at, lag in self.sent.admit(sent):
-            self.sent_total += 1
-            if lag is not None:
-                self.lag.observe(lag)
-
+        state = self.state
+        state.refresh(deadline, "outbox")
+        has = state.columns.outbox
         messages_f, sent_f, oldest_f, attempts_f, lag_f = self.families()
-        for status, count, attempts, age in backlog:
-            messages_f.add_metric([status], count)
-            if status == "PENDING":
-                oldest_f.add_metric([], max(0.0, age))
-                attempts_f.add_metric([], attempts)
-        sent_f.add_metric([], self.sent_total)
-        lag_f.add_metric([], self.lag.buckets(), self.lag.total)
-        families = [messages_f]
+        families: list[Metric] = []
+        if state.unsent_known:
+            counts = {"PENDING": 0, "FAILED": 0}
+            oldest, attempts = state.now_epoch, 0
+            for row in state.unsent.values():
+                counts[row.status] = counts.get(row.status, 0) + 1
+                if row.status == "PENDING":
+                    if row.created is not None:
+                        oldest = min(oldest, row.created)
+                    attempts = max(attempts, row.attempts or 0)
+            for status, count in counts.items():
+                messages_f.add_metric([status], count)
+            oldest_f.add_metric([], max(0.0, state.now_epoch - oldest))
+            attempts_f.add_metric([], attempts)
+            families.append(messages_f)
+            if has["created_at"]:
+                families.append(oldest_f)
+            if has["attempts"]:
+                families.append(attempts_f)
+        sent_f.add_metric([], state.sent_total)
+        lag_f.add_metric([], state.lag.buckets(), state.lag.total)
         if has["sent_at"]:
             families.append(sent_f)
-        if has["created_at"]:
-            families.append(oldest_f)
-        if has["attempts"]:
-            families.append(attempts_f)
         if has["sent_at"] and has["created_at"]:
             families.append(lag_f)
         return families

@@ -24,10 +24,29 @@ class ProcessError(RuntimeError):
     """A child process exited early or never became ready; the message carries its log tail."""
 
 
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+def free_port(consecutive: int = 1) -> int:
+    """A TCP port on 127.0.0.1 (and the next ``consecutive - 1``) that nobody listened on a moment ago.
+
+    The one helper for every tool, test and benchmark that needs a port of its own."""
+    for _ in range(50):
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+            probe.bind(("127.0.0.1", 0))
+            base = int(probe.getsockname()[1])
+        if base + consecutive > 65535:
+            continue
+        held: list[socket.socket] = []
+        try:
+            for offset in range(consecutive):
+                sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+                held.append(sock)
+                sock.bind(("127.0.0.1", base + offset))
+            return base
+        except OSError:
+            continue
+        finally:
+            for sock in held:
+                sock.close()
+    raise OSError(f"no {consecutive} consecutive free ports found on 127.0.0.1")
 
 
 def python_module(module: str, *args: str) -> list[str]:

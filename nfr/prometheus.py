@@ -10,7 +10,7 @@ rules and alerts can be evaluated against exporters and load generators listenin
 
 Example::
 
-    cfg = render_config(tmp / "prometheus.yml", {"ticketero-exporter": ["127.0.0.1:9187"]},
+    cfg = render_config(tmp / "prometheus.yml", {"ticketero-exporter": ["127.0.0.1:10187"]},
                         rule_files=default_rule_files())
     with PrometheusServer(cfg, tmp / "data") as prom:
         prom.query("up")
@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 import tempfile
 import time
@@ -33,6 +32,7 @@ from typing import Any
 
 import yaml
 
+from nfr.processes import free_port
 from nfr.promclient import PrometheusClient, PrometheusError, PrometheusQueryError
 
 __all__ = [
@@ -50,13 +50,6 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 
 #: Job → metrics path for targets that do not expose ``/metrics`` (see docs/metrics.md).
 METRICS_PATHS = {"ticketero-app": "/actuator/prometheus"}
-
-
-def free_port() -> int:
-    """Return a TCP port on 127.0.0.1 that was free a moment ago."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 ASSETS = Path(__file__).resolve().parent / "assets"  # in a wheel: copies of the rules, alerts, dashboards

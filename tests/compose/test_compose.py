@@ -179,7 +179,7 @@ def test_scrape_targets_resolve_to_services_on_their_ports(services: dict[str, d
     config = yaml.safe_load((ROOT / "prometheus/prometheus.yml").read_text())
     dns = names(services)
     expected_ports = {
-        "ticketero-exporter": "9187",
+        "ticketero-exporter": "10187",
         "loadgen": "9646",
         "ticketero-app": "8080",
         "rabbitmq": "15692",
@@ -194,7 +194,7 @@ def test_scrape_targets_resolve_to_services_on_their_ports(services: dict[str, d
             assert port == expected_ports[job["job_name"]]
     exporter_env = services["exporter"]["environment"]
     assert (
-        exporter_env["EXPORTER_LISTEN_PORT"] == "9187"
+        exporter_env["EXPORTER_LISTEN_PORT"] == "10187"
         and exporter_env["EXPORTER_LISTEN_ADDRESS"] == "0.0.0.0"
     )
     assert services["loadgen"]["environment"]["LOADGEN_METRICS_PORT"] == "9646"

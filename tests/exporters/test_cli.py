@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-import socket
+import platform
 import subprocess
 import sys
 import time
@@ -13,7 +13,9 @@ from pathlib import Path
 
 import pytest
 
+from exporters.build_info import version
 from exporters.config import build_parser, load_settings, mask_secret
+from nfr.processes import free_port
 from tests.exporters.helpers import add_ticket, connect
 
 REPO = Path(__file__).resolve().parents[2]
@@ -30,12 +32,6 @@ def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.Complet
         cwd=REPO,
         timeout=30,
     )
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def test_file_then_env_then_flags(tmp_path):
@@ -77,7 +73,7 @@ def test_mask_secret():
     ("yaml_text", "env", "expected"),
     [
         ("listen:\n  port: 99999\n", {}, ["listen.port", "TCP port"]),
-        ("listen:\n  prot: 9187\n", {}, ["listen.prot", "one of listen.address, listen.port"]),
+        ("listen:\n  prot: 10187\n", {}, ["listen.prot", "one of listen.address, listen.port"]),
         ("postgress:\n  dsn: x\n", {}, ["postgress", "one of"]),
         ("resources:\n  backend: kubernetes\n", {}, ["resources.backend", "docker, process"]),
         ("resources:\n  backend: docker\n", {}, ["resources.targets", "at least one target"]),
@@ -173,6 +169,15 @@ def test_metrics_endpoint_end_to_end(database_dsn, amqp_url, tmp_path):
         assert 'ticketero_container_up{container="ticketero-app"} 1.0' in lines
         assert 'ticketero_scrape_collector_success{collector="tickets"} 1.0' in lines
         assert "Sup3rSecretPw" not in body
+        # The exporter's own process, interpreter and build.
+        assert any(line.startswith("process_resident_memory_bytes ") for line in lines)
+        assert any(line.startswith("process_cpu_seconds_total ") for line in lines)
+        assert any(line.startswith("python_info{") for line in lines)
+        assert (
+            f'ticketero_exporter_build_info{{pythonversion="{platform.python_version()}",version="{version()}"}} 1.0'
+            in lines
+        )
+        assert version() != "unknown"
         # Prometheus's own linter: naming, units, counter suffixes, histogram layout.
         lint = subprocess.run(["promtool", "check", "metrics"], input=body, capture_output=True, text=True)
         assert lint.returncode == 0 and not (lint.stdout + lint.stderr).strip(), lint.stdout + lint.stderr

@@ -15,6 +15,7 @@ import pytest
 
 from exporters.postgres import PostgresClient
 from exporters.postgres_consistency import ConsistencyCollector
+from exporters.postgres_state import PostgresState
 from tests.exporters.helpers import connect, registry_with, value
 from tests.ticketero.conftest import (  # noqa: F401 - start_service is a fixture
     create_tickets,
@@ -37,7 +38,7 @@ async def test_race_is_counted_after_it_is_over(start_service, faulty):  # noqa:
         faults="unlocked-claim" if faulty else "", advisors=2, service_time=0.3, workers_per_queue=3
     )
     client = PostgresClient(svc.dsn)
-    registry = registry_with(ConsistencyCollector(client, start_epoch=time.time()))
+    registry = registry_with(ConsistencyCollector(PostgresState(client, start_epoch=time.time())))
     created = await create_tickets(
         svc.base_url, [ticket_body(71_000_000 + i, "CAJA") for i in range(TICKETS)]
     )

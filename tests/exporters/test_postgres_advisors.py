@@ -9,6 +9,7 @@ import pytest
 
 from exporters.postgres import PostgresClient
 from exporters.postgres_advisors import AdvisorsCollector
+from exporters.postgres_state import PostgresState
 from tests.exporters.helpers import add_advisor, connect, registry_with, value
 
 
@@ -22,7 +23,7 @@ def add_recovery(conn, kind: str = "DEAD_WORKER", *, heartbeat_before: float | N
 
 def test_states_heartbeat_and_recoveries(database_dsn):
     client = PostgresClient(database_dsn)
-    registry = registry_with(AdvisorsCollector(client, start_epoch=time.time() - 600))
+    registry = registry_with(AdvisorsCollector(PostgresState(client, start_epoch=time.time() - 600)))
     with connect(database_dsn) as conn:
         assert value(registry, "ticketero_advisor_busy_heartbeat_age_max_seconds") == 0
         for status in ("AVAILABLE", "AVAILABLE", "BREAK"):
@@ -55,7 +56,7 @@ def test_schema_without_last_heartbeat_at_skips_only_the_histogram(database_dsn,
     with connect(database_dsn) as conn:
         conn.execute("ALTER TABLE recovery_event DROP COLUMN last_heartbeat_at")  # as in the Java original
         client = PostgresClient(database_dsn)
-        registry = registry_with(AdvisorsCollector(client, start_epoch=time.time() - 600))
+        registry = registry_with(AdvisorsCollector(PostgresState(client, start_epoch=time.time() - 600)))
         conn.execute("INSERT INTO recovery_event (recovery_type) VALUES ('DEAD_WORKER')")
         with caplog.at_level(logging.INFO):
             assert value(registry, "ticketero_recovery_events_total", type="DEAD_WORKER") == 1

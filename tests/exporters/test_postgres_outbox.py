@@ -8,6 +8,7 @@ import pytest
 
 from exporters.postgres import PostgresClient
 from exporters.postgres_outbox import OutboxCollector
+from exporters.postgres_state import PostgresState
 from tests.exporters.helpers import connect, registry_with, value
 
 
@@ -23,7 +24,7 @@ def add_message(conn, status: str, *, age: float = 0, attempts: int = 0, lag: fl
 
 def test_backlog_sent_counter_and_lag(database_dsn):
     client = PostgresClient(database_dsn)
-    registry = registry_with(OutboxCollector(client, start_epoch=time.time() - 600))
+    registry = registry_with(OutboxCollector(PostgresState(client, start_epoch=time.time() - 600)))
     with connect(database_dsn) as conn:
         assert value(registry, "ticketero_outbox_messages", status="PENDING") == 0
         assert value(registry, "ticketero_outbox_oldest_pending_age_seconds") == 0

@@ -8,6 +8,7 @@ import psycopg
 import pytest
 
 from exporters.postgres import PostgresClient
+from exporters.postgres_state import PostgresState
 from exporters.postgres_tickets import TicketsCollector
 from tests.exporters.helpers import add_advisor, add_ticket, connect, registry_with, scrape, value
 
@@ -15,7 +16,7 @@ from tests.exporters.helpers import add_advisor, add_ticket, connect, registry_w
 @pytest.fixture
 def setup(database_dsn):
     client = PostgresClient(database_dsn)
-    collector = TicketsCollector(client, slack=30.0, start_epoch=time.time() - 600)
+    collector = TicketsCollector(PostgresState(client, start_epoch=time.time() - 600))
     registry = registry_with(collector)
     with connect(database_dsn) as conn:
         yield conn, registry, collector
@@ -112,7 +113,7 @@ def test_rows_older_than_the_exporter_are_history(database_dsn):
     with connect(database_dsn) as conn:
         add_ticket(conn, queue="CAJA", age=3600)
         client = PostgresClient(database_dsn)
-        registry = registry_with(TicketsCollector(client, start_epoch=time.time() - 60))
+        registry = registry_with(TicketsCollector(PostgresState(client, start_epoch=time.time() - 60)))
         add_ticket(conn, queue="CAJA")
         assert value(registry, "ticketero_tickets_created_total", queue="CAJA") == 1
         client.close()

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import socket
 import subprocess
 import sys
 import textwrap
@@ -59,29 +58,6 @@ def make_scenario(scenario_file: Callable[[str], Path]) -> Callable[[str], Scena
         return load_scenario(scenario_file(text))
 
     return make
-
-
-def free_port(consecutive: int = 1) -> int:
-    """A port (and the next ``consecutive - 1``) nobody listens on right now."""
-    for _ in range(50):
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            base = probe.getsockname()[1]
-        if base + consecutive > 65535:
-            continue
-        sockets = []
-        try:
-            for offset in range(consecutive):
-                sock = socket.socket()
-                sock.bind(("127.0.0.1", base + offset))
-                sockets.append(sock)
-            return base
-        except OSError:
-            continue
-        finally:
-            for sock in sockets:
-                sock.close()
-    raise RuntimeError("no free port range")
 
 
 def loadgen_command(*args: str) -> list[str]:

@@ -227,7 +227,7 @@ async def test_watch_action_breaking_during_the_load_fails_the_hypothesis(
 
 async def test_proxy_actions_through_an_experiment(service, make_scenario) -> None:
     """The service is reached through the scenario's proxy; a cut makes requests fail until restored."""
-    from tests.loadgen.conftest import free_port
+    from nfr.processes import free_port
 
     port = free_port()
     scenario = make_scenario(

@@ -15,7 +15,8 @@ from pathlib import Path
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.loadgen.conftest import REPO, free_port, loadgen_command, read_json, run_loadgen
+from nfr.processes import free_port
+from tests.loadgen.conftest import REPO, loadgen_command, read_json, run_loadgen
 from tests.loadgen.fake_service import FakeTicketero
 
 SCENARIOS = sorted((REPO / "loadgen" / "scenarios").glob("*.yml"))

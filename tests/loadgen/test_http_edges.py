@@ -16,7 +16,8 @@ import pytest
 
 from loadgen import eventloop
 from loadgen.http import FastHTTPClient, HTTPError, tls_context
-from tests.loadgen.conftest import free_port, read_json, run_loadgen
+from nfr.processes import free_port
+from tests.loadgen.conftest import read_json, run_loadgen
 from tests.support.nginx import running_nginx
 from tests.support.tls import TLSFiles, private_ca
 

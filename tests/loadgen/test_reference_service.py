@@ -16,7 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.loadgen.conftest import REPO, free_port, read_json, run_loadgen
+from nfr.processes import free_port
+from tests.loadgen.conftest import REPO, read_json, run_loadgen
 
 
 @contextmanager

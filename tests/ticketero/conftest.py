@@ -20,6 +20,7 @@ import aiohttp
 import psycopg
 import pytest
 
+from nfr.processes import free_port
 from ticketero.app import Service
 from ticketero.config import Settings
 from ticketero.faults import parse_faults
@@ -109,14 +110,6 @@ async def start_service(database_dsn: str, amqp_url: str) -> AsyncIterator[Calla
     yield start
     for service in reversed(started):
         await service.stop()
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @dataclass

@@ -120,7 +120,7 @@ async def test_health_up(start_service):
 
 
 async def test_health_503_when_broker_unreachable_but_tickets_still_created(start_service):
-    from tests.ticketero.conftest import free_port
+    from nfr.processes import free_port
 
     svc = await start_service(
         wait_for_broker=False, amqp_url=f"amqp://guest:guest@127.0.0.1:{free_port()}/%2F"
