@@ -325,6 +325,9 @@ def build_parser() -> argparse.ArgumentParser:
             "See docs/exporters.md."
         ),
     )
+    from exporters.build_info import version
+
+    parser.add_argument("--version", action="version", version=f"%(prog)s {version()}")
     parser.add_argument("--config", metavar="FILE", help="YAML settings file (keys: " + ", ".join(
         o.key for o in OPTIONS) + ")", default=os.environ.get("EXPORTER_CONFIG"))  # fmt: skip
     metavars: dict[Any, str] = {

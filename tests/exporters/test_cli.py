@@ -193,3 +193,10 @@ def test_shipped_settings_example_is_valid():
     result = run_cli("--config", str(REPO / "exporters" / "examples" / "exporter.yml"), "--check-config")
     assert result.returncode == 0, result.stderr
     assert '"resources.backend": "process"' in result.stdout
+
+
+def test_version_flag_names_the_build() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "exporters", "--version"], capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0 and result.stdout.strip() == f"python -m exporters {version()}"
