@@ -5,6 +5,7 @@ Layout:
     catalogue.py   the seven NFRs: alerts, indicator series, thresholds
     verdict.py     PASS / FAIL / NO DATA per NFR from ``ALERTS`` over a run window
     promclient.py  read-only HTTP client for any Prometheus
+    promql.py      PromQL as the project reads it: durations, ranges, offsets, names, fallbacks
     rulescale.py   time-compressed copies of the rule files for short proof runs
     report_text.py, report_html.py, reports.py   NFR-TEST-RESULTS.md, JUnit, JSON, HTML
     backends.py    the run's own database and vhost on the local PostgreSQL / RabbitMQ

@@ -20,9 +20,9 @@ from pathlib import Path
 
 from nfr.catalogue import NFR_IDS
 from nfr.promclient import HttpOptions, PrometheusClient, PrometheusQueryError
+from nfr.promql import PromqlError, parse_duration
 from nfr.report_text import console_table
 from nfr.reports import write_reports
-from nfr.rulescale import RuleScaleError, parse_duration
 
 EXIT_PASS, EXIT_FAIL, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
 
@@ -56,7 +56,7 @@ def _duration(text: str) -> float:
         pass
     try:
         return parse_duration(text)
-    except RuleScaleError as err:
+    except PromqlError as err:
         raise argparse.ArgumentTypeError(f"{text!r}: expected seconds or a duration like 90s, 2m") from err
 
 
@@ -469,7 +469,7 @@ def _cmd_verdict_snapshot(args: argparse.Namespace) -> int:
     import yaml
 
     from nfr.prometheus import PrometheusError, PrometheusServer, render_config
-    from nfr.rulescale import format_duration
+    from nfr.promql import format_duration
 
     evidence = args.snapshot
     meta_path = evidence / "evidence.json"
@@ -529,8 +529,8 @@ def _cmd_verdict_snapshot(args: argparse.Namespace) -> int:
 
 
 def _judge_and_report(args: argparse.Namespace, client: PrometheusClient, step: float | None = None) -> int:
+    from nfr.promql import format_duration
     from nfr.report_text import json_report
-    from nfr.rulescale import format_duration
     from nfr.verdict import ScenarioOutcome, WindowNotOver, compute_verdict
 
     mixin_config = None

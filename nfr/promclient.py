@@ -257,7 +257,7 @@ class PrometheusClient:
 
         text = self._api("/api/v1/status/config")["yaml"]
         glob = (yaml.safe_load(text) or {}).get("global", {})
-        from nfr.rulescale import parse_duration
+        from nfr.promql import parse_duration
 
         return (
             parse_duration(str(glob.get("scrape_interval", "1m"))),
@@ -289,7 +289,7 @@ def rule_groups_from_files(paths: list[Path]) -> list[dict[str, Any]]:
     from Prometheus rule files."""
     import yaml
 
-    from nfr.rulescale import parse_duration
+    from nfr.promql import parse_duration
 
     groups = []
     for path in paths:

@@ -30,31 +30,11 @@ from typing import Any
 
 import yaml
 
-_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 604800.0, "y": 31536000.0}
-_DURATION = r"(?:\d+(?:ms|s|m|h|d|w|y))+"
-_DURATION_PART = re.compile(r"(\d+)(ms|s|m|h|d|w|y)")
-_RANGE = re.compile(rf"\[\s*({_DURATION})\s*(?::\s*({_DURATION})?\s*)?\]")
-_OFFSET = re.compile(rf"\boffset\s+(-?)({_DURATION})", re.IGNORECASE)
+from nfr.promql import OFFSET, RANGE, PromqlError, format_duration, parse_duration
 
-
-class RuleScaleError(ValueError):
-    """A rule file could not be read or holds something the transform does not understand."""
-
-
-def parse_duration(text: str) -> float:
-    """Seconds in a Prometheus duration such as ``1h30m``, ``90s`` or ``500ms``."""
-    text = text.strip()
-    if not re.fullmatch(_DURATION, text):
-        raise RuleScaleError(f"not a Prometheus duration: {text!r}")
-    return sum(int(n) * _UNITS[unit] for n, unit in _DURATION_PART.findall(text))
-
-
-def format_duration(seconds: float) -> str:
-    """The shortest exact Prometheus duration for ``seconds`` (milliseconds resolution)."""
-    millis = int(round(seconds * 1000))
-    if millis % 1000 == 0:
-        return f"{millis // 1000}s"
-    return f"{millis}ms"
+_RANGE = RANGE
+_OFFSET = OFFSET
+RuleScaleError = PromqlError  # a rule file the transform cannot read raises the reader's error
 
 
 def scale_seconds(seconds: float, factor: float, floor: float) -> float:

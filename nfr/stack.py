@@ -24,7 +24,8 @@ from nfr.backends import Backends
 from nfr.processes import ManagedProcess, ProcessError, free_port, python_module
 from nfr.promclient import HttpOptions, PrometheusClient
 from nfr.prometheus import PrometheusServer, default_rule_files, render_config
-from nfr.rulescale import compress_rule_files, default_floor, format_duration
+from nfr.promql import format_duration
+from nfr.rulescale import compress_rule_files, default_floor
 
 log = logging.getLogger("nfr.stack")
 

@@ -29,6 +29,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from nfr import promql
 from nfr.catalogue import (
     FIGURES,
     INDICATOR_ABSENT_ALERT,
@@ -40,7 +41,6 @@ from nfr.catalogue import (
 from nfr.mixin.config import MixinConfig
 from nfr.promclient import PrometheusClient, PrometheusQueryError
 from nfr.report_values import fmt_value
-from nfr.rulescale import parse_duration
 
 PASS = "PASS"
 FAIL = "FAIL"
@@ -359,38 +359,15 @@ def _fired_alerts(
     return fired, pending_only
 
 
-_SPAN = re.compile(
-    r"\[\s*((?:\d+(?:ms|s|m|h|d|w|y))+)\s*(?::[^\]]*)?\]|offset\s+((?:\d+(?:ms|s|m|h|d|w|y))+)"
-)
-_NAME = re.compile(r"[a-zA-Z_:][a-zA-Z0-9_:]*")
-
-
-_FALLBACK = re.compile(r"\)\s*or\s+vector\s*\(")
-
-
-def _without_fallback_operands(expr: str) -> str:
-    """Drop every ``( ... ) or vector(...)`` left operand: when its history is missing the fallback answers,
-    so an offset inside it does not stop the expression from returning (and its alert from firing)."""
-    while match := _FALLBACK.search(expr):
-        close, depth = match.start(), 0
-        for open_at in range(close, -1, -1):
-            depth += {")": 1, "(": -1}.get(expr[open_at], 0)
-            if depth == 0:
-                break
-        expr = expr[:open_at] + "vector(" + expr[match.end() :]
-    return expr
-
-
 def _lookback(expr: str, recorded: dict[str, str], depth: int = 0) -> float:
     """History an expression needs before it can return anything, in seconds: its longest ``offset``
     (a range selector works on partial data, an offset into time before the data began does not; nor
     does an offset guarded by ``or vector(...)``), plus what the recording rules it uses need themselves."""
-    expr = _without_fallback_operands(expr)
-    offsets = [parse_duration(m.group(2)) for m in _SPAN.finditer(expr) if m.group(2)]
-    own = max(offsets, default=0.0)
+    expr = promql.without_fallback_operands(expr)
+    own = max(promql.offsets(expr), default=0.0)
     if depth > 5:
         return own
-    used = {name for name in _NAME.findall(expr) if name in recorded}
+    used = {name for name in promql.names(expr) if name in recorded}
     return own + max((_lookback(recorded[name], recorded, depth + 1) for name in used), default=0.0)
 
 
@@ -539,11 +516,10 @@ def _exercise_minimum(nfr: Nfr, rules: list[dict[str, Any]], recorded: dict[str,
             continue
         query = str(rule["query"])
         ranges = [
-            parse_duration(m.group(1))
-            for name in _NAME.findall(query)
+            seconds
+            for name in promql.names(query)
             if name in recorded
-            for m in _SPAN.finditer(recorded[name])
-            if m.group(1)
+            for seconds in promql.ranges(recorded[name])
         ]
         needed = max(needed, float(rule.get("duration") or 0) + max(ranges, default=0.0))
     return needed
@@ -657,13 +633,12 @@ def _traffic(
 def _relative_lookback(nfr: Nfr, rules: list[dict[str, Any]], recorded: dict[str, str]) -> float:
     """How far back a relative threshold compares (RNF-07: the offset of its growth-ratio rules)."""
     offsets = [
-        parse_duration(m.group(2))
+        seconds
         for rule in rules
         if (rule.get("labels") or {}).get("nfr") == nfr.id
-        for name in _NAME.findall(str(rule["query"]))
+        for name in promql.names(str(rule["query"]))
         if name in recorded
-        for m in _SPAN.finditer(recorded[name])
-        if m.group(2)
+        for seconds in promql.offsets(recorded[name])
     ]
     return max(offsets, default=0.0)
 
