@@ -371,11 +371,12 @@ def _lookback(expr: str, recorded: dict[str, str], depth: int = 0) -> float:
     return own + max((_lookback(recorded[name], recorded, depth + 1) for name in used), default=0.0)
 
 
-def _history_needed(client: PrometheusClient, rules: list[dict[str, Any]]) -> dict[tuple[str, str], float]:
-    """(alert, nfr) → seconds of history it needs before it can fire (look-back plus ``for:``)."""
-    try:
-        recorded = {r["name"]: str(r["query"]) for r in client.recording_rules()}
-    except PrometheusQueryError:
+def _history_needed(
+    recorded: dict[str, str] | None, rules: list[dict[str, Any]]
+) -> dict[tuple[str, str], float]:
+    """(alert, nfr) → seconds of history it needs before it can fire (look-back plus ``for:``); nothing when
+    the recording rules could not be read (``recorded`` None): then no NFR is excused as unjudgeable."""
+    if recorded is None:
         return {}
     shortest: dict[tuple[str, str], float] = {}
     for rule in rules:
@@ -529,6 +530,7 @@ def _exercised(
     client: PrometheusClient,
     nfr: Nfr,
     rules: list[dict[str, Any]],
+    recorded: dict[str, str],
     start: float,
     window_end: float,
     config: MixinConfig | None,
@@ -542,10 +544,6 @@ def _exercised(
     exercise = nfr.exercise
     minimum = exercise.minimum
     if minimum is None:
-        try:
-            recorded = {r["name"]: str(r["query"]) for r in client.recording_rules()}
-        except PrometheusQueryError:
-            recorded = {}
         minimum = _exercise_minimum(nfr, rules, recorded)
     span = f"{max(1, int(round(window_end - start)))}s"
     expr = (
@@ -747,14 +745,15 @@ def compute_verdict(
     # The NFR an alert judges comes from its nfr label, so alerts added later need no change here.
     nfr_of_rule = {rule["name"]: str(rule.get("labels", {}).get("nfr", "")) for rule in all_rules}
     try:
-        recorded = {r["name"]: str(r["query"]) for r in client.recording_rules()}
+        loaded: dict[str, str] | None = {r["name"]: str(r["query"]) for r in client.recording_rules()}
     except PrometheusQueryError:
-        recorded = {}
+        loaded = None
+    recorded = loaded or {}
     notes = []
     unknown = sorted(expected_set - names)
     if unknown:
         notes.append("expected alert(s) not loaded in Prometheus: " + ", ".join(unknown))
-    needed_by_alert = _history_needed(client, all_rules)
+    needed_by_alert = _history_needed(loaded, all_rules)
     too_short = _too_short(client, needed_by_alert, window_end)
     notes += _lookback_notes(too_short, window_end, start)
     unjudgeable = _unjudgeable(needed_by_alert, too_short)
@@ -793,7 +792,7 @@ def compute_verdict(
             reason += " (" + "; ".join(_alert_values_text(a) for a in failing) + ")"
         exercised, exercise_text = None, ""
         if status == PASS:
-            exercised, exercise_text = _exercised(client, nfr, all_rules, start, window_end, config)
+            exercised, exercise_text = _exercised(client, nfr, all_rules, recorded, start, window_end, config)
         elif status == FAIL:
             exercised = True
         mine = [a for a in fired + pending_only if a.nfr == nfr.id]

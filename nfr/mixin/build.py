@@ -135,8 +135,6 @@ def nfr_table(config: MixinConfig) -> str:
 
 def exercise_table(config: MixinConfig) -> str:
     """docs: how each NFR proves it was put to the test."""
-    from nfr.mixin.ctx import Ctx
-
     rows = ["| NFR | threshold | exercised when |", "|---|---|---|"]
     for nfr in NFRS:
         rule = (
@@ -147,7 +145,6 @@ def exercise_table(config: MixinConfig) -> str:
         if nfr.exercise and nfr.exercise.minimum is not None:
             rule = nfr.exercise.describe(nfr.exercise.minimum)
         rows.append(f"| {nfr.id} {nfr.title} | {nfr.limit.text()} | {rule} |")
-    del Ctx
     return "\n".join(rows)
 
 

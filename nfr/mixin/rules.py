@@ -20,6 +20,9 @@ from nfr.catalogue import (
     LE_NAME,
     META_NFR,
     NFRS,
+    RNF02,
+    RNF05,
+    RNF06,
     SLO_PERIOD,
     TARGET_DOWN_ALERT,
     Indicator,
@@ -27,8 +30,8 @@ from nfr.catalogue import (
     Rule,
     slo_budget,
 )
-from nfr.mixin.config import MixinConfig
-from nfr.mixin.ctx import Ctx, number
+from nfr.mixin.config import MixinConfig, parse_matchers
+from nfr.mixin.ctx import Ctx, bucket, number
 
 CREATE = 'endpoint="create_ticket"'
 SERVER_ERROR = 'status=~"5.."'
@@ -237,6 +240,7 @@ def _resource_rules(c: Ctx) -> list[Rule]:
 def _queue_rules(c: Ctx) -> list[Rule]:
     ex = "exporter"
     detection = "ticketero_recovery_detection_seconds"
+    detection_le = f'le="{bucket(RNF05.limit.value)}"'
     return [
         Rule(
             ":ticketero_outbox_messages_sent:rate1m",
@@ -254,27 +258,14 @@ def _queue_rules(c: Ctx) -> list[Rule]:
             True,
         ),
         Rule(
-            f":ticketero_recovery_detection_seconds_over{_rnf05_bound()}s:sum",
+            f":ticketero_recovery_detection_seconds_over{number(RNF05.limit.value)}s:sum",
             f"sum{c.by()}({c.s(detection + '_count', ex)})\n-\n"
-            f"sum{c.by()}({c.s(detection + '_bucket', ex, _rnf05_le())})",
+            f"sum{c.by()}({c.s(detection + '_bucket', ex, detection_le)})",
             True,
             comment="RNF-05: recoveries detected later than the bound after the worker's last heartbeat, since "
             "exporter start.",
         ),
     ]
-
-
-def _rnf05_bound() -> str:
-    from nfr.catalogue import RNF05
-
-    return number(RNF05.limit.value)
-
-
-def _rnf05_le() -> str:
-    from nfr.catalogue import RNF05
-    from nfr.mixin.ctx import bucket
-
-    return f'le="{bucket(RNF05.limit.value)}"'
 
 
 def _slo_windows() -> list[str]:
@@ -285,12 +276,10 @@ def _slo_windows() -> list[str]:
 
 def _slo_rules(c: Ctx) -> list[Rule]:
     """Bad-event ratios of the service's own requests per window, and the budget left over 30 days."""
-    from nfr.catalogue import RNF02, RNF06
-
     svc = "service"
     count = "http_server_requests_seconds_count"
     rules = []
-    for window in _slo_windows():
+    for index, window in enumerate(_slo_windows()):
         total = _rate(c, count, svc, window)
         rules.append(
             Rule(
@@ -298,7 +287,7 @@ def _slo_rules(c: Ctx) -> list[Rule]:
                 f"({_rate(c, count, svc, window, SERVER_ERROR)} or {total} * 0)\n/\n{total}",
                 True,
                 comment="RNF-06 SLO: share of requests answered 5xx (Micrometer's status label)."
-                if window == _slo_windows()[0]
+                if index == 0
                 else "",
             )
         )
@@ -308,7 +297,7 @@ def _slo_rules(c: Ctx) -> list[Rule]:
                 f"1 - (\n{_rate(c, 'http_server_requests_seconds_bucket', svc, window, LE_MATCHER)}\n/\n{total}\n)",
                 True,
                 comment=f"RNF-02 SLO: share of requests slower than {number(LATENCY_BOUND_SECONDS)} s."
-                if window == _slo_windows()[0]
+                if index == 0
                 else "",
             )
         )
@@ -417,8 +406,6 @@ def meta_alert_group(config: MixinConfig, nfrs: tuple[Nfr, ...] = NFRS) -> Group
 def _selector_labels(config: MixinConfig) -> dict[str, str]:
     """absent() yields no labels; its alert carries the config's equality matchers (``env="staging"``) as
     labels, so it is routed, inhibited and judged with the rest of its environment."""
-    from nfr.mixin.config import parse_matchers
-
     return {name: value for name, op, value in parse_matchers(config.selector) if op == "="}
 
 
