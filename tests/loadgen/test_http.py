@@ -8,6 +8,7 @@ from collections.abc import Awaitable, Callable
 import pytest
 
 from loadgen.http import FastHTTPClient, HTTPError
+from tests.support.rawhttp import read_request
 
 Handler = Callable[[bytes, asyncio.StreamWriter], Awaitable[bool]]
 
@@ -20,11 +21,7 @@ async def _server(handler: Handler) -> tuple[asyncio.Server, int, list[int]]:
         connections.append(1)
         try:
             while True:
-                head = await reader.readuntil(b"\r\n\r\n")
-                lowered = head.lower()
-                if b"content-length:" in lowered:
-                    length = int(lowered.split(b"content-length:")[1].split(b"\r\n")[0])
-                    head += await reader.readexactly(length)
+                head = await read_request(reader)
                 if not await handler(head, writer):
                     break
                 await writer.drain()

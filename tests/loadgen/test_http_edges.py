@@ -19,6 +19,7 @@ from loadgen.http import FastHTTPClient, HTTPError, tls_context
 from nfr.processes import free_port
 from tests.loadgen.conftest import read_json, run_loadgen
 from tests.support.nginx import running_nginx
+from tests.support.rawhttp import read_request
 from tests.support.tls import TLSFiles, private_ca
 
 # -- a raw HTTP/1.1 server: the test writes the answer bytes itself ----------------------------------------
@@ -52,11 +53,7 @@ class RawServer:
         self.connections += 1
         try:
             while True:
-                head = await reader.readuntil(b"\r\n\r\n")
-                lowered = head.lower()
-                if b"content-length:" in lowered:
-                    length = int(lowered.split(b"content-length:")[1].split(b"\r\n")[0])
-                    head += await reader.readexactly(length)
+                head = await read_request(reader)
                 self.requests.append(head)
                 if not await self.answer(head, writer):
                     break
