@@ -246,6 +246,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--no-recovery", action="store_true", help="start the service with its recovery disabled"
     )
     demo.add_argument("--workers-per-queue", type=int, default=3, help="service consumers per queue (3)")
+    demo.add_argument(
+        "--configuration",
+        metavar="NAME",
+        help="of a scenario with configurations: (SCAL-01), run only this one (default: each, then compare)",
+    )
     demo.add_argument("--service-time", type=float, help="seconds a ticket is worked on (service default)")
     demo.add_argument(
         "--heartbeat-timeout", type=float, help="service heartbeat timeout, seconds (service default)"
@@ -641,7 +646,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 def _run_job(args: argparse.Namespace, command: str) -> int:
     """demo and run: one job; run names an external target and what else it was given."""
-    from nfr.demo import BadInput, DemoOptions, run_demo
+    from nfr.demo import BadInput, DemoOptions, run_job
     from nfr.processes import ProcessError
     from nfr.stack import ExternalTarget, new_run_id
 
@@ -682,6 +687,7 @@ def _run_job(args: argparse.Namespace, command: str) -> int:
             "recovery_interval": args.recovery_interval,
             "advisors": args.advisors,
             "results": args.results,
+            "configuration": args.configuration,
         }
     options = DemoOptions(
         scenario=args.scenario,
@@ -698,7 +704,7 @@ def _run_job(args: argparse.Namespace, command: str) -> int:
         **external,  # type: ignore[arg-type]
     )
     try:
-        result = run_demo(options)
+        result = run_job(options)
     except BadInput as err:
         print(f"ticketero-nfr {command}: {err}", file=sys.stderr)
         return EXIT_BAD_INPUT
@@ -708,7 +714,7 @@ def _run_job(args: argparse.Namespace, command: str) -> int:
     except PrometheusQueryError as err:  # refused credentials, TLS, unreachable: never a verdict
         print(f"ticketero-nfr {command}: {err}", file=sys.stderr)
         return EXIT_BAD_INPUT
-    return EXIT_PASS if result.verdict.passed else EXIT_FAIL
+    return EXIT_PASS if result.passed else EXIT_FAIL
 
 
 def main(argv: list[str] | None = None) -> int:

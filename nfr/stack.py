@@ -18,7 +18,7 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
-from urllib.parse import urlsplit
+from urllib.parse import urlsplit, urlunsplit
 
 from nfr.backends import Backends
 from nfr.processes import ManagedProcess, ProcessError, free_port, python_module
@@ -62,6 +62,8 @@ class StackSettings:
     prometheus_http: HttpOptions = field(default_factory=HttpOptions)
     remote_write: tuple[str, ...] = ()  # the private Prometheus also sends every series there
     loadgen_port: int = 0  # 0: a free port (a given Prometheus must be told to scrape a fixed one)
+    # Fault proxies between the reference service and its database or broker (see DependencyProxy).
+    proxies: tuple[DependencyProxy, ...] = ()
 
     @property
     def rate_window(self) -> str:
@@ -78,6 +80,30 @@ class ExternalTarget:
     amqp_url: str | None = None  # RabbitMQ: the exporter's queue figures and the scenario's AMQP actions
     metrics_path: str | None = None  # where the service serves its own metrics, None when it has none
     health_path: str = "/actuator/health"
+
+
+@dataclass(frozen=True)
+class DependencyProxy:
+    """A `loadgen proxy` the stack starts in front of the run's database or broker: the reference service
+    connects through it, the exporter and the load generator's own SQL do not. A scenario drives it (cut,
+    latency, restore) through its control URL."""
+
+    name: str
+    dependency: str  # "database" or "broker"
+    listen_port: int
+    control_port: int
+
+    @property
+    def control_url(self) -> str:
+        return f"http://127.0.0.1:{self.control_port}"
+
+
+def _through(url: str, port: int) -> str:
+    """``url`` with its host and port replaced by 127.0.0.1:``port`` (user, password and path kept)."""
+    parts = urlsplit(url)
+    credentials = parts.netloc.rpartition("@")[0]
+    netloc = f"{credentials}@127.0.0.1:{port}" if credentials else f"127.0.0.1:{port}"
+    return urlunsplit(parts._replace(netloc=netloc))
 
 
 def _host_port(url: str) -> str:
@@ -97,6 +123,7 @@ class LocalStack:
         self.database_dsn: str | None = None
         self.amqp_url: str | None = None
         self.service: ManagedProcess | None = None
+        self.proxies: list[ManagedProcess] = []
         self.exporter: ManagedProcess | None = None
         self.loadgen: ManagedProcess | None = None
         self.prometheus: PrometheusServer | None = None
@@ -140,6 +167,7 @@ class LocalStack:
                 self._db_created = True
                 self.amqp_url = s.backends.create_vhost(self.name)
                 self._vhost_created = True
+                self.start_proxies()
                 self.start_service()
                 self.start_exporter()
             else:
@@ -155,12 +183,44 @@ class LocalStack:
             raise
         return self
 
+    def _service_url_of(self, dependency: str, url: str) -> str:
+        """Where the service reaches ``dependency``: through its proxy when the run has one."""
+        for proxy in self.settings.proxies:
+            if proxy.dependency == dependency:
+                return _through(url, proxy.listen_port)
+        return url
+
+    def start_proxies(self) -> None:
+        """One `loadgen proxy` per DependencyProxy, each answering on its control URL before the service starts."""
+        assert self.database_dsn and self.amqp_url
+        for spec in self.settings.proxies:
+            url = self.database_dsn if spec.dependency == "database" else self.amqp_url
+            parts = urlsplit(url)
+            default_port = 5432 if spec.dependency == "database" else 5672
+            target = f"{parts.hostname or '127.0.0.1'}:{parts.port or default_port}"
+            process = ManagedProcess(
+                f"proxy-{spec.name}",
+                python_module(
+                    "loadgen",
+                    "proxy",
+                    "--listen",
+                    f"127.0.0.1:{spec.listen_port}",
+                    "--target",
+                    target,
+                    "--control",
+                    f"127.0.0.1:{spec.control_port}",
+                ),  # fmt: skip
+                self.dir / "logs" / f"proxy-{spec.name}.log",
+            ).start()
+            self.proxies.append(process)
+            process.wait_http(spec.control_url + "/status", self.settings.start_timeout)
+
     def service_command(self, faults: tuple[str, ...] | None = None) -> list[str]:
         s = self.settings
         assert self.database_dsn and self.amqp_url
         args = [
-            "--dsn", self.database_dsn,
-            "--amqp-url", self.amqp_url,
+            "--dsn", self._service_url_of("database", self.database_dsn),
+            "--amqp-url", self._service_url_of("broker", self.amqp_url),
             "--host", "127.0.0.1",
             "--port", str(self.service_port),
             "--workers-per-queue", str(s.workers_per_queue),
@@ -368,7 +428,7 @@ class LocalStack:
         if self._stopped:
             return
         self._stopped = True
-        for process in (self.loadgen, self.exporter, self.service):
+        for process in (self.loadgen, self.exporter, self.service, *reversed(self.proxies)):
             if process is not None:
                 try:
                     process.stop()
