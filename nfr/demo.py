@@ -276,6 +276,16 @@ def _names(source: Path, doc: dict[str, Any], key: str, what: str) -> tuple[str,
     return tuple(value)
 
 
+# Prometheus hands target changes to its scrapers at most every 5 s (its discovery manager's throttle).
+TARGET_UPDATE_SECONDS = 5.0
+
+
+def first_scrape_wait(scrape: float) -> float:
+    """How long after the load generator serves its metrics Prometheus has surely scraped them once: the
+    target update (up to 5 s after the reload) plus two scrape intervals and a second to spare."""
+    return TARGET_UPDATE_SECONDS + 2 * scrape + 1
+
+
 def prepare_scenario(
     source: Path, run_dir: Path, first_scrape_wait: float = 0.0, local_proxies: bool = False
 ) -> PreparedScenario:
@@ -409,7 +419,7 @@ def run_demo(options: DemoOptions, progress: Progress | None = None) -> DemoResu
     work = Path(tempfile.mkdtemp(prefix=f"nfr-{options.run_id}-"))
     try:
         prepared = prepare_scenario(
-            scenario_source, work, first_scrape_wait=2 * scrape + 1, local_proxies=external is None
+            scenario_source, work, first_scrape_wait=first_scrape_wait(scrape), local_proxies=external is None
         )
         options = _configured(options, prepared, scenario_source)
     except BaseException:

@@ -169,9 +169,18 @@ async def create_ticket(request: web.Request) -> web.Response:
         row = await cursor.fetchone()
         assert row is not None
         await conn.execute(INSERT_CREATED_EVENT, (row["id"],))
-        await outbox.enqueue(
-            conn, EVENT_TICKET_CREATED, row["id"], row["numero"], row["queue_type"], row["telefono"]
-        )
+        if not faults.non_atomic_create_seconds:
+            await outbox.enqueue(
+                conn, EVENT_TICKET_CREATED, row["id"], row["numero"], row["queue_type"], row["telefono"]
+            )
+    if faults.non_atomic_create_seconds:
+        # non-atomic-create fault: the ticket is committed alone; its outbox row follows in a second
+        # transaction, so a database cut in between leaves the ticket without it (RNF-04).
+        await asyncio.sleep(faults.non_atomic_create_seconds)
+        async with app[POOL].connection() as conn, conn.transaction():
+            await outbox.enqueue(
+                conn, EVENT_TICKET_CREATED, row["id"], row["numero"], row["queue_type"], row["telefono"]
+            )
     app[RELAY_WAKE]()  # type: ignore[operator]
     return web.json_response(ticket_json(row), status=201)
 

@@ -221,7 +221,8 @@ OPTIONS: tuple[Option, ...] = (
         _faults,
         "a comma list of fault switches",
         "fault switches that each break one guarantee on purpose: unlocked-claim, memory-leak[=bytes], "
-        "slow-api[=seconds], stalled-worker, failing-relay[=share]; e.g. 'unlocked-claim,slow-api=3' "
+        "slow-api[=seconds], stalled-worker, failing-relay[=share], non-atomic-create[=seconds], no-backoff, "
+        "duplicate-processing; e.g. 'unlocked-claim,slow-api=3' "
         "(see ticketero/README.md); empty = none",
     ),
 )
