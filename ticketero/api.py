@@ -15,10 +15,11 @@ import re
 from datetime import datetime
 from typing import Any
 
+import psycopg
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST
 from psycopg.rows import dict_row
-from psycopg_pool import AsyncConnectionPool
+from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from ticketero import outbox
 from ticketero.config import Settings
@@ -132,19 +133,8 @@ def ticket_json(row: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-async def create_ticket(request: web.Request) -> web.Response:
-    app = request.app
-    faults = app[SETTINGS].faults
-    if faults.slow_api_seconds:
-        await asyncio.sleep(faults.slow_api_seconds)
-    try:
-        body = await request.json(loads=json.loads)
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        return error(400, "malformed JSON body", {"body": "is not valid JSON"})
-    values, problems = validate(body)
-    if problems:
-        return error(400, "invalid ticket request", problems)
-
+async def _insert_ticket(app: web.Application, values: dict[str, Any]) -> dict[str, Any] | web.Response:
+    """One transaction: the ticket, its CREATED event and its outbox row; a 409 when one is active."""
     letter, _, minutes_per_ticket = QUEUES[values["queue_type"]]
     async with app[POOL].connection() as conn, conn.transaction():
         await conn.execute(
@@ -169,10 +159,40 @@ async def create_ticket(request: web.Request) -> web.Response:
         row = await cursor.fetchone()
         assert row is not None
         await conn.execute(INSERT_CREATED_EVENT, (row["id"],))
-        if not faults.non_atomic_create_seconds:
+        if not app[SETTINGS].faults.non_atomic_create_seconds:
             await outbox.enqueue(
                 conn, EVENT_TICKET_CREATED, row["id"], row["numero"], row["queue_type"], row["telefono"]
             )
+    return row
+
+
+async def create_ticket(request: web.Request) -> web.Response:
+    app = request.app
+    faults = app[SETTINGS].faults
+    if faults.slow_api_seconds:
+        await asyncio.sleep(faults.slow_api_seconds)
+    try:
+        body = await request.json(loads=json.loads)
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        return error(400, "malformed JSON body", {"body": "is not valid JSON"})
+    values, problems = validate(body)
+    if problems:
+        return error(400, "invalid ticket request", problems)
+
+    # A connection lost in the middle of the transaction (a database restart, a cut link) committed
+    # nothing: the creation is tried once more on a fresh connection. Lost during COMMIT, the first try may
+    # have committed; the second then finds that ticket and answers 409, never a second ticket.
+    for attempt in (1, 2):
+        try:
+            created = await _insert_ticket(app, values)
+            break
+        except psycopg.OperationalError as err:
+            if attempt == 2 or isinstance(err, PoolTimeout):  # no connection came: no second wait
+                raise
+            log.warning("ticket creation lost its database connection; trying once more")
+    if isinstance(created, web.Response):
+        return created
+    row = created
     if faults.non_atomic_create_seconds:
         # non-atomic-create fault: the ticket is committed alone; its outbox row follows in a second
         # transaction, so a database cut in between leaves the ticket without it (RNF-04).
