@@ -81,6 +81,7 @@ class DemoOptions:
     heartbeat_interval: float | None = None
     recovery_interval: float | None = None
     advisors: int | None = None
+    service_args: tuple[str, ...] = ()  # more flags for the reference service (e.g. --db-pool-size 4)
     strict: bool = False
     require_exercised: bool = False  # every NFR that passed must have been put to the test
     rule_files: list[Path] | None = None
@@ -482,6 +483,7 @@ def run_demo(options: DemoOptions, progress: Progress | None = None) -> DemoResu
         remote_write=options.remote_write,
         loadgen_port=options.loadgen_port,
         proxies=prepared.proxies,
+        service_args=options.service_args,
     )
     settle = options.effective_settle
     if options.settle is None:

@@ -46,7 +46,10 @@ from tests.nfr.parallel import run_all
 
 pytestmark = pytest.mark.slow
 
-AT_ONCE = 12  # stacks at a time: each is light, but 2 cores must keep the timing-sensitive ones on time
+# Stacks at a time. Each is light, but they share the machine's PostgreSQL (max_connections 100, other
+# test runs too): with the service's pool at 4 a stack holds at most ~9 connections.
+AT_ONCE = 7
+SERVICE_ARGS = ("--db-pool-size", "4")
 
 # Alerts that fire because x60 compression turns a 30-40 s broker outage into half an hour of one: no
 # ticket completes (throughput) and the health probe reports the broker down. They must fire and clear.
@@ -114,7 +117,22 @@ def _scal02_short(doc: dict[str, Any]) -> None:
         stage["duration"] = "4s"
 
 
+# Longest first, the CPU-heavy ramp last: the slots free up in time for it.
+ORDER = (
+    "scal-01", "res-01", "res-01-no-row", "soak", "mixed", "chaos-500", "chaos", "perf-01", "perf-01-http",
+    "cons-01", "cons-01-non-atomic", "cons-02", "cons-02-no-backoff", "res-02", "res-02-failing-relay",
+    "perf-02", "conc-01", "conc-01-unlocked", "conc-02", "conc-02-duplicate", "conc-03",
+    "conc-03-failing-relay", "contention", "scal-02",
+)  # fmt: skip
+
+
 def _plan(directory: Path) -> tuple[Run, ...]:
+    runs = {run.name: run for run in _runs(directory)}
+    assert set(runs) == set(ORDER)
+    return tuple(runs[name] for name in ORDER)
+
+
+def _runs(directory: Path) -> tuple[Run, ...]:
     fast = {"service_time": 0.2}
     return (
         # -- every shipped scenario, passing ---------------------------------------------------------
@@ -155,7 +173,6 @@ def _plan(directory: Path) -> tuple[Run, ...]:
         Run(
             "res-02-failing-relay", "RES-02", {**fast, "expect": OUTAGE_ALERTS, "faults": ("failing-relay",)}
         ),
-        Run("perf-02-slow-api", "PERF-02", {**fast, "faults": ("slow-api=2.5",)}),
     )
 
 
@@ -176,6 +193,7 @@ def _run(run: Run, results: Path) -> DemoResult | ConfigurationsResult:
         recovery_interval=1.0,
         progress_interval=10.0,
         keep_evidence=False,
+        service_args=SERVICE_ARGS,
         **run.extra,
     )
     progress = _QuietProgress(results / f"{run.name}.progress.log")
@@ -242,15 +260,50 @@ PASSING = (
     "cons-01",
     "cons-02",
     "res-02",
-    "chaos",
     "chaos-500",
-    "scal-02",
 )
 
 
 @pytest.mark.parametrize("name", PASSING)
 def test_shipped_scenario_passes_and_exercises_what_it_declares(runs: Outcomes, name: str) -> None:
     _assert_passed(_result(runs, name))
+
+
+def test_chaos_db_latency_keeps_the_database_consistent_but_not_rnf02(runs: Outcomes) -> None:
+    """A finding about the reference service, not the tool: 200 ms each way to PostgreSQL pushes the create
+    p95 far over 2 s (a create makes ~8 round trips, under a per-person lock, on a pool the workers share).
+    Everything else the scenario checks holds; when the service gets faster this test says so."""
+    result = _result(runs, "chaos")
+    verdict = result.verdict
+    summary = result.extra["loadgen_summary"]
+    assert all(p["ok"] for p in summary["probes"]) and all(a["ok"] for a in summary["actions"]), (
+        _failed_steps(result)
+    )
+    assert [a["name"] for a in summary["actions"] if a["phase"] == "method"] == [
+        "50 ms to the database (each way)",
+        "200 ms to the database (each way)",
+        "latency removed",
+    ]
+    assert verdict.scenario_outcome is not None and not verdict.scenario_outcome.ok
+    assert "threshold p95{endpoint=create_ticket} <= 2s (RNF-02) not met" in verdict.scenario_outcome.headline
+    assert verdict.result("RNF-02").status == FAIL and verdict.result("RNF-04").status == PASS, _summary(
+        result
+    )
+
+
+def test_scal02_finds_the_knee_and_stays_consistent_past_it(runs: Outcomes) -> None:
+    """SCAL-02 drives the service past its breaking point on purpose: the summary names the knee, the
+    database stays consistent and race-free; what fails past the knee is latency, throughput or availability."""
+    result = _result(runs, "scal-02")
+    verdict = result.verdict
+    assert verdict.scenario_outcome is not None and verdict.scenario_outcome.ok, verdict.failure_reasons
+    knee = result.extra["loadgen_summary"]["load"]["breaking_point"]
+    assert knee is not None and knee["last_good_rate"] >= 5, knee
+    assert "p95" in knee["reason"] or "error" in knee["reason"], knee
+    assert verdict.result("RNF-03").status == PASS and verdict.result("RNF-04").status == PASS, _summary(
+        result
+    )
+    assert {r.nfr for r in verdict.results if r.status == FAIL} <= {"RNF-01", "RNF-02", "RNF-06"}
 
 
 def test_every_shipped_scenario_is_run_here_or_by_the_service_control_tests() -> None:
@@ -351,14 +404,6 @@ def test_res02_failing_relay_loses_the_outage_messages(runs: Outcomes) -> None:
         ["verify: all 10 messages SENT within 60 s of the broker's return", "verify: none FAILED"],
         "RNF-04",
     )
-
-
-def test_perf02_slow_api_fails_the_latency_threshold_and_rnf02(runs: Outcomes) -> None:
-    result = _result(runs, "perf-02-slow-api")
-    verdict = result.verdict
-    assert not verdict.passed and verdict.scenario_outcome is not None and not verdict.scenario_outcome.ok
-    assert "threshold p95{endpoint=create_ticket} <= 2s (RNF-02) not met" in verdict.scenario_outcome.headline
-    assert verdict.result("RNF-02").status == FAIL, _summary(result)
 
 
 # -- what a PASS means --------------------------------------------------------------------------------------
