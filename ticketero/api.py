@@ -136,33 +136,45 @@ def ticket_json(row: dict[str, Any]) -> dict[str, Any]:
 async def _insert_ticket(app: web.Application, values: dict[str, Any]) -> dict[str, Any] | web.Response:
     """One transaction: the ticket, its CREATED event and its outbox row; a 409 when one is active."""
     letter, _, minutes_per_ticket = QUEUES[values["queue_type"]]
-    async with app[POOL].connection() as conn, conn.transaction():
-        await conn.execute(
-            LOCK_PERSON_QUEUE, (CREATE_LOCK_NAMESPACE, f"{values['national_id']}:{values['queue_type']}")
-        )
-        existing = await (
-            await conn.execute(FIND_ACTIVE, (values["national_id"], values["queue_type"]))
-        ).fetchone()
-        if existing is not None:
-            return error(
-                409,
-                f"an active ticket {existing[0]} already exists for this nationalId in queue {values['queue_type']}",
-                {"nationalId": "already has an active ticket in this queue"},
+    pause = app[SETTINGS].faults.non_atomic_create_seconds
+    async with app[POOL].connection() as conn:
+        async with conn.transaction():
+            await conn.execute(
+                LOCK_PERSON_QUEUE, (CREATE_LOCK_NAMESPACE, f"{values['national_id']}:{values['queue_type']}")
             )
-        waiting = (await (await conn.execute(COUNT_WAITING, (values["queue_type"],))).fetchone() or (0,))[0]
-        position = waiting + 1
-        cursor = conn.cursor(row_factory=dict_row)
-        await cursor.execute(
-            INSERT_TICKET,
-            {**values, "letter": letter, "position": position, "wait": position * minutes_per_ticket},
-        )
-        row = await cursor.fetchone()
-        assert row is not None
-        await conn.execute(INSERT_CREATED_EVENT, (row["id"],))
-        if not app[SETTINGS].faults.non_atomic_create_seconds:
-            await outbox.enqueue(
-                conn, EVENT_TICKET_CREATED, row["id"], row["numero"], row["queue_type"], row["telefono"]
+            existing = await (
+                await conn.execute(FIND_ACTIVE, (values["national_id"], values["queue_type"]))
+            ).fetchone()
+            if existing is not None:
+                return error(
+                    409,
+                    f"an active ticket {existing[0]} already exists for this nationalId in queue {values['queue_type']}",
+                    {"nationalId": "already has an active ticket in this queue"},
+                )
+            waiting = (await (await conn.execute(COUNT_WAITING, (values["queue_type"],))).fetchone() or (0,))[
+                0
+            ]
+            position = waiting + 1
+            cursor = conn.cursor(row_factory=dict_row)
+            await cursor.execute(
+                INSERT_TICKET,
+                {**values, "letter": letter, "position": position, "wait": position * minutes_per_ticket},
             )
+            row = await cursor.fetchone()
+            assert row is not None
+            await conn.execute(INSERT_CREATED_EVENT, (row["id"],))
+            if not pause:
+                await outbox.enqueue(
+                    conn, EVENT_TICKET_CREATED, row["id"], row["numero"], row["queue_type"], row["telefono"]
+                )
+        if pause:
+            # non-atomic-create fault: the ticket is committed alone; its outbox row follows in a second
+            # transaction on the same connection, so a database cut in between leaves the ticket without it.
+            await asyncio.sleep(pause)
+            async with conn.transaction():
+                await outbox.enqueue(
+                    conn, EVENT_TICKET_CREATED, row["id"], row["numero"], row["queue_type"], row["telefono"]
+                )
     return row
 
 
@@ -193,14 +205,6 @@ async def create_ticket(request: web.Request) -> web.Response:
     if isinstance(created, web.Response):
         return created
     row = created
-    if faults.non_atomic_create_seconds:
-        # non-atomic-create fault: the ticket is committed alone; its outbox row follows in a second
-        # transaction, so a database cut in between leaves the ticket without it (RNF-04).
-        await asyncio.sleep(faults.non_atomic_create_seconds)
-        async with app[POOL].connection() as conn, conn.transaction():
-            await outbox.enqueue(
-                conn, EVENT_TICKET_CREATED, row["id"], row["numero"], row["queue_type"], row["telefono"]
-            )
     app[RELAY_WAKE]()  # type: ignore[operator]
     return web.json_response(ticket_json(row), status=201)
 
