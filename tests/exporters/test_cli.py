@@ -37,7 +37,7 @@ def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.Complet
 def test_file_then_env_then_flags(tmp_path):
     path = tmp_path / "exporter.yml"
     path.write_text(
-        "listen:\n  port: 9300\n  address: 0.0.0.0\npostgres:\n  dsn: postgresql://u:filepw@db/ticketero\n"
+        "listen:\n  port: 9300\n  address: 0.0.0.0\npostgres:\n  database_dsn: postgresql://u:filepw@db/ticketero\n"
         "rabbitmq:\n  queues: [a-queue]\nresources:\n  backend: process\n  targets:\n"
         "    ticketero-app: {pid_file: /run/app.pid}\n"
     )
@@ -48,7 +48,7 @@ def test_file_then_env_then_flags(tmp_path):
     assert settings.listen_port == 9400 and sources["listen_port"] == "flag --listen-port"
     assert settings.listen_address == "0.0.0.0"
     assert settings.queues == ("x-queue", "y-queue")
-    assert settings.dsn == "postgresql://u:filepw@db/ticketero"
+    assert settings.database_dsn == "postgresql://u:filepw@db/ticketero"
     assert settings.targets[0].kind == "pid_file" and settings.targets[0].value == "/run/app.pid"
 
 
@@ -122,7 +122,7 @@ def test_bad_flag_and_missing_file_exit_2(tmp_path):
 def test_help_explains_the_order():
     result = run_cli("--help")
     assert result.returncode == 0
-    assert "EXPORTER_DSN" in result.stdout and "environment variables" in result.stdout
+    assert "EXPORTER_DATABASE_DSN" in result.stdout and "environment variables" in result.stdout
 
 
 def test_metrics_endpoint_end_to_end(database_dsn, amqp_url, tmp_path):
@@ -138,7 +138,7 @@ def test_metrics_endpoint_end_to_end(database_dsn, amqp_url, tmp_path):
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("EXPORTER_")}
     env.update(
-        EXPORTER_DSN=secret_dsn,
+        EXPORTER_DATABASE_DSN=secret_dsn,
         EXPORTER_AMQP_URL=amqp_url,
         EXPORTER_HEALTH_URL=f"http://127.0.0.1:{free_port()}/actuator/health",
         EXPORTER_RESOURCES_BACKEND="process",
