@@ -107,7 +107,7 @@ def test_environment_and_flags_override_the_file_and_name_their_origin(tmp_path:
     assert service.state.requests["health"] == 11
     bad = run_loadgen("run", str(path), "--metrics-port", "0", env={"LOADGEN_MAX_REQUESTS": "lots"})
     assert bad.returncode == 2
-    assert "LOADGEN_MAX_REQUESTS (environment): max_requests: expected an integer" in bad.stderr
+    assert "environment variable LOADGEN_MAX_REQUESTS: max_requests: expected an integer >= 1" in bad.stderr
 
 
 def _external_address() -> str | None:

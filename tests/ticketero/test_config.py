@@ -51,7 +51,9 @@ def test_bad_values_name_source_key_and_expectation(tmp_path):
         load_settings([], environ={"TICKETERO_PORT": "http"})
     config = tmp_path / "bad.toml"
     config.write_text("worker_count = 3\n")
-    with pytest.raises(SettingsError, match=r"bad.toml: worker_count: expected a known key: one of advisor_retry_delay"):
+    with pytest.raises(
+        SettingsError, match=r"bad.toml: worker_count: expected a known key: one of advisor_retry_delay"
+    ):
         load_settings(["--config", str(config)], environ={})
 
 
@@ -129,7 +131,12 @@ def test_port_in_use_exits_2(database_dsn):
         busy.listen()
         port = busy.getsockname()[1]
         result = run_cli(
-            "--database-dsn", database_dsn, "--port", str(port), "--amqp-url", "amqp://guest:guest@127.0.0.1:1/%2F"
+            "--database-dsn",
+            database_dsn,
+            "--port",
+            str(port),
+            "--amqp-url",
+            "amqp://guest:guest@127.0.0.1:1/%2F",
         )
     assert result.returncode == 2
     assert f"cannot listen on 127.0.0.1:{port}" in result.stderr
