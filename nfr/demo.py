@@ -39,8 +39,10 @@ from nfr.run import (
     missing_needs,
     parts,
 )
-from nfr.stack import ExternalTarget, LocalStack, StackSettings, new_run_id
+from nfr.stack import STACK_OWNED_SERVICE_OPTIONS, ExternalTarget, LocalStack, StackSettings, new_run_id
 from nfr.verdict import ScenarioOutcome, Verdict, compute_verdict
+from ticketero.config import OPTIONS as SERVICE_OPTIONS
+from ticketero_settings import SettingsError, as_text
 
 PACKAGE_ROOT = Path(__file__).resolve().parent.parent  # the checkout, or site-packages in a wheel
 SCENARIO_DIRS = (PACKAGE_ROOT / "loadgen" / "scenarios", PACKAGE_ROOT / "nfr" / "scenarios")
@@ -66,14 +68,9 @@ class DemoOptions:
     settle: float | None = None
     scrape_interval: float | None = None
     expect: tuple[str, ...] = ()
-    faults: tuple[str, ...] = ()
-    no_recovery: bool = False
-    workers_per_queue: int = 3
-    service_time: float | None = None
-    heartbeat_timeout: float | None = None
-    heartbeat_interval: float | None = None
-    recovery_interval: float | None = None
-    advisors: int | None = None
+    # The reference service's own options, by the names of its table (ticketero.config.OPTIONS), checked
+    # by that table and handed on as its flags: {"faults": "slow-api", "service_time": 0.2, "recovery": False}.
+    service: dict[str, Any] = field(default_factory=dict)
     strict: bool = False
     require_exercised: bool = False  # every NFR that passed must have been put to the test
     rule_files: list[Path] | None = None
@@ -90,6 +87,11 @@ class DemoOptions:
     # Called after the settle period, before the verdict, with the stack still up and the load window
     # (start, end): lets a caller query the same Prometheus (dashboard checks, a second verdict).
     before_verdict: Callable[[LocalStack, float, float], None] | None = None
+
+    @property
+    def faults(self) -> tuple[str, ...]:
+        """The service's fault switches this run turns on (names, as --faults writes them)."""
+        return tuple(name for name in as_text(self.service.get("faults", "")).split(",") if name.strip())
 
     @property
     def effective_scrape(self) -> float:
@@ -275,6 +277,15 @@ def run_demo(options: DemoOptions, progress: Progress | None = None) -> DemoResu
     progress = progress or Progress()
     if options.compress < 1:
         raise BadInput(f"--compress: expected a factor >= 1, got {options.compress:g}")
+    owned = sorted(set(options.service) & set(STACK_OWNED_SERVICE_OPTIONS))
+    if owned:
+        raise BadInput(
+            f"service option {owned[0]}: set by the stack itself (its database, vhost and free port)"
+        )
+    try:
+        SERVICE_OPTIONS.check(options.service, "service option")
+    except SettingsError as err:
+        raise BadInput(str(err)) from err
     scenario_source = resolve_scenario(options.scenario)
     external = options.external
     if options.prometheus_url is not None and options.compress > 1:
@@ -327,14 +338,7 @@ def run_demo(options: DemoOptions, progress: Progress | None = None) -> DemoResu
         compress=options.compress,
         scrape_interval=scrape,
         rule_files=rule_files,
-        workers_per_queue=options.workers_per_queue,
-        advisors=options.advisors,
-        service_time=options.service_time,
-        heartbeat_interval=options.heartbeat_interval,
-        heartbeat_timeout=options.heartbeat_timeout,
-        recovery_interval=options.recovery_interval,
-        faults=options.faults,
-        no_recovery=options.no_recovery,
+        service=options.service,
         external=external,
         prometheus_url=options.prometheus_url,
         prometheus_http=options.prometheus_http,
