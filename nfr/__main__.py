@@ -22,7 +22,6 @@ from pathlib import Path
 import ticketero_settings as core
 from nfr.catalogue import NFR_IDS
 from nfr.promclient import HttpOptions, PrometheusClient, PrometheusQueryError
-from nfr.promql import PromqlError, parse_duration
 from nfr.report_text import console_table
 from nfr.reports import write_reports
 from ticketero_settings import SettingsError
@@ -38,7 +37,7 @@ def parse_time(text: str, now: float | None = None) -> float:
     if match:
         if not match.group(1):
             return now
-        delta = parse_duration(match.group(2))
+        delta = core.parse_duration(match.group(2))
         return now - delta if match.group(1) == "-" else now + delta
     try:
         return float(text)
@@ -54,13 +53,9 @@ def parse_time(text: str, now: float | None = None) -> float:
 
 def _duration(text: str) -> float:
     try:
-        return float(text)
-    except ValueError:
-        pass
-    try:
-        return parse_duration(text)
-    except PromqlError as err:
-        raise argparse.ArgumentTypeError(f"{text!r}: expected seconds or a duration like 90s, 2m") from err
+        return core.parse_duration(text)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected {err}") from err
 
 
 def _positive(text: str) -> float:
@@ -399,7 +394,10 @@ def _add_run_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--duration", type=_duration, help="override the scenario's load duration (e.g. 60s)")
     parser.add_argument("--rate", type=_positive, help="override the scenario's arrival rate (requests/s)")
     parser.add_argument(
-        "--settle", type=_duration, help="wait after the load before judging (150s / FACTOR, >= 10 scrapes)"
+        "--settle",
+        type=_duration,
+        help="wait after the load before judging (default: derived from the rules in use, after --compress: the "
+        "longest time from a fault to its alert firing, docs/timing.md; >= 10 scrapes)",
     )
     parser.add_argument(
         "--scrape-interval", type=_duration, help="scrape and evaluation interval (5s; 1s when compressed)"
