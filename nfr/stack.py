@@ -34,7 +34,7 @@ log = logging.getLogger("nfr.stack")
 
 SERVICE_CONTAINER_NAME = "ticketero-app"
 # The reference service's options the stack sets itself (service_command); the others pass through.
-STACK_OWNED_SERVICE_OPTIONS = ("database_dsn", "amqp_url", "host", "port")
+STACK_OWNED_SERVICE_OPTIONS = ("database_dsn", "amqp_url", "host", "port", "create_database")
 
 
 def new_run_id() -> str:

@@ -195,7 +195,10 @@ def duration(positive: bool = False, maximum: float | None = None) -> Kind:
         expected += f", at most {maximum:g}s"
 
     def parse(raw: Any) -> float:
-        seconds = parse_duration(_plain(raw))
+        try:
+            seconds = parse_duration(_plain(raw))
+        except ValueError:
+            raise Refused(expected) from None
         if (positive and seconds <= 0) or (maximum is not None and seconds > maximum):
             raise Refused(expected)
         return seconds
@@ -428,7 +431,7 @@ class Table:
         return found
 
     def _walk(self, data: Mapping[Any, Any], prefix: str, source: str, found: dict[str, Any]) -> None:
-        known = list(self._by_key)
+        known = self.keys  # what a refusal lists: the current names (old ones still match below)
         for raw_key, value in data.items():
             key = prefix + str(raw_key).replace("-", "_")
             option = self._by_key.get(key)
@@ -437,7 +440,7 @@ class Table:
                     self._deprecated(f"{key} (in {source})", option.key)
                 found[option.name] = value
                 continue
-            section = [k for k in known if k.startswith(key + ".")]
+            section = [k for k in self._by_key if k.startswith(key + ".")]
             if section and isinstance(value, Mapping):
                 self._walk(value, key + ".", source, found)
             elif section and value is None:

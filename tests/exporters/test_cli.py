@@ -119,6 +119,35 @@ def test_bad_flag_and_missing_file_exit_2(tmp_path):
     assert result.returncode == 2 and str(custom) in result.stderr and "metrics[0].values" in result.stderr
 
 
+def test_old_dsn_names_still_work_with_one_deprecation_line(tmp_path):
+    result = run_cli("--dsn", "postgresql://u@db/flag", "--check-config")
+    assert result.returncode == 0, result.stderr
+    assert '"postgres.database_dsn": "postgresql://u@db/flag"' in result.stdout
+    assert result.stderr.count("--dsn is deprecated, use --database-dsn") == 1
+    result = run_cli("--check-config", env={"EXPORTER_DSN": "postgresql://u@db/env"})
+    assert '"postgres.database_dsn": "postgresql://u@db/env"' in result.stdout
+    assert "EXPORTER_DSN is deprecated, use EXPORTER_DATABASE_DSN" in result.stderr
+    path = tmp_path / "old.yml"
+    path.write_text("postgres:\n  dsn: postgresql://u@db/file\n")
+    result = run_cli("--config", str(path), "--check-config")
+    assert '"postgres.database_dsn": "postgresql://u@db/file"' in result.stdout
+    assert (
+        "postgres.dsn (in " in result.stderr and "is deprecated, use postgres.database_dsn" in result.stderr
+    )
+    result = run_cli("--dsn", "mysql://u@db/x", "--check-config")
+    assert (
+        result.returncode == 2
+        and "flag --dsn: postgres.database_dsn: expected a PostgreSQL DSN" in result.stderr
+    )
+
+
+def test_durations_take_the_one_syntax():
+    result = run_cli("--scrape-timeout", "1m30s", "--statement-timeout", "500ms", "--check-config")
+    assert result.returncode == 0, result.stderr
+    assert '"scrape_timeout_seconds": 90.0' in result.stdout
+    assert '"postgres.statement_timeout_seconds": 0.5' in result.stdout
+
+
 def test_help_explains_the_order():
     result = run_cli("--help")
     assert result.returncode == 0

@@ -57,6 +57,26 @@ def test_bad_values_name_source_key_and_expectation(tmp_path):
         load_settings(["--config", str(config)], environ={})
 
 
+def test_old_dsn_names_still_work_with_one_deprecation_line(caplog):
+    caplog.set_level("WARNING", "ticketero_settings")
+    settings = load_settings([], environ={"TICKETERO_DSN": "postgresql://u@db/old"})
+    assert settings.database_dsn == "postgresql://u@db/old"
+    assert [r.getMessage() for r in caplog.records] == [
+        "TICKETERO_DSN is deprecated, use TICKETERO_DATABASE_DSN"
+    ]
+    result = run_cli("--dsn", "postgresql://u@127.0.0.1:1/x", "--port", "65536")
+    assert result.returncode == 2
+    assert result.stderr.count("--dsn is deprecated, use --database-dsn") == 1
+    assert "flag --port: port: expected a TCP port 1..65535, or 0 to pick a free port" in result.stderr
+
+
+def test_durations_take_the_one_syntax(tmp_path):
+    config = tmp_path / "ticketero.toml"
+    config.write_text('shutdown_grace = "1m30s"\nheartbeat_timeout = 90\n')
+    settings = load_settings(["--config", str(config), "--service-time", "500ms"], environ={})
+    assert (settings.shutdown_grace, settings.heartbeat_timeout, settings.service_time) == (90.0, 90.0, 0.5)
+
+
 def test_fault_parsing():
     faults = parse_faults("unlocked-claim, memory-leak, slow-api=0.5,stalled-worker,failing-relay")
     assert faults.unlocked_claim and faults.stalled_worker and faults.failing_relay
