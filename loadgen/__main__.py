@@ -18,6 +18,7 @@ from loadgen.metrics import LoadgenMetrics
 from loadgen.report import EXIT_CONFIG, EXIT_ERROR, EXIT_INTERRUPTED, EXIT_OK, print_summary, summary_csv
 from loadgen.runner import Experiment, run_worker
 from loadgen.safety import check_scenario
+from ticketero_settings import host_port
 
 SCENARIO_DIR = Path(__file__).resolve().parent / "scenarios"
 
@@ -237,10 +238,11 @@ async def _worker_main(scenario: Scenario, args: argparse.Namespace) -> int:
 
 
 def _host_port(text: str, flag: str) -> tuple[str, int]:
-    host, _, port = text.rpartition(":")
-    if not host or not port.isdigit() or not 0 <= int(port) <= 65535:
-        raise ConfigError(f"{flag}: expected host:port, got {text!r}")
-    return host.strip("[]"), int(port)
+    kind = host_port() if flag == "--target" else host_port("pick a free port")
+    try:
+        return kind(text)
+    except ValueError as error:
+        raise ConfigError(f"flag {flag}: expected {error}, got {text!r}") from None
 
 
 def cmd_proxy(args: argparse.Namespace) -> int:

@@ -29,7 +29,7 @@ from loadgen.model import (
     Workload,
 )
 from loadgen.units import parse_duration, parse_rate
-from ticketero_settings import describe_value, integer, number, port
+from ticketero_settings import describe_value, host_port, integer, number, port
 
 T = TypeVar("T")
 
@@ -517,12 +517,9 @@ class ScenarioReader:
         return ProxySpec(name, listen_host, listen_port, target_host, target_port)
 
     def host_port(self, node: Mapping, key: str, path: tuple) -> tuple[str, int]:
-        value = node.get(key)
-        if isinstance(value, str) and ":" in value:
-            host, _, port = value.rpartition(":")
-            if port.isdigit() and 0 <= int(port) <= 65535 and host:
-                return host.strip("[]"), int(port)
-        raise self.fail((*path, key), "host:port", value)
+        # a proxy may listen on port 0 (a free one); its target is a real port
+        kind = host_port("pick a free port") if key == "listen" else host_port()
+        return self.parsed(node, key, path, None, kind)
 
     # -- actions and probes -----------------------------------------------------------------------------
 

@@ -189,6 +189,25 @@ def port(zero_means: str | None = None) -> Kind:
     return Kind(parse, expected, "PORT")
 
 
+def host_port(zero_means: str | None = None) -> Kind:
+    """``host:port`` (``[::1]:80`` for IPv6) → (host, port); the port as :func:`port` takes it."""
+    checked = port(zero_means)
+    expected = "host:port" + (f" (port 1..65535, or 0 to {zero_means})" if zero_means else " (port 1..65535)")
+
+    def parse(raw: Any) -> tuple[str, int]:
+        if not isinstance(raw, str):
+            raise Refused(expected)
+        host, sep, number = raw.strip().rpartition(":")
+        if not sep or not host or not number.isdigit():
+            raise Refused(expected)
+        try:
+            return host.strip("[]"), int(checked(number))
+        except ValueError:
+            raise Refused(expected) from None
+
+    return Kind(parse, expected, "HOST:PORT")
+
+
 def duration(positive: bool = False, maximum: float | None = None) -> Kind:
     expected = DURATION_HELP + (", greater than 0" if positive else "")
     if maximum is not None:

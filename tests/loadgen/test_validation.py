@@ -856,23 +856,27 @@ REFUSALS: list[tuple[dict[str, Any], str]] = [
     ({"proxies": [{"name": "db", "control": None}]}, "proxies[0].control: expected a string, got nothing"),
     (
         {"proxies": [{"name": "db", "listen": "h", "target": "h:2"}]},
-        "proxies[0].listen: expected host:port, got str 'h'",
+        "proxies[0].listen: expected host:port (port 1..65535, or 0 to pick a free port), got str 'h'",
     ),
     (
         {"proxies": [{"name": "db", "listen": "h:1", "target": "h:65536"}]},
-        "proxies[0].target: expected host:port, got str 'h:65536'",
+        "proxies[0].target: expected host:port (port 1..65535), got str 'h:65536'",
     ),
     (
         {"proxies": [{"name": "db", "listen": ":1", "target": "h:2"}]},
-        "proxies[0].listen: expected host:port, got str ':1'",
+        "proxies[0].listen: expected host:port (port 1..65535, or 0 to pick a free port), got str ':1'",
+    ),
+    (
+        {"proxies": [{"name": "db", "listen": "h:1", "target": "h:0"}]},
+        "proxies[0].target: expected host:port (port 1..65535), got str 'h:0'",
     ),
     (
         {"proxies": [{"name": "db", "listen": "h:x", "target": "h:2"}]},
-        "proxies[0].listen: expected host:port, got str 'h:x'",
+        "proxies[0].listen: expected host:port (port 1..65535, or 0 to pick a free port), got str 'h:x'",
     ),
     (
         {"proxies": [{"name": "db", "listen": 80, "target": "h:2"}]},
-        "proxies[0].listen: expected host:port, got int 80",
+        "proxies[0].listen: expected host:port (port 1..65535, or 0 to pick a free port), got int 80",
     ),
     # actions
     ({"setup": ["sql"]}, "setup[0]: expected a mapping with type and its settings, got str 'sql'"),

@@ -40,6 +40,8 @@ from ticketero_settings import Option, SettingsError, Table
         (core.listing(), "a, b,,c", ("a", "b", "c")),
         (core.listing(), ["a", "b"], ("a", "b")),
         (core.text(), 5, "5"),
+        (core.host_port(), "db:5432", ("db", 5432)),
+        (core.host_port("pick a free port"), "[::1]:0", ("::1", 0)),
     ],
 )
 def test_validators_accept(kind: core.Kind, raw: Any, value: Any) -> None:
@@ -72,6 +74,9 @@ def test_validators_accept(kind: core.Kind, raw: Any, value: Any) -> None:
         (core.boolean(), "maybe", "true or false"),
         (core.listing("queue names"), 5, "a list of queue names (or a comma-separated string)"),
         (core.text(), ["a"], "a string"),
+        (core.host_port(), "db:0", "host:port (port 1..65535)"),
+        (core.host_port(), "db", "host:port (port 1..65535)"),
+        (core.host_port("pick a free port"), ":1", "host:port (port 1..65535, or 0 to pick a free port)"),
     ],
 )
 def test_validators_refuse_saying_what_was_expected(kind: core.Kind, raw: Any, expected: str) -> None:
