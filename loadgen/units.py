@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 
-from ticketero_settings import DURATION_HELP, Refused, parse_duration
+from ticketero_settings import DURATION_HELP, parse_duration, parse_quantity
 
 __all__ = ["DURATION_HELP", "RATE_HELP", "format_seconds", "parse_duration", "parse_rate"]
 RATE_HELP = "a rate such as 50/min, 10/s or a number per second"
@@ -23,19 +23,14 @@ _RATE_PERIODS = {
 }
 
 
+def _rate_text(value: str) -> float | None:
+    match = _RATE.match(value)
+    return float(match.group(1)) / _RATE_PERIODS[match.group(2)] if match else None
+
+
 def parse_rate(value: object) -> float:
     """Requests per second from a number (per second) or a string such as "50/min", "10/s", "3000"."""
-    if isinstance(value, bool):
-        raise Refused(RATE_HELP)
-    if isinstance(value, int | float):
-        if value < 0:
-            raise Refused("a non-negative rate")
-        return float(value)
-    if isinstance(value, str):
-        match = _RATE.match(value)
-        if match:
-            return float(match.group(1)) / _RATE_PERIODS[match.group(2)]
-    raise Refused(RATE_HELP)
+    return parse_quantity(value, RATE_HELP, "a non-negative rate", _rate_text)
 
 
 def format_seconds(seconds: float) -> str:

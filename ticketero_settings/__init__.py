@@ -78,24 +78,36 @@ _DURATION = re.compile(
 _DURATION_FACTORS = (3600.0, 60.0, 1.0, 0.001, 1.0)
 
 
-def parse_duration(value: object) -> float:
-    """Seconds from a number (seconds) or a string such as ``500ms``, ``2s``, ``1m30s``, ``1.5m``, ``1h``."""
+def parse_quantity(
+    value: object, expected: str, negative: str, from_text: Callable[[str], float | None]
+) -> float:
+    """A non-negative amount given as a number, or as text that ``from_text`` reads (None: not its syntax)."""
     if isinstance(value, bool):
-        raise Refused(DURATION_HELP)
+        raise Refused(expected)
     if isinstance(value, int | float):
         if value < 0:
-            raise Refused("a non-negative duration")
+            raise Refused(negative)
         return float(value)
     if isinstance(value, str):
-        text = "".join(value.split())
-        match = _DURATION.fullmatch(text)
-        if text and match:
-            return sum(
-                float(part) * factor
-                for part, factor in zip(match.groups(), _DURATION_FACTORS, strict=True)
-                if part is not None
-            )
-    raise Refused(DURATION_HELP)
+        amount = from_text(value)
+        if amount is not None:
+            return amount
+    raise Refused(expected)
+
+
+def _duration_text(value: str) -> float | None:
+    text = "".join(value.split())
+    match = _DURATION.fullmatch(text)
+    if not text or not match:
+        return None
+    return sum(
+        float(part) * factor for part, factor in zip(match.groups(), _DURATION_FACTORS, strict=True) if part
+    )
+
+
+def parse_duration(value: object) -> float:
+    """Seconds from a number (seconds) or a string such as ``500ms``, ``2s``, ``1m30s``, ``1.5m``, ``1h``."""
+    return parse_quantity(value, DURATION_HELP, "a non-negative duration", _duration_text)
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -225,37 +237,37 @@ def duration(positive: bool = False, maximum: float | None = None) -> Kind:
     return Kind(parse, expected, "DURATION")
 
 
-def url(*schemes: str, empty: bool = True) -> Kind:
-    expected = (
-        "a URL starting with " + " or ".join(s + "://" for s in schemes) + (" (or empty)" if empty else "")
-    )
+def _address(expected: str, empty: bool, accept: Callable[[str], bool], metavar: str) -> Kind:
+    """A string that ``accept`` recognises (a URL, a DSN); empty when ``empty`` allows it."""
 
     def parse(raw: Any) -> str:
         value = text()(raw).strip()
         if not value and empty:
             return ""
-        parts = urllib.parse.urlsplit(value)
-        if parts.scheme not in schemes or not parts.netloc:
+        if not accept(value):
             raise Refused(expected)
         return value
 
-    return Kind(parse, expected, "URL")
+    return Kind(parse, expected, metavar)
+
+
+def url(*schemes: str, empty: bool = True) -> Kind:
+    expected = "a URL starting with " + " or ".join(s + "://" for s in schemes)
+
+    def accept(value: str) -> bool:
+        parts = urllib.parse.urlsplit(value)
+        return parts.scheme in schemes and bool(parts.netloc)
+
+    return _address(expected + (" (or empty)" if empty else ""), empty, accept, "URL")
 
 
 def dsn(empty: bool = True) -> Kind:
-    expected = "a PostgreSQL DSN (postgresql://... or libpq key=value pairs)" + (
-        ", or empty to disable" if empty else ""
-    )
+    expected = "a PostgreSQL DSN (postgresql://... or libpq key=value pairs)"
 
-    def parse(raw: Any) -> str:
-        value = text()(raw).strip()
-        if not value and empty:
-            return ""
-        if not (value.startswith(("postgresql://", "postgres://")) or "=" in value):
-            raise Refused(expected)
-        return value
+    def accept(value: str) -> bool:
+        return value.startswith(("postgresql://", "postgres://")) or "=" in value
 
-    return Kind(parse, expected, "DSN")
+    return _address(expected + (", or empty to disable" if empty else ""), empty, accept, "DSN")
 
 
 def enum(*choices: str, upper: bool = False) -> Kind:
