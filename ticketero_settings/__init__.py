@@ -21,7 +21,7 @@ import logging
 import re
 import tomllib
 import urllib.parse
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, fields, is_dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -385,7 +385,7 @@ class Table:
         self._by_key = {o.key: o for o in self.options}
         self._by_key.update({alias: o for o in self.options for alias in o.key_aliases})
 
-    def __iter__(self) -> Any:
+    def __iter__(self) -> Iterator[Option]:
         return iter(self.options)
 
     def __getitem__(self, name: str) -> Option:
@@ -418,29 +418,18 @@ class Table:
         for option in self.options:
             if wanted is not None and option.name not in wanted:
                 continue
-            dest = dest_prefix + option.name
-            help_text = self.help_text(option)
-            if option.kind.switch:
-                flag = "--no-" + option.flag[2:] if option.negative_flag else option.flag
+            if option.kind.switch:  # a boolean flag takes no value: it stores what it means
                 const = "false" if option.negative_flag else "true"
-                parser.add_argument(
-                    flag, dest=dest, action="store_const", const=const, default=None, help=help_text
-                )
-                for index, alias in enumerate(option.flag_aliases):
-                    parser.add_argument(alias, dest=dest_prefix + _alias_dest(option, index), action="store_const",
-                                        const=const, default=None, help=argparse.SUPPRESS)  # fmt: skip
-                continue
+                how: dict[str, Any] = {"action": "store_const", "const": const}
+            else:
+                how = {"metavar": option.kind.metavar}
+            flag = "--no-" + option.flag[2:] if option.negative_flag else option.flag
             parser.add_argument(
-                option.flag, dest=dest, default=None, metavar=option.kind.metavar, help=help_text
+                flag, dest=dest_prefix + option.name, default=None, help=self.help_text(option), **how
             )
             for index, alias in enumerate(option.flag_aliases):
-                parser.add_argument(
-                    alias,
-                    dest=dest_prefix + _alias_dest(option, index),
-                    default=None,
-                    metavar=option.kind.metavar,
-                    help=argparse.SUPPRESS,
-                )
+                parser.add_argument(alias, dest=dest_prefix + _alias_dest(option, index), default=None,
+                                    help=argparse.SUPPRESS, **how)  # fmt: skip
 
     # -- resolution ----------------------------------------------------------------------------------
 
