@@ -57,8 +57,9 @@ class Settings:
         return Settings(**values)
 
 
-def _faults(text: Any) -> Faults:
-    return parse_faults(str(text))
+def _faults(value: Any) -> Faults:
+    """Fault switches as --faults writes them ('slow-api=3,stalled-worker'), or a list of such names."""
+    return parse_faults(core.as_text(value))
 
 
 _seconds_or_zero = core.duration()

@@ -249,6 +249,17 @@ def test_values_handed_on_as_flags_come_back_the_same() -> None:
     assert TABLE.argv({"verbose": False, "recovery": True}) == []
 
 
+def test_the_service_table_takes_fault_switches_as_text_or_a_list() -> None:
+    from ticketero.config import OPTIONS
+
+    checked = OPTIONS.check({"faults": ("unlocked-claim", "slow-api=3"), "recovery": False}, "service option")
+    assert checked["faults"].unlocked_claim and checked["faults"].slow_api_seconds == 3.0
+    assert OPTIONS.argv({"faults": ("stalled-worker",), "recovery": False, "service_time": 0.2}) == [
+        "--faults", "stalled-worker", "--no-recovery", "--service-time", "0.2"
+    ]  # fmt: skip
+    assert not OPTIONS.check({"faults": ()}, "service option")["faults"].any
+
+
 def test_check_refuses_unknown_names_and_bad_values() -> None:
     assert TABLE.check({"timeout": "2s", "port": 5}, "service option") == {"timeout": 2.0, "port": 5}
     with pytest.raises(SettingsError, match="^service option: colour: expected one of database_dsn, port"):
