@@ -1,5 +1,7 @@
 """Validation of a raw scenario document into the typed model, with messages that name the file (or the
-environment variable / flag a value came from), the key path and what was expected."""
+environment variable / flag a value came from), the key path and what was expected. Integers, numbers,
+ports and durations are checked by the settings core's validators (``ticketero_settings``), as the
+variables and flags are; what is here is the scenario's own shape."""
 
 from __future__ import annotations
 
@@ -27,20 +29,9 @@ from loadgen.model import (
     Workload,
 )
 from loadgen.units import parse_duration, parse_rate
+from ticketero_settings import describe_value, host_port, integer, number, port
 
 T = TypeVar("T")
-
-
-def describe_value(value: Any) -> str:
-    if value is None:
-        return "nothing"
-    if isinstance(value, bool):
-        return f"boolean {value}"
-    if isinstance(value, dict):
-        return "a mapping"
-    if isinstance(value, list):
-        return "a list"
-    return f"{type(value).__name__} {value!r}"
 
 
 class ScenarioReader:
@@ -106,18 +97,15 @@ class ScenarioReader:
         maximum: int | None = None,
     ) -> int:
         value = node.get(key, default)
-        bounds = f">= {minimum}" + (f" and <= {maximum}" if maximum is not None else "")
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise self.fail((*path, key), f"an integer {bounds}", value)
-        if value < minimum or (maximum is not None and value > maximum):
-            raise self.fail((*path, key), f"an integer {bounds}", value)
-        return value
+        if isinstance(value, str):  # in a scenario file an integer is written as one
+            raise self.fail((*path, key), integer(minimum, maximum).expected, value)
+        return self.parsed(node, key, path, default, integer(minimum, maximum))
 
     def number(self, node: Mapping, key: str, path: tuple, default: float, minimum: float = 0.0) -> float:
         value = node.get(key, default)
-        if isinstance(value, bool) or not isinstance(value, int | float) or value < minimum:
-            raise self.fail((*path, key), f"a number >= {minimum:g}", value)
-        return float(value)
+        if isinstance(value, str):
+            raise self.fail((*path, key), number(minimum).expected, value)
+        return self.parsed(node, key, path, default, number(minimum))
 
     def parsed(self, node: Mapping, key: str, path: tuple, default: Any, parser: Callable[[Any], T]) -> T:
         value = node.get(key, default)
@@ -228,7 +216,7 @@ class ScenarioReader:
             rollbacks=self.actions(doc, "rollbacks", timed=False),
             settle=self.duration(doc, "settle", (), 0),
             verify=self.probes(doc, "verify"),
-            metrics_port=self.integer(doc, "metrics_port", (), 9646, minimum=0, maximum=65535),
+            metrics_port=self.parsed(doc, "metrics_port", (), 9646, port(zero_means="serve no metrics")),
             linger=self.duration(doc, "linger", (), 0),
             summary_json=str(doc["summary_json"]) if doc.get("summary_json") else None,
             summary_csv=str(doc["summary_csv"]) if doc.get("summary_csv") else None,
@@ -529,12 +517,9 @@ class ScenarioReader:
         return ProxySpec(name, listen_host, listen_port, target_host, target_port)
 
     def host_port(self, node: Mapping, key: str, path: tuple) -> tuple[str, int]:
-        value = node.get(key)
-        if isinstance(value, str) and ":" in value:
-            host, _, port = value.rpartition(":")
-            if port.isdigit() and 0 <= int(port) <= 65535 and host:
-                return host.strip("[]"), int(port)
-        raise self.fail((*path, key), "host:port", value)
+        # a proxy may listen on port 0 (a free one); its target is a real port
+        kind = host_port("pick a free port") if key == "listen" else host_port()
+        return self.parsed(node, key, path, None, kind)
 
     # -- actions and probes -----------------------------------------------------------------------------
 

@@ -27,6 +27,7 @@ from nfr.promclient import HttpOptions, PrometheusAuthError, PrometheusClient, P
 from nfr.prometheus import default_rule_files
 from nfr.report_text import console_table, fmt_value
 from nfr.reports import write_reports
+from nfr.rulescale import RuleScaleError, default_floor
 from nfr.run import (
     NEEDS,
     NeedsError,
@@ -39,15 +40,18 @@ from nfr.run import (
     missing_needs,
     parts,
 )
-from nfr.stack import ExternalTarget, LocalStack, StackSettings, new_run_id
+from nfr.stack import STACK_OWNED_SERVICE_OPTIONS, ExternalTarget, LocalStack, StackSettings, new_run_id
+from nfr.timing import AlertDelay, alert_delays, slowest
 from nfr.verdict import ScenarioOutcome, Verdict, compute_verdict
+from ticketero.config import OPTIONS as SERVICE_OPTIONS
+from ticketero_settings import SettingsError, as_text
 
 PACKAGE_ROOT = Path(__file__).resolve().parent.parent  # the checkout, or site-packages in a wheel
 SCENARIO_DIRS = (PACKAGE_ROOT / "loadgen" / "scenarios", PACKAGE_ROOT / "nfr" / "scenarios")
 EVIDENCE_DIR = "evidence"  # under the results: TSDB snapshot, rule files, window (nfr verdict --snapshot)
 EXPECT_KEY = "expect_alerts"
 EXERCISES_KEY = "exercises"
-DEFAULT_SETTLE_SECONDS = 150.0
+MIN_SETTLE_SCRAPES = 10  # the settle period is never shorter than this many scrapes
 
 
 class BadInput(ValueError):
@@ -66,14 +70,9 @@ class DemoOptions:
     settle: float | None = None
     scrape_interval: float | None = None
     expect: tuple[str, ...] = ()
-    faults: tuple[str, ...] = ()
-    no_recovery: bool = False
-    workers_per_queue: int = 3
-    service_time: float | None = None
-    heartbeat_timeout: float | None = None
-    heartbeat_interval: float | None = None
-    recovery_interval: float | None = None
-    advisors: int | None = None
+    # The reference service's own options, by the names of its table (ticketero.config.OPTIONS), checked
+    # by that table and handed on as its flags: {"faults": "slow-api", "service_time": 0.2, "recovery": False}.
+    service: dict[str, Any] = field(default_factory=dict)
     strict: bool = False
     require_exercised: bool = False  # every NFR that passed must have been put to the test
     rule_files: list[Path] | None = None
@@ -92,18 +91,29 @@ class DemoOptions:
     before_verdict: Callable[[LocalStack, float, float], None] | None = None
 
     @property
+    def faults(self) -> tuple[str, ...]:
+        """The service's fault switches this run turns on (names, as --faults writes them)."""
+        return tuple(name for name in as_text(self.service.get("faults", "")).split(",") if name.strip())
+
+    @property
     def effective_scrape(self) -> float:
         if self.scrape_interval is not None:
             return self.scrape_interval
         return 5.0 if self.compress <= 1 else 1.0
 
-    @property
-    def effective_settle(self) -> float:
+    def settle_after(
+        self, load_seconds: float | None, delays: list[AlertDelay], scrape: float
+    ) -> tuple[float, str]:
+        """The settle period and why: the given one, or the longest time from a fault to its alert firing
+        among the alerts of the rules in use (after compression) that can fire in a run this long
+        (docs/timing.md); never under 10 scrapes. ``load_seconds`` None: among every alert (an upper bound)."""
         if self.settle is not None:
-            return self.settle
-        # docs/timing.md: the slowest alerts fire 135 s after their fault, so a fault in the run's last
-        # moments is still judged within 150 s (scaled with the rules when compressed).
-        return max(DEFAULT_SETTLE_SECONDS / self.compress, 10 * self.effective_scrape)
+            return self.settle, "given"
+        floor = MIN_SETTLE_SCRAPES * scrape
+        alert = slowest(delays, scrape, scrape, load_seconds)
+        if alert is None or alert.seconds(scrape, scrape) < floor:
+            return floor, f"{MIN_SETTLE_SCRAPES} scrapes"
+        return alert.seconds(scrape, scrape), "derived from the rules: " + alert.explain(scrape, scrape)
 
 
 @dataclass
@@ -275,6 +285,15 @@ def run_demo(options: DemoOptions, progress: Progress | None = None) -> DemoResu
     progress = progress or Progress()
     if options.compress < 1:
         raise BadInput(f"--compress: expected a factor >= 1, got {options.compress:g}")
+    owned = sorted(set(options.service) & set(STACK_OWNED_SERVICE_OPTIONS))
+    if owned:
+        raise BadInput(
+            f"service option {owned[0]}: set by the stack itself (its database, vhost and free port)"
+        )
+    try:
+        SERVICE_OPTIONS.check(options.service, "service option")
+    except SettingsError as err:
+        raise BadInput(str(err)) from err
     scenario_source = resolve_scenario(options.scenario)
     external = options.external
     if options.prometheus_url is not None and options.compress > 1:
@@ -327,23 +346,20 @@ def run_demo(options: DemoOptions, progress: Progress | None = None) -> DemoResu
         compress=options.compress,
         scrape_interval=scrape,
         rule_files=rule_files,
-        workers_per_queue=options.workers_per_queue,
-        advisors=options.advisors,
-        service_time=options.service_time,
-        heartbeat_interval=options.heartbeat_interval,
-        heartbeat_timeout=options.heartbeat_timeout,
-        recovery_interval=options.recovery_interval,
-        faults=options.faults,
-        no_recovery=options.no_recovery,
+        service=options.service,
         external=external,
         prometheus_url=options.prometheus_url,
         prometheus_http=options.prometheus_http,
         remote_write=options.remote_write,
         loadgen_port=options.loadgen_port,
     )
-    settle = options.effective_settle
-    if options.settle is None:
-        settle = max(settle, 10 * scrape)
+    floor = default_floor(scrape)
+    try:
+        delays = alert_delays(rule_files or default_rule_files(), options.compress, floor)
+    except RuleScaleError as err:
+        shutil.rmtree(work, ignore_errors=True)
+        raise BadInput(str(err)) from err
+    longest_settle, _ = options.settle_after(None, delays, scrape)
     results_dir = options.results_dir or Path(options.results) / options.run_id
     stack = LocalStack(settings)
     reported = False
@@ -379,10 +395,11 @@ def run_demo(options: DemoOptions, progress: Progress | None = None) -> DemoResu
             scenario_file,
             duration=options.duration,
             rate=options.rate,
-            linger=settle + 4 * settings.scrape_interval + 10,
+            linger=longest_settle + 4 * settings.scrape_interval + 10,
         )
         load_start, load_end = _wait_load(stack, options, progress)
-        progress.phase(f"load finished after {load_end - load_start:.0f}s; settling for {settle:g}s")
+        settle, why = options.settle_after(load_end - load_start, delays, scrape)
+        progress.phase(f"load finished after {load_end - load_start:.0f}s; settling for {settle:g}s ({why})")
         deadline = time.time() + settle + settings.scrape_interval
         while time.time() < deadline:
             progress.live(live_figures(stack, settings.rate_window))

@@ -33,7 +33,7 @@ from nfr.mixin.ctx import Ctx
 NEEDS_KEY = "needs"
 #: What a scenario may need beyond HTTP, and the option that provides it in ``nfr run``.
 NEEDS = {
-    "database": "--dsn",
+    "database": "--database-dsn",
     "broker": "--amqp-url",
     "service-control": "--service-control",
 }
@@ -111,7 +111,7 @@ def parts(exporter: bool, service_metrics: str | None, config: MixinConfig | Non
     jobs = (config or MixinConfig()).jobs
     return [
         Part("loadgen", jobs["loadgen"], True, "the load generator"),
-        Part("exporter", jobs["exporter"], exporter, "the exporter (--dsn)"),
+        Part("exporter", jobs["exporter"], exporter, "the exporter (--database-dsn)"),
         Part(
             "service",
             jobs["service"],

@@ -16,8 +16,10 @@ import logging
 import shutil
 import time
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 from nfr.backends import Backends
@@ -26,10 +28,13 @@ from nfr.promclient import HttpOptions, PrometheusClient
 from nfr.prometheus import PrometheusServer, default_rule_files, render_config
 from nfr.promql import format_duration
 from nfr.rulescale import compress_rule_files, default_floor
+from ticketero.config import OPTIONS as SERVICE_OPTIONS
 
 log = logging.getLogger("nfr.stack")
 
 SERVICE_CONTAINER_NAME = "ticketero-app"
+# The reference service's options the stack sets itself (service_command); the others pass through.
+STACK_OWNED_SERVICE_OPTIONS = ("database_dsn", "amqp_url", "host", "port", "create_database")
 
 
 def new_run_id() -> str:
@@ -47,14 +52,9 @@ class StackSettings:
     scrape_interval: float = 5.0
     floor: float | None = None
     rule_files: list[Path] | None = None
-    workers_per_queue: int = 3
-    advisors: int | None = None
-    service_time: float | None = None
-    heartbeat_interval: float | None = None
-    heartbeat_timeout: float | None = None
-    recovery_interval: float | None = None
-    faults: tuple[str, ...] = ()
-    no_recovery: bool = False
+    # The reference service's own options (names of ticketero.config.OPTIONS) → values, handed on as its
+    # flags: e.g. {"service_time": 0.2, "faults": "stalled-worker", "recovery": False}.
+    service: Mapping[str, Any] = field(default_factory=dict)
     service_args: tuple[str, ...] = ()
     start_timeout: float = 60.0
     external: ExternalTarget | None = None  # judge this service instead of starting the reference one
@@ -159,28 +159,13 @@ class LocalStack:
         s = self.settings
         assert self.database_dsn and self.amqp_url
         args = [
-            "--dsn", self.database_dsn,
+            "--database-dsn", self.database_dsn,
             "--amqp-url", self.amqp_url,
             "--host", "127.0.0.1",
             "--port", str(self.service_port),
-            "--workers-per-queue", str(s.workers_per_queue),
         ]  # fmt: skip
-        optional = {
-            "--advisors": s.advisors,
-            "--service-time": s.service_time,
-            "--heartbeat-interval": s.heartbeat_interval,
-            "--heartbeat-timeout": s.heartbeat_timeout,
-            "--recovery-interval": s.recovery_interval,
-        }
-        for flag, value in optional.items():
-            if value is not None:
-                args += [flag, f"{value:g}" if isinstance(value, float) else str(value)]
-        chosen = s.faults if faults is None else faults
-        if chosen:
-            args += ["--faults", ",".join(chosen)]
-        if s.no_recovery:
-            args.append("--no-recovery")
-        return python_module("ticketero", *args, *s.service_args)
+        options = dict(s.service) if faults is None else {**s.service, "faults": faults}
+        return python_module("ticketero", *args, *SERVICE_OPTIONS.argv(options), *s.service_args)
 
     def start_service(self, faults: tuple[str, ...] | None = None) -> ManagedProcess:
         """(Re)start the reference service on its port; the pid file follows the new process."""
@@ -202,7 +187,7 @@ class LocalStack:
         env = {
             "EXPORTER_LISTEN_ADDRESS": "127.0.0.1",
             "EXPORTER_LISTEN_PORT": str(self.exporter_port),
-            "EXPORTER_DSN": self.database_dsn,
+            "EXPORTER_DATABASE_DSN": self.database_dsn,
         }
         if s.external is None:
             assert self.amqp_url

@@ -69,9 +69,11 @@ class Service:
         s = self.settings
         if s.faults.any:
             log.warning("FAULT SWITCHES ON: %s", s.faults.describe())
-        applied = await asyncio.to_thread(database.prepare_schema, s.dsn, s.create_database)
-        log.info("database %s ready (migrations applied now: %s)", mask_url(s.dsn), applied or "none")
-        self.pool = await database.open_pool(s.dsn, s.db_pool_size, s.db_pool_timeout)
+        applied = await asyncio.to_thread(database.prepare_schema, s.database_dsn, s.create_database)
+        log.info(
+            "database %s ready (migrations applied now: %s)", mask_url(s.database_dsn), applied or "none"
+        )
+        self.pool = await database.open_pool(s.database_dsn, s.db_pool_size, s.db_pool_timeout)
         seeded = await database.seed_advisors(self.pool, s.advisors)
         if seeded:
             log.info("seeded %d AVAILABLE advisors", seeded)

@@ -50,6 +50,9 @@ class Faults:
     def describe(self) -> str:
         return ",".join(self.names)
 
+    def __str__(self) -> str:  # how --help shows the default
+        return self.describe()
+
 
 def parse_faults(spec: str | None) -> Faults:
     """Parse ``a,b=val`` into Faults; raises FaultSpecError naming the bad entry."""

@@ -26,7 +26,7 @@ from loadgen.validation import ScenarioReader, describe_value
 
 REPO = Path(__file__).resolve().parents[2]
 SOURCE = "plans/s.yml"
-DURATION_HELP = "a duration such as 30s, 2m, 500ms or a number of seconds"
+DURATION_HELP = "a duration such as 500ms, 2s, 1m30s, 1h or a number of seconds"
 RATE_HELP = "a rate such as 50/min, 10/s or a number per second"
 CREATE = RequestSpec("create_ticket", 1.0, "POST", "/api/tickets", None, (201,), None)
 
@@ -523,8 +523,14 @@ REFUSALS: list[tuple[dict[str, Any], str]] = [
         "processes: expected 1 for the contention model (all clients must race in one process), got int 2",
     ),
     ({"http_client": "curl"}, "http_client: expected fast or aiohttp, got str 'curl'"),
-    ({"metrics_port": 65536}, "metrics_port: expected an integer >= 0 and <= 65535, got int 65536"),
-    ({"metrics_port": -1}, "metrics_port: expected an integer >= 0 and <= 65535, got int -1"),
+    (
+        {"metrics_port": 65536},
+        "metrics_port: expected a TCP port 1..65535, or 0 to serve no metrics, got int 65536",
+    ),
+    (
+        {"metrics_port": -1},
+        "metrics_port: expected a TCP port 1..65535, or 0 to serve no metrics, got int -1",
+    ),
     ({"settle": "x"}, f"settle: expected {DURATION_HELP}, got str 'x'"),
     ({"linger": "x"}, f"linger: expected {DURATION_HELP}, got str 'x'"),
     ({"progress_interval": "x"}, f"progress_interval: expected {DURATION_HELP}, got str 'x'"),
@@ -850,23 +856,27 @@ REFUSALS: list[tuple[dict[str, Any], str]] = [
     ({"proxies": [{"name": "db", "control": None}]}, "proxies[0].control: expected a string, got nothing"),
     (
         {"proxies": [{"name": "db", "listen": "h", "target": "h:2"}]},
-        "proxies[0].listen: expected host:port, got str 'h'",
+        "proxies[0].listen: expected host:port (port 1..65535, or 0 to pick a free port), got str 'h'",
     ),
     (
         {"proxies": [{"name": "db", "listen": "h:1", "target": "h:65536"}]},
-        "proxies[0].target: expected host:port, got str 'h:65536'",
+        "proxies[0].target: expected host:port (port 1..65535), got str 'h:65536'",
     ),
     (
         {"proxies": [{"name": "db", "listen": ":1", "target": "h:2"}]},
-        "proxies[0].listen: expected host:port, got str ':1'",
+        "proxies[0].listen: expected host:port (port 1..65535, or 0 to pick a free port), got str ':1'",
+    ),
+    (
+        {"proxies": [{"name": "db", "listen": "h:1", "target": "h:0"}]},
+        "proxies[0].target: expected host:port (port 1..65535), got str 'h:0'",
     ),
     (
         {"proxies": [{"name": "db", "listen": "h:x", "target": "h:2"}]},
-        "proxies[0].listen: expected host:port, got str 'h:x'",
+        "proxies[0].listen: expected host:port (port 1..65535, or 0 to pick a free port), got str 'h:x'",
     ),
     (
         {"proxies": [{"name": "db", "listen": 80, "target": "h:2"}]},
-        "proxies[0].listen: expected host:port, got int 80",
+        "proxies[0].listen: expected host:port (port 1..65535, or 0 to pick a free port), got int 80",
     ),
     # actions
     ({"setup": ["sql"]}, "setup[0]: expected a mapping with type and its settings, got str 'sql'"),

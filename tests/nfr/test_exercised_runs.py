@@ -33,6 +33,7 @@ pytestmark = pytest.mark.slow
 class Run:
     name: str
     scenario: str
+    service: dict[str, Any] = field(default_factory=dict)  # the reference service's own options
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -65,12 +66,10 @@ def _run(run: Run, results: Path) -> DemoResult:
         compress=60,
         results=results,
         run_id=f"exercised-{run.name}-{uuid.uuid4().hex[:6]}",
-        settle=10.0,
         scrape_interval=1.0,
-        heartbeat_interval=1.0,
-        recovery_interval=1.0,
+        service={"heartbeat_interval": 1.0, "recovery_interval": 1.0, **run.service},
         progress_interval=10.0,
-        **run.extra,
+        **{"settle": 10.0, **run.extra},
     )
     return run_demo(options, _QuietProgress(results / f"{run.name}.progress.log"))
 
@@ -79,11 +78,12 @@ def _run(run: Run, results: Path) -> DemoResult:
 def runs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, DemoResult | BaseException]]:
     results = tmp_path_factory.mktemp("exercised")
     plan = (
-        Run("perf-01", "PERF-01", {"service_time": 0.2}),
+        # The settle period derived from the compressed rules (docs/timing.md): 12 s.
+        Run("perf-01", "PERF-01", {"service_time": 0.2}, {"settle": None}),
         # The advisor must still be BUSY when the heartbeat is aged: a 20 s service time.
         Run("res-01", "RES-01", {"service_time": 20.0}),
         Run("res-01-no-row", _res01_without_fault(results), {"service_time": 20.0}),
-        Run("soak", "PERF-03", {"service_time": 0.2, "duration": 40.0}),
+        Run("soak", "PERF-03", {"service_time": 0.2}, {"duration": 40.0}),
     )
     yield run_all({run.name: functools.partial(_run, run, results) for run in plan})
 
@@ -112,6 +112,12 @@ def test_perf01_passes_with_rnf05_and_rnf06_not_exercised(
     assert verdict.result("RNF-02").exercised is True and verdict.result("RNF-04").exercised is True
     assert verdict.passed, verdict.failure_reasons
     assert "PASS (not exercised)" in result.reports["markdown"].read_text()
+    progress = (result.results_dir.parent / "perf-01.progress.log").read_text()
+    assert (
+        "settling for 12s (derived from the rules: TicketeroThroughputBelowTarget (RNF-01) fires at most 12s "
+        "after its fault" in progress
+    ), progress
+    assert result.extra["evidence"]["settle"] == 12.0
 
 
 def test_res01_exercises_rnf05(runs: dict[str, DemoResult | BaseException]) -> None:

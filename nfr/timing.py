@@ -1,0 +1,98 @@
+"""How long after a fault each alert can fire, read off the rule files a run loads — the settle period the
+demo waits after the load (docs/timing.md).
+
+For each alerting rule: the longest window between a change in the raw series and its expression (its
+range selectors plus those of the recording rules it reads, down the chain: ``promql.window``), one scrape
+for the change to be seen, one evaluation per recording rule in between plus the alert's own, and its
+``for:``. An ``offset`` does not delay a fault's alert (it moves the comparison's baseline) but an alert
+whose offset reaches before the data cannot fire at all (``promql.lookback``, as the verdict's NOT JUDGED
+reads it): such an alert is left out when the run is shorter than the history it needs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from nfr import promql
+from nfr.rulescale import RuleScaleError, scale_rules
+
+
+@dataclass(frozen=True)
+class AlertDelay:
+    alert: str
+    nfr: str
+    for_seconds: float
+    window: float  # the longest chain of ranges between the raw series and the alert
+    hops: int  # recording rules in between (each adds an evaluation)
+    history: float  # look-back plus for: how much history the alert needs before it can fire at all
+
+    def seconds(self, scrape: float, evaluation: float) -> float:
+        """Worst case from the fault to the alert firing."""
+        return self.window + scrape + evaluation * (1 + self.hops) + self.for_seconds
+
+    def explain(self, scrape: float, evaluation: float) -> str:
+        lag = scrape + evaluation * (1 + self.hops)
+        return (
+            f"{self.alert}{f' ({self.nfr})' if self.nfr else ''} fires at most "
+            f"{self.seconds(scrape, evaluation):g}s after its fault: window {self.window:g}s + scrape and "
+            f"{1 + self.hops} evaluation(s) {lag:g}s + for {self.for_seconds:g}s"
+        )
+
+
+def _documents(rule_files: Iterable[str | Path], compress: float, floor: float) -> list[dict[str, Any]]:
+    documents = []
+    for rule_file in rule_files:
+        try:
+            document = yaml.safe_load(Path(rule_file).read_text())
+        except (OSError, yaml.YAMLError) as err:
+            raise RuleScaleError(f"{rule_file}: cannot read rule file: {err}") from err
+        documents.append(scale_rules(document, compress, floor) if compress > 1 else document)
+    return documents
+
+
+def alert_delays(
+    rule_files: Iterable[str | Path], compress: float = 1.0, floor: float = 0.0
+) -> list[AlertDelay]:
+    """Every alerting rule of ``rule_files`` with its timing, after compressing them as a run would."""
+    rules = [
+        rule
+        for document in _documents(rule_files, compress, floor)
+        for group in (document or {}).get("groups") or []
+        for rule in group.get("rules") or []
+    ]
+    recorded = {str(r["record"]): str(r["expr"]) for r in rules if "record" in r}
+    delays = []
+    for rule in rules:
+        if "alert" not in rule:
+            continue
+        expr = str(rule["expr"])
+        for_seconds = promql.parse_duration(str(rule["for"])) if rule.get("for") else 0.0
+        delays.append(
+            AlertDelay(
+                alert=str(rule["alert"]),
+                nfr=str((rule.get("labels") or {}).get("nfr", "")),
+                for_seconds=for_seconds,
+                window=promql.window(expr, recorded),
+                hops=promql.hops(expr, recorded),
+                history=promql.lookback(expr, recorded) + for_seconds,
+            )
+        )
+    return delays
+
+
+def slowest(
+    delays: Iterable[AlertDelay], scrape: float, evaluation: float, run_seconds: float | None = None
+) -> AlertDelay | None:
+    """The alert that can fire latest after a fault; with ``run_seconds`` (the load's length), only among
+    the alerts that have the history they need by the end of the settle period they ask for."""
+    candidates = [
+        d for d in delays if run_seconds is None or d.history <= run_seconds + d.seconds(scrape, evaluation)
+    ]
+    if not candidates:
+        return None
+    return max(candidates, key=lambda d: (d.seconds(scrape, evaluation), d.alert))
