@@ -4,13 +4,15 @@ demo waits after the load (docs/timing.md).
 For each alerting rule: the longest window between a change in the raw series and its expression (its
 range selectors plus those of the recording rules it reads, down the chain: ``promql.window``), one scrape
 for the change to be seen, one evaluation per recording rule in between plus the alert's own, and its
-``for:``. An ``offset`` does not delay a fault's alert (it moves the comparison's baseline) but an alert
+``for:``. An event count compared with zero (``increase(c[5m]) > 0``) fires at the first sample that shows
+the event, so its window adds nothing. An ``offset`` does not delay a fault's alert (it moves the comparison's baseline) but an alert
 whose offset reaches before the data cannot fire at all (``promql.lookback``, as the verdict's NOT JUDGED
 reads it): such an alert is left out when the run is shorter than the history it needs.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +22,16 @@ import yaml
 
 from nfr import promql
 from nfr.rulescale import RuleScaleError, scale_rules
+
+# ``increase(counter[5m]) > 0``: any event fires it at the first sample that shows the event, whatever the
+# window (the window only sets how long it stays firing), so its range does not delay the alert.
+_EVENT_COUNT = re.compile(r"^\s*(increase|changes|resets)\((?P<selector>[^()]*)\[[^\]]+\]\)\s*>\s*0\s*$")
+
+
+def _window(expr: str, recorded: dict[str, str]) -> float:
+    if _EVENT_COUNT.match(expr) and not any(name in expr for name in recorded):
+        return 0.0
+    return promql.window(expr, recorded)
 
 
 @dataclass(frozen=True)
@@ -77,7 +89,7 @@ def alert_delays(
                 alert=str(rule["alert"]),
                 nfr=str((rule.get("labels") or {}).get("nfr", "")),
                 for_seconds=for_seconds,
-                window=promql.window(expr, recorded),
+                window=_window(expr, recorded),
                 hops=promql.hops(expr, recorded),
                 history=promql.lookback(expr, recorded) + for_seconds,
             )

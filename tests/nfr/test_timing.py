@@ -27,12 +27,16 @@ def test_shipped_rules_for_a_short_run() -> None:
     delays = alert_delays(default_rule_files())
     alert = slowest(delays, scrape=5.0, evaluation=5.0, run_seconds=60.0)
     assert alert is not None
-    # increase(ticketero_database_deadlocks_total[5m]) > 0 for: 10s: 300 + one scrape + one evaluation + 10
+    # deriv(:waiting:sum[2m]) over a 1m rate, two recording rules, for: 1m: 120 + 5 + 3 x 5 + 60
     assert (alert.alert, alert.nfr, alert.seconds(5.0, 5.0)) == (
-        "TicketeroRaceConditionDetected",
-        "RNF-03",
-        320.0,
+        "TicketeroThroughputBelowTarget",
+        "RNF-01",
+        200.0,
     )
+    # increase(ticketero_database_deadlocks_total[5m]) > 0 for: 10s fires at the first sample showing a
+    # deadlock: one scrape + one evaluation + 10, the 5 m window adds nothing
+    races = [d for d in delays if d.alert == "TicketeroRaceConditionDetected"]
+    assert races and all(d.window == 0.0 and d.seconds(5.0, 5.0) == 20.0 for d in races)
     throughput = next(d for d in delays if d.alert == "TicketeroThroughputBelowTarget")
     # deriv(:waiting:sum[2m]) read through two recording rules, for: 1m
     assert (throughput.window, throughput.hops, throughput.seconds(5.0, 5.0)) == (120.0, 2, 200.0)
@@ -55,9 +59,9 @@ def test_compressed_rules_give_the_compressed_settle() -> None:
 def test_the_demo_settle_is_derived_unless_given(tmp_path: Path) -> None:
     delays = alert_delays(default_rule_files())
     settle, why = DemoOptions().settle_after(60.0, delays, scrape=5.0)
-    assert settle == 320.0
+    assert settle == 200.0
     assert why.startswith(
-        "derived from the rules: TicketeroRaceConditionDetected (RNF-03) fires at most 320s"
+        "derived from the rules: TicketeroThroughputBelowTarget (RNF-01) fires at most 200s"
     )
     assert DemoOptions(settle=42.0).settle_after(60.0, delays, 5.0) == (42.0, "given")
     # never under ten scrapes
@@ -71,3 +75,18 @@ def test_an_unreadable_rule_file_is_named(tmp_path: Path) -> None:
 
     with pytest.raises(RuleScaleError, match="nope.yml: cannot read rule file"):
         alert_delays([tmp_path / "nope.yml"])
+
+
+def test_an_event_count_fires_at_the_first_sample_but_a_rate_threshold_waits_for_its_window(
+    tmp_path: Path,
+) -> None:
+    rule = tmp_path / "events.yml"
+    rule.write_text(
+        "groups:\n- name: g\n  rules:\n"
+        "  - alert: Event\n    expr: increase(errors_total[10m]) > 0\n"
+        "  - alert: Rate\n    expr: rate(errors_total[10m]) > 0.5\n"
+        "  - alert: Recorded\n    expr: increase(:errors:sum[10m]) > 0\n"
+        "  - record: :errors:sum\n    expr: sum(rate(errors_total[1m]))\n"
+    )
+    delays = {d.alert: d.window for d in alert_delays([rule])}
+    assert delays == {"Event": 0.0, "Rate": 600.0, "Recorded": 660.0}
