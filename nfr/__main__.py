@@ -304,8 +304,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--settle",
         type=_duration,
         default=None,
-        help="extra time after --end to watch alerts; docs/timing.md explains the 150s default (150s; "
-        "with --snapshot the run's own)",
+        help="extra time after --end to watch alerts (default: derived from the rules the Prometheus has "
+        "loaded — the longest time from a fault to its alert firing, docs/timing.md; with --snapshot the "
+        "run's own)",
     )
     verdict.add_argument(
         "--expect", nargs="*", default=[], metavar="ALERT", help="alerts expected to fire and clear"
@@ -465,8 +466,6 @@ def _cmd_verdict(args: argparse.Namespace) -> int:
     if args.start is None or args.end is None:
         print("ticketero-nfr verdict: --start and --end are needed with --prometheus", file=sys.stderr)
         return EXIT_BAD_INPUT
-    if args.settle is None:
-        args.settle = 150.0
     rule_files = None
     if args.rules_from is not None:
         rule_files = sorted(args.rules_from.glob("*.yml"))
@@ -476,6 +475,18 @@ def _cmd_verdict(args: argparse.Namespace) -> int:
             )
             return EXIT_BAD_INPUT
     client = PrometheusClient(args.prometheus, http=http, rule_files=rule_files)
+    if args.settle is None:
+        from nfr.timing import loaded_alert_delays, settle_for
+
+        try:
+            scrape, evaluation = client.config_intervals()
+            args.settle, why = settle_for(
+                loaded_alert_delays(client.rules()), scrape, evaluation, args.end - args.start
+            )
+        except PrometheusQueryError as err:
+            print(f"ticketero-nfr verdict: cannot read the rules to derive --settle: {err}", file=sys.stderr)
+            return EXIT_BAD_INPUT
+        print(f"ticketero-nfr verdict: settle {args.settle:g}s ({why})", file=sys.stderr)
     return _judge_and_report(args, client)
 
 

@@ -41,7 +41,7 @@ from nfr.run import (
     parts,
 )
 from nfr.stack import STACK_OWNED_SERVICE_OPTIONS, ExternalTarget, LocalStack, StackSettings, new_run_id
-from nfr.timing import AlertDelay, alert_delays, slowest
+from nfr.timing import AlertDelay, alert_delays, settle_for
 from nfr.verdict import ScenarioOutcome, Verdict, compute_verdict
 from ticketero.config import OPTIONS as SERVICE_OPTIONS
 from ticketero_settings import SettingsError, as_text
@@ -51,7 +51,6 @@ SCENARIO_DIRS = (PACKAGE_ROOT / "loadgen" / "scenarios", PACKAGE_ROOT / "nfr" / 
 EVIDENCE_DIR = "evidence"  # under the results: TSDB snapshot, rule files, window (nfr verdict --snapshot)
 EXPECT_KEY = "expect_alerts"
 EXERCISES_KEY = "exercises"
-MIN_SETTLE_SCRAPES = 10  # the settle period is never shorter than this many scrapes
 
 
 class BadInput(ValueError):
@@ -109,11 +108,7 @@ class DemoOptions:
         (docs/timing.md); never under 10 scrapes. ``load_seconds`` None: among every alert (an upper bound)."""
         if self.settle is not None:
             return self.settle, "given"
-        floor = MIN_SETTLE_SCRAPES * scrape
-        alert = slowest(delays, scrape, scrape, load_seconds)
-        if alert is None or alert.seconds(scrape, scrape) < floor:
-            return floor, f"{MIN_SETTLE_SCRAPES} scrapes"
-        return alert.seconds(scrape, scrape), "derived from the rules: " + alert.explain(scrape, scrape)
+        return settle_for(delays, scrape, scrape, load_seconds)
 
 
 @dataclass

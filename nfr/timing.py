@@ -72,29 +72,51 @@ def alert_delays(
 ) -> list[AlertDelay]:
     """Every alerting rule of ``rule_files`` with its timing, after compressing them as a run would."""
     rules = [
-        rule
+        (
+            str(rule.get("alert") or ""),
+            str(rule.get("record") or ""),
+            str(rule["expr"]),
+            promql.parse_duration(str(rule["for"])) if rule.get("for") else 0.0,
+            str((rule.get("labels") or {}).get("nfr", "")),
+        )
         for document in _documents(rule_files, compress, floor)
         for group in (document or {}).get("groups") or []
         for rule in group.get("rules") or []
     ]
-    recorded = {str(r["record"]): str(r["expr"]) for r in rules if "record" in r}
-    delays = []
-    for rule in rules:
-        if "alert" not in rule:
-            continue
-        expr = str(rule["expr"])
-        for_seconds = promql.parse_duration(str(rule["for"])) if rule.get("for") else 0.0
-        delays.append(
-            AlertDelay(
-                alert=str(rule["alert"]),
-                nfr=str((rule.get("labels") or {}).get("nfr", "")),
-                for_seconds=for_seconds,
-                window=_window(expr, recorded),
-                hops=promql.hops(expr, recorded),
-                history=promql.lookback(expr, recorded) + for_seconds,
-            )
+    return _delays(rules)
+
+
+def loaded_alert_delays(groups: Iterable[dict[str, Any]]) -> list[AlertDelay]:
+    """The same for the rule groups a Prometheus has loaded (``/api/v1/rules``: ``query``, ``duration``)."""
+    rules = [
+        (
+            str(rule.get("name", "")) if rule.get("type") == "alerting" else "",
+            str(rule.get("name", "")) if rule.get("type") == "recording" else "",
+            str(rule.get("query", "")),
+            float(rule.get("duration") or 0.0),
+            str((rule.get("labels") or {}).get("nfr", "")),
         )
-    return delays
+        for group in groups
+        for rule in group.get("rules") or []
+    ]
+    return _delays(rules)
+
+
+def _delays(rules: list[tuple[str, str, str, float, str]]) -> list[AlertDelay]:
+    """(alert, record, expression, for: seconds, nfr) per rule → the alerting rules' timings."""
+    recorded = {record: expr for _, record, expr, _, _ in rules if record}
+    return [
+        AlertDelay(
+            alert=alert,
+            nfr=nfr,
+            for_seconds=for_seconds,
+            window=_window(expr, recorded),
+            hops=promql.hops(expr, recorded),
+            history=promql.lookback(expr, recorded) + for_seconds,
+        )
+        for alert, _, expr, for_seconds, nfr in rules
+        if alert
+    ]
 
 
 def slowest(
@@ -108,3 +130,19 @@ def slowest(
     if not candidates:
         return None
     return max(candidates, key=lambda d: (d.seconds(scrape, evaluation), d.alert))
+
+
+MIN_SETTLE_SCRAPES = 10  # the settle period is never shorter than this many scrapes
+
+
+def settle_for(
+    delays: list[AlertDelay], scrape: float, evaluation: float, load_seconds: float | None
+) -> tuple[float, str]:
+    """The settle period after a load of ``load_seconds`` and why: the longest time from a fault to its alert
+    firing among the alerts that can fire in a run this long (None: among every alert, an upper bound);
+    never under ten scrapes."""
+    floor = MIN_SETTLE_SCRAPES * scrape
+    alert = slowest(delays, scrape, evaluation, load_seconds)
+    if alert is None or alert.seconds(scrape, evaluation) < floor:
+        return floor, f"{MIN_SETTLE_SCRAPES} scrapes"
+    return alert.seconds(scrape, evaluation), "derived from the rules: " + alert.explain(scrape, evaluation)
