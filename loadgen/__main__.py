@@ -40,7 +40,7 @@ EPILOG = f"""\
 settings are resolved in this order (later wins):
   scenario file  →  LOADGEN_* environment variables  →  command-line flags
   e.g. LOADGEN_TARGET, LOADGEN_RATE, LOADGEN_DURATION, LOADGEN_METRICS_PORT, LOADGEN_DATABASE_DSN,
-  LOADGEN_AMQP_URL, LOADGEN_ALLOW_TARGETS (comma separated)
+  LOADGEN_AMQP_URL, LOADGEN_SERVICE_CONTROL, LOADGEN_ALLOW_TARGETS (comma separated)
 
 safety: a target (or probe URL) outside 127.0.0.0/8, ::1 and localhost is refused (exit 2) unless its host
 is listed in allow_targets. Every run is bounded by its duration/schedule and stops by itself.
@@ -108,6 +108,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.add_argument("--database-dsn", dest="database_dsn", help="PostgreSQL DSN for sql actions and probes")
     run.add_argument("--amqp-url", dest="amqp_url", help="RabbitMQ URL for amqp actions")
+    run.add_argument(
+        "--service-control",
+        dest="service_control",
+        help="backend of service actions: docker (default), docker:app=NAME,broker=NAME, or the http:// URL "
+        "of a service-control endpoint (the local stack's)",
+    )
     run.add_argument(
         "--quiet", action="store_true", help="no progress or phase lines (summary still printed)"
     )

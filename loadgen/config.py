@@ -68,6 +68,7 @@ SETTINGS: dict[str, tuple[tuple[str, ...], str, str]] = {
     "settle": (("settle",), "LOADGEN_SETTLE", "--settle"),
     "database_dsn": (("services", "database_dsn"), "LOADGEN_DATABASE_DSN", "--database-dsn"),
     "amqp_url": (("services", "amqp_url"), "LOADGEN_AMQP_URL", "--amqp-url"),
+    "service_control": (("services", "service_control"), "LOADGEN_SERVICE_CONTROL", "--service-control"),
 }
 
 

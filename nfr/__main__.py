@@ -246,6 +246,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--no-recovery", action="store_true", help="start the service with its recovery disabled"
     )
     demo.add_argument("--workers-per-queue", type=int, default=3, help="service consumers per queue (3)")
+    demo.add_argument(
+        "--replicas",
+        type=int,
+        help="service replicas behind an HAProxy load balancer, which becomes the target "
+        "(default: the scenario's replicas:, else 1)",
+    )
     demo.add_argument("--service-time", type=float, help="seconds a ticket is worked on (service default)")
     demo.add_argument(
         "--heartbeat-timeout", type=float, help="service heartbeat timeout, seconds (service default)"
@@ -676,6 +682,7 @@ def _run_job(args: argparse.Namespace, command: str) -> int:
             "faults": tuple(f.strip() for f in args.faults.split(",") if f.strip()),
             "no_recovery": args.no_recovery,
             "workers_per_queue": args.workers_per_queue,
+            "replicas": args.replicas,
             "service_time": args.service_time,
             "heartbeat_timeout": args.heartbeat_timeout,
             "heartbeat_interval": args.heartbeat_interval,

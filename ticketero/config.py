@@ -46,6 +46,7 @@ class Settings:
     relay_backoff_max: float = 30.0
     advisor_retry_delay: float = 0.5
     shutdown_grace: float = 15.0
+    readiness_drain: float = 0.0
     db_pool_size: int = 10
     db_pool_timeout: float = 10.0
     create_database: bool = False
@@ -202,6 +203,13 @@ OPTIONS: tuple[Option, ...] = (
         "seconds >= 0",
         "on SIGTERM, in-flight tickets get this long to finish before they are handed back",
     ),
+    Option(
+        "readiness_drain",
+        _non_negative_float,
+        "seconds >= 0",
+        "on SIGTERM, answer /actuator/health DOWN this long while still serving, so a load balancer stops "
+        "sending requests first (0 = stop at once)",
+    ),
     Option("db_pool_size", _positive_int, "an integer >= 1", "maximum PostgreSQL connections in the pool"),
     Option(
         "db_pool_timeout",
@@ -221,7 +229,7 @@ OPTIONS: tuple[Option, ...] = (
         _faults,
         "a comma list of fault switches",
         "fault switches that each break one guarantee on purpose: unlocked-claim, memory-leak[=bytes], "
-        "slow-api[=seconds], stalled-worker, failing-relay[=share]; e.g. 'unlocked-claim,slow-api=3' "
+        "slow-api[=seconds], stalled-worker, failing-relay[=share], no-drain, outage-drops; e.g. 'unlocked-claim,slow-api=3' "
         "(see ticketero/README.md); empty = none",
     ),
 )
