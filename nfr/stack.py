@@ -289,7 +289,12 @@ class LocalStack:
         config.write_text(
             haproxy_config(self.balancer_port, self.service_ports, self.settings.check_interval)
         )
-        haproxy = shutil.which("haproxy") or "/usr/sbin/haproxy"
+        haproxy = shutil.which("haproxy") or shutil.which("haproxy", path="/usr/sbin:/usr/local/sbin")
+        if haproxy is None:
+            raise ProcessError(
+                f"{self.settings.replicas} replicas need the HAProxy load balancer: haproxy not found "
+                "(scripts/bootstrap.sh installs the Debian package haproxy)"
+            )
         self.balancer = ManagedProcess(
             "haproxy", [haproxy, "-db", "-f", str(config)], self.dir / "logs" / "haproxy.log"
         ).start()
