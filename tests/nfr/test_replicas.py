@@ -71,3 +71,11 @@ def test_haproxy_accepts_the_configuration(tmp_path: Path) -> None:
     result = subprocess.run([haproxy, "-c", "-f", str(config)], capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "Warning" not in result.stdout + result.stderr
+
+
+def test_a_bad_replicas_option_is_refused_before_anything_starts(tmp_path: Path) -> None:
+    from nfr.demo import DemoOptions, run_demo
+
+    with pytest.raises(BadInput, match=r"^--replicas: expected 1\.\.16, got 0$"):
+        run_demo(DemoOptions(scenario="SHUT-02", replicas=0, results=tmp_path))
+    assert not any(tmp_path.iterdir())  # no results: nothing ran
