@@ -34,7 +34,8 @@ EPILOG = f"""\
 settings are resolved in this order (later wins):
   scenario file  →  LOADGEN_* environment variables  →  command-line flags
   e.g. LOADGEN_TARGET, LOADGEN_RATE, LOADGEN_DURATION, LOADGEN_METRICS_PORT, LOADGEN_DATABASE_DSN,
-  LOADGEN_AMQP_URL, LOADGEN_ALLOW_TARGETS (comma separated); each flag below names its variable.
+  LOADGEN_AMQP_URL, LOADGEN_SERVICE_CONTROL, LOADGEN_ALLOW_TARGETS (comma separated); each flag below
+  names its variable.
   Durations: 500ms, 2s, 1m30s, 1h or a number of seconds.
 
 safety: a target (or probe URL) outside 127.0.0.0/8, ::1 and localhost is refused (exit 2) unless its host

@@ -79,6 +79,9 @@ OPTIONS = core.Table(
                     key="services.database_dsn", secret=True),
         core.Option("amqp_url", core.url("amqp", "amqps", empty=False), "RabbitMQ URL for amqp actions",
                     key="services.amqp_url", secret=True),
+        core.Option("service_control", core.text(),
+                    "backend of service actions: docker (default), docker:app=NAME,broker=NAME, or the http:// URL "
+                    "of a service-control endpoint (the local stack's)", key="services.service_control"),
     ),
 )  # fmt: skip
 

@@ -155,10 +155,12 @@ class ScenarioReader:
         "notes",
         # Read by the judge (python -m nfr), not by the load generator: the alerts a fault scenario expects
         # to fire and clear, the NFRs the scenario must put to the test, and what it needs beyond HTTP
-        # (database, broker, service-control) so a run without it is refused before any request.
+        # (database, broker, service-control) so a run without it is refused before any request; and how
+        # many replicas of the service the local stack runs behind its load balancer.
         "expect_alerts",
         "exercises",
         "needs",
+        "replicas",
     )
 
     def scenario(self, doc: dict) -> Scenario:
@@ -182,6 +184,12 @@ class ScenarioReader:
         for key, value in services.items():
             if not isinstance(value, str):
                 raise self.fail(("services", key), "a string (a DSN or URL)", value)
+        if "service_control" in services:
+            from loadgen.service_control import check_control
+
+            problem = check_control(services["service_control"])
+            if problem:
+                raise self.fail(("services", "service_control"), problem, services["service_control"])
         workload = self.workload(self.mapping(doc, "workload", ()))
         processes = self.integer(doc, "processes", (), 1, minimum=1, maximum=64)
         if processes > 1 and workload.model == "contention":
@@ -525,6 +533,7 @@ class ScenarioReader:
 
     ACTION_KEYS: dict[str, tuple[str, ...]] = {
         "sql": ("dsn", "sql"),
+        "service": ("service", "op", "replica", "grace", "signal"),
         "docker": ("container", "op", "signal", "timeout"),
         "command": ("run", "timeout", "background"),
         "amqp": ("url", "exchange", "routing_key", "body", "body_sql", "dsn", "count"),
@@ -591,6 +600,8 @@ class ScenarioReader:
     def check_action(self, kind: str, params: dict, path: tuple) -> None:
         if kind == "sql":
             self.text(params, "sql", path)
+        elif kind == "service":
+            self.service_action(params, path)
         elif kind == "docker":
             self.text(params, "container", path)
             if params.get("op") not in self.DOCKER_OPS:
@@ -626,6 +637,43 @@ class ScenarioReader:
             params["probe_kind"] = probe_kind
             params["within"] = self.duration(params, "within", path, "60s")
             params["interval"] = self.duration(params, "interval", path, "1s")
+
+    def service_action(self, params: dict, path: tuple) -> None:
+        from loadgen.service_control import OPS
+
+        if params.get("op") not in OPS:
+            raise self.fail((*path, "op"), f"one of {', '.join(OPS)}", params.get("op"))
+        params["service"] = self.text(params, "service", path, "app")
+        if not params["service"]:
+            raise self.fail((*path, "service"), "a service name such as app or broker", params["service"])
+        if "replica" in params:
+            params["replica"] = self.integer(params, "replica", path, None, minimum=1, maximum=64)
+        if "grace" in params:
+            if params["op"] not in ("stop", "restart"):
+                raise self.fail(
+                    (*path, "grace"), "no grace for op " + params["op"] + " (stop, restart)", params["grace"]
+                )
+            params["grace"] = self.duration(params, "grace", path, None)
+        if "signal" in params:
+            signame = params["signal"]
+            if params["op"] != "kill":
+                raise self.fail(
+                    (*path, "signal"), "no signal for op " + params["op"] + " (kill only)", signame
+                )
+            if (
+                not isinstance(signame, str)
+                or not signame.startswith("SIG")
+                or signame in ("SIGSTOP", "SIGCONT")
+            ):
+                raise self.fail(
+                    (*path, "signal"),
+                    "a signal name such as SIGKILL or SIGTERM (pause/resume for SIGSTOP/SIGCONT)",
+                    signame,
+                )
+            import signal as signals
+
+            if not hasattr(signals, signame):
+                raise self.fail((*path, "signal"), "a known signal name such as SIGKILL or SIGTERM", signame)
 
     def status_list(self, node: Mapping, key: str, path: tuple) -> list[int]:
         raw = node.get(key, [200])

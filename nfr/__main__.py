@@ -272,6 +272,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_run_options(demo)
     add_service_options(demo)
+    demo.add_argument(
+        "--replicas",
+        type=int,
+        help="service replicas behind an HAProxy load balancer, which becomes the target "
+        "(default: the scenario's replicas:, else 1)",
+    )
 
     verdict = sub.add_parser(
         "verdict",
@@ -713,7 +719,7 @@ def _run_job(args: argparse.Namespace, command: str) -> int:
         except SettingsError as err:
             print(f"ticketero-nfr {command}: {err}", file=sys.stderr)
             return EXIT_BAD_INPUT
-        external = {"service": service, "results": args.results}
+        external = {"service": service, "replicas": args.replicas, "results": args.results}
     options = DemoOptions(
         scenario=args.scenario,
         compress=args.compress,

@@ -51,6 +51,8 @@ SCENARIO_DIRS = (PACKAGE_ROOT / "loadgen" / "scenarios", PACKAGE_ROOT / "nfr" / 
 EVIDENCE_DIR = "evidence"  # under the results: TSDB snapshot, rule files, window (nfr verdict --snapshot)
 EXPECT_KEY = "expect_alerts"
 EXERCISES_KEY = "exercises"
+REPLICAS_KEY = "replicas"
+MAX_REPLICAS = 16
 
 
 class BadInput(ValueError):
@@ -72,6 +74,8 @@ class DemoOptions:
     # The reference service's own options, by the names of its table (ticketero.config.OPTIONS), checked
     # by that table and handed on as its flags: {"faults": "slow-api", "service_time": 0.2, "recovery": False}.
     service: dict[str, Any] = field(default_factory=dict)
+    replicas: int | None = None  # service replicas behind the balancer (default: the scenario's replicas:, 1)
+    floor: float | None = None  # shortest compressed time span (default: 4 scrape intervals)
     strict: bool = False
     require_exercised: bool = False  # every NFR that passed must have been put to the test
     rule_files: list[Path] | None = None
@@ -155,6 +159,8 @@ class PreparedScenario:
     exercises: tuple[str, ...]  # NFRs the scenario must put to the test, or the run fails
     needs: tuple[str, ...] = ()  # declared in needs:
     inferred_needs: dict[str, list[str]] = field(default_factory=dict)  # read off its steps
+    replicas: int = 1  # service replicas the scenario runs against (replicas:)
+    controls_broker: bool = False  # a service action stops/starts the broker: the stack puts a relay there
 
 
 def _names(source: Path, doc: dict[str, Any], key: str, what: str) -> tuple[str, ...]:
@@ -192,15 +198,31 @@ def prepare_scenario(source: Path, run_dir: Path, first_scrape_wait: float = 0.0
     except NeedsError as err:
         raise BadInput(str(err)) from err
     inferred = inferred_needs(doc)
+    replicas = doc.pop(REPLICAS_KEY, 1)
+    if isinstance(replicas, bool) or not isinstance(replicas, int) or not 1 <= replicas <= MAX_REPLICAS:
+        raise BadInput(f"{source}: {REPLICAS_KEY}: expected an integer 1..{MAX_REPLICAS}, got {replicas!r}")
+    broker = _controls_broker(doc)
     setup = doc.get("setup") or []
     if first_scrape_wait > 0 and isinstance(setup, list):
         pause = {"name": "Prometheus scrapes the load generator once", "type": "sleep"}
         doc["setup"] = [*setup, {**pause, "duration": f"{first_scrape_wait:g}s"}]
-    elif not expected and not exercises:
-        return PreparedScenario(source, (), name, (), needs, inferred)
+    elif not expected and not exercises and replicas == 1:
+        return PreparedScenario(source, (), name, (), needs, inferred, replicas, broker)
     copy = run_dir / source.name
     copy.write_text(yaml.safe_dump(doc, sort_keys=False))
-    return PreparedScenario(copy, expected, name, exercises, needs, inferred)
+    return PreparedScenario(copy, expected, name, exercises, needs, inferred, replicas, broker)
+
+
+def _controls_broker(doc: dict[str, Any]) -> bool:
+    """Whether a ``service`` action of the scenario acts on the broker."""
+    for key in ("setup", "method", "rollbacks"):
+        steps = doc.get(key) or []
+        if isinstance(steps, list) and any(
+            isinstance(step, dict) and step.get("type") == "service" and step.get("service") == "broker"
+            for step in steps
+        ):
+            return True
+    return False
 
 
 class Progress:
@@ -333,6 +355,17 @@ def run_demo(options: DemoOptions, progress: Progress | None = None) -> DemoResu
         run_parts = parts(exporter=bool(external.dsn), service_metrics=external.metrics_path)
         absent_jobs = [p.job for p in run_parts if not p.available]
         rule_files = drop_absent_alerts(rule_files or default_rule_files(), absent_jobs, work / "rules-run")
+    replicas = options.replicas if options.replicas is not None else prepared.replicas
+    if not 1 <= replicas <= MAX_REPLICAS:
+        shutil.rmtree(work, ignore_errors=True)
+        raise BadInput(f"--replicas: expected 1..{MAX_REPLICAS}, got {replicas}")
+    if external is not None:  # the target is what it is (a scenario's replicas: describe it, start nothing)
+        if options.replicas is not None and options.replicas > 1:
+            shutil.rmtree(work, ignore_errors=True)
+            raise BadInput(
+                "--replicas: only the local stack starts replicas; an external --target is one URL"
+            )
+        replicas = 1
     expected = tuple(dict.fromkeys(prepared.expected + options.expect))
     must_exercise = NFR_IDS if options.require_exercised else prepared.exercises
     settings = StackSettings(
@@ -347,8 +380,11 @@ def run_demo(options: DemoOptions, progress: Progress | None = None) -> DemoResu
         prometheus_http=options.prometheus_http,
         remote_write=options.remote_write,
         loadgen_port=options.loadgen_port,
+        floor=options.floor,
+        replicas=replicas,
+        broker_relay=prepared.controls_broker and external is None,
     )
-    floor = default_floor(scrape)
+    floor = options.floor if options.floor is not None else default_floor(scrape)
     try:
         delays = alert_delays(rule_files or default_rule_files(), options.compress, floor)
     except RuleScaleError as err:

@@ -45,6 +45,7 @@ class Settings:
     relay_backoff_max: float = 30.0
     advisor_retry_delay: float = 0.5
     shutdown_grace: float = 15.0
+    readiness_drain: float = 0.0
     db_pool_size: int = 10
     db_pool_timeout: float = 10.0
     create_database: bool = False
@@ -91,6 +92,9 @@ OPTIONS = core.Table(
                     "a worker that finds no AVAILABLE advisor waits this long before requeueing the message"),
         core.Option("shutdown_grace", _seconds_or_zero,
                     "on SIGTERM, in-flight tickets get this long to finish before they are handed back"),
+        core.Option("readiness_drain", _seconds_or_zero,
+                    "on SIGTERM, answer /actuator/health DOWN this long while still serving, so a load balancer stops "
+                    "sending requests first (0 = stop at once)"),
         core.Option("db_pool_size", core.positive_int(), "maximum PostgreSQL connections in the pool"),
         core.Option("db_pool_timeout", _seconds,
                     "how long a request waits for a database connection before failing (HTTP 500)"),
@@ -100,7 +104,7 @@ OPTIONS = core.Table(
             "faults",
             core.custom(_faults, "a comma list of fault switches", "SWITCHES"),
             "fault switches that each break one guarantee on purpose: unlocked-claim, memory-leak[=bytes], "
-            "slow-api[=seconds], stalled-worker, failing-relay[=share]; e.g. 'unlocked-claim,slow-api=3' "
+            "slow-api[=seconds], stalled-worker, failing-relay[=share], no-drain, outage-drops; e.g. 'unlocked-claim,slow-api=3' "
             "(see ticketero/README.md); empty = none",
         ),
     ),

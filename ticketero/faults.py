@@ -23,6 +23,10 @@ KNOWN = {
     "stalled-worker": "the first ticket taken stops heart-beating and never finishes (RNF-05)",
     "failing-relay": "the outbox relay marks messages FAILED instead of publishing (RNF-04); value = share "
     "of messages, 0-1 (default 1: all)",
+    "no-drain": "SIGTERM exits at once: no readiness drain, in-flight requests and tickets are cut off (RNF-04, "
+    "RNF-06)",
+    "outage-drops": "while the broker is unreachable the outbox relay gives up on (FAILS) every due message "
+    "instead of holding it (RNF-04)",
 }
 
 
@@ -34,6 +38,8 @@ class Faults:
     stalled_worker: bool = False
     failing_relay: bool = False
     failing_relay_fraction: float = 1.0
+    no_drain: bool = False
+    outage_drops: bool = False
     # What was asked for, in order, for logs and --help.
     names: tuple[str, ...] = field(default=())
 

@@ -490,14 +490,14 @@ TOP_KEYS = (
     "name, description, hypothesis, target, allow_targets, duration, max_requests, timeout, http_client, "
     "workload, think_time, requests, user_classes, ticket, thresholds, services, proxies, setup, steady_state, "
     "method, rollbacks, settle, verify, metrics_port, linger, summary_json, summary_csv, processes, "
-    "progress_interval, notes, expect_alerts, exercises, needs"
+    "progress_interval, notes, expect_alerts, exercises, needs, replicas"
 )
 WORKLOAD_KEYS = (
     "model, vus, rate, start_rate, stages, max_in_flight, max_backlog, connections, requests, within, clients, "
     "rounds, round_interval, winner_status, loser_status, breaking_point"
 )
 RAMP = [{"duration": "1s", "target": 1}]
-ACTION_TYPES = "sql, docker, command, amqp, proxy, sleep, http, wait, watch"
+ACTION_TYPES = "sql, service, docker, command, amqp, proxy, sleep, http, wait, watch"
 
 REFUSALS: list[tuple[dict[str, Any], str]] = [
     # top level
