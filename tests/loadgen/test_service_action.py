@@ -69,8 +69,8 @@ def test_a_service_action_reads_its_defaults_and_durations() -> None:
         ),
         (
             {"type": "service", "op": "stop", "grace": "soon"},
-            "plans/s.yml: method[0].grace: expected a duration such as 30s, 2m, 500ms or a number of "
-            "seconds, got str 'soon'",
+            "plans/s.yml: method[0].grace: expected a duration such as 500ms, 2s, 1m30s, 1h or a number "
+            "of seconds, got str 'soon'",
         ),
         (
             {"type": "service", "op": "stop", "signal": "SIGKILL"},
