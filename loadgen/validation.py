@@ -579,18 +579,28 @@ class ScenarioReader:
         return kind, {k: v for k, v in item.items() if k not in common}
 
     def actions(self, doc: dict, key: str, timed: bool) -> tuple[Action, ...]:
-        result = []
+        """Setup, method or rollback steps. Method steps run in file order: a step without ``at`` follows the
+        one before it, and an ``at`` earlier than the step before it is refused (it would not run there)."""
+        result: list[Action] = []
         for index, item in enumerate(self.listing(doc, key, ())):
             path = (key, index)
             common = ("type", "name", "ignore_failure") + (("at", "background") if timed else ())
             kind, params = self.typed_entry(item, path, self.ACTION_KEYS, common)
             self.check_action(kind, params, path)
+            previous = result[-1].at if result else 0.0
+            at = self.duration(item, "at", path, previous) if timed else 0.0
+            if at < previous:
+                raise self.fail(
+                    (*path, "at"),
+                    f"an offset at or after the step before it ({previous:g}s): steps run in file order",
+                    item.get("at"),
+                )
             result.append(
                 Action(
                     kind=kind,
                     params=params,
                     name=str(item.get("name") or ""),
-                    at=self.duration(item, "at", path, 0) if timed else 0.0,
+                    at=at,
                     ignore_failure=bool(item.get("ignore_failure", False)),
                     background=bool(item.get("background", kind == "watch")) if timed else False,
                 )

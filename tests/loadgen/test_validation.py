@@ -337,8 +337,8 @@ def test_actions_get_their_defaults() -> None:
             {"type": "watch", "query": "select 0", "equals": 0},
         ],
         "method": [
-            {"type": "docker", "container": "c", "op": "stop", "at": "30s", "timeout": "5s"},
-            {"type": "docker", "container": "c", "op": "kill", "signal": "SIGKILL"},
+            {"type": "docker", "container": "c", "op": "stop", "timeout": "5s"},
+            {"type": "docker", "container": "c", "op": "kill", "signal": "SIGKILL", "at": "30s"},
             {"type": "proxy", "proxy": "db", "op": "latency", "seconds": "200ms"},
             {"type": "proxy", "proxy": "db", "op": "cut", "background": True},
             {"type": "sleep", "duration": "1s"},
@@ -370,13 +370,14 @@ def test_actions_get_their_defaults() -> None:
     )
     http_probe = {"path": "/h", "timeout": 5.0, "expect_status": [200]}
     assert scenario.method == (
-        Action("docker", {"container": "c", "op": "stop", "timeout": 5.0}, at=30.0),
-        Action("docker", {"container": "c", "op": "kill", "signal": "SIGKILL"}),
-        Action("proxy", {"proxy": "db", "op": "latency", "seconds": 0.2}),
-        Action("proxy", {"proxy": "db", "op": "cut"}, background=True),
-        Action("sleep", {"duration": 1.0}),
-        Action("http", {"path": "/x", "timeout": 10.0, "expect_status": [200]}),
-        Action("http", {"url": "http://h/y", "expect_status": [204], "timeout": 1.0}),
+        Action("docker", {"container": "c", "op": "stop", "timeout": 5.0}),
+        # from here on at 30 s: a step without at: follows the one before it
+        Action("docker", {"container": "c", "op": "kill", "signal": "SIGKILL"}, at=30.0),
+        Action("proxy", {"proxy": "db", "op": "latency", "seconds": 0.2}, at=30.0),
+        Action("proxy", {"proxy": "db", "op": "cut"}, at=30.0, background=True),
+        Action("sleep", {"duration": 1.0}, at=30.0),
+        Action("http", {"path": "/x", "timeout": 10.0, "expect_status": [200]}, at=30.0),
+        Action("http", {"url": "http://h/y", "expect_status": [204], "timeout": 1.0}, at=30.0),
         Action(
             "wait",
             {
@@ -387,6 +388,7 @@ def test_actions_get_their_defaults() -> None:
                 "within": 60.0,
                 "interval": 1.0,
             },
+            at=30.0,
         ),
         Action(
             "watch",
@@ -397,6 +399,7 @@ def test_actions_get_their_defaults() -> None:
                 "probe": http_probe,
                 "probe_kind": "http",
             },
+            at=30.0,
             background=True,
         ),
         Action(
@@ -409,6 +412,7 @@ def test_actions_get_their_defaults() -> None:
                 "within": 60.0,
                 "interval": 1.0,
             },
+            at=30.0,
         ),
     )
     assert scenario.rollbacks == (Action("proxy", {"proxy": "db", "op": "restore"}),)
@@ -1060,3 +1064,15 @@ REFUSALS: list[tuple[dict[str, Any], str]] = [
 )
 def test_refusals_name_the_key_and_what_was_expected(doc: dict[str, Any], message: str) -> None:
     assert refusal(doc) == f"{SOURCE}: {message}"
+
+
+def test_method_steps_run_in_file_order_a_step_without_at_follows_the_one_before() -> None:
+    sleep = {"type": "sleep", "duration": 1}
+    method = [{**sleep, "at": "5s"}, sleep, {**sleep, "at": "8s"}, sleep]
+    assert [action.at for action in read({"method": method}).method] == [5.0, 5.0, 8.0, 8.0]
+    assert [action.at for action in read({"method": [sleep, sleep]}).method] == [0.0, 0.0]
+    backwards = [{**sleep, "at": "30s"}, {**sleep, "at": "10s"}]
+    assert refusal({"method": backwards}) == (
+        "plans/s.yml: method[1].at: expected an offset at or after the step before it (30s): steps run in file "
+        "order, got str '10s'"
+    )
