@@ -15,6 +15,7 @@ COPY ticketero ./ticketero
 COPY exporters ./exporters
 COPY loadgen ./loadgen
 COPY nfr ./nfr
+COPY ticketero_settings ./ticketero_settings
 # nfr/assets links to these: the installed package carries the rules, alerts and dashboards it needs.
 COPY prometheus ./prometheus
 COPY alerts ./alerts

@@ -244,7 +244,7 @@ SWEEP_DURATION = 'ticketero_consistency_sweep_duration_seconds{check="served_dri
 def measure_ours(size: int, schema: str, dsn: str, scrapes: int, max_sweep_scrapes: int) -> dict[str, float]:
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("EXPORTER_")}
-    env.update(EXPORTER_DSN=dsn, EXPORTER_AMQP_URL="", EXPORTER_HEALTH_URL="")
+    env.update(EXPORTER_DATABASE_DSN=dsn, EXPORTER_AMQP_URL="", EXPORTER_HEALTH_URL="")
     ours = subprocess.Popen(
         [sys.executable, "-m", "exporters", "--listen-port", str(port), "--log-level", "WARNING"],
         env=env,
@@ -324,7 +324,7 @@ def measure_ours(size: int, schema: str, dsn: str, scrapes: int, max_sweep_scrap
 def start_ours(dsn: str) -> tuple[subprocess.Popen[bytes], str]:
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("EXPORTER_")}
-    env.update(EXPORTER_DSN=dsn, EXPORTER_AMQP_URL="", EXPORTER_HEALTH_URL="")
+    env.update(EXPORTER_DATABASE_DSN=dsn, EXPORTER_AMQP_URL="", EXPORTER_HEALTH_URL="")
     process = subprocess.Popen(
         [sys.executable, "-m", "exporters", "--listen-port", str(port), "--log-level", "WARNING"],
         env=env,

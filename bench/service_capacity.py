@@ -205,7 +205,7 @@ async def ramp(args: argparse.Namespace, workers_per_queue: int, label: str) -> 
         log_path = Path(args.log_dir) / f"service_capacity-{label}.log"
         log_path.parent.mkdir(parents=True, exist_ok=True)
         command = [
-            sys.executable, "-m", "ticketero", "--dsn", dsn, "--amqp-url", amqp_url, "--port", str(port),
+            sys.executable, "-m", "ticketero", "--database-dsn", dsn, "--amqp-url", amqp_url, "--port", str(port),
             "--service-time", "0", "--workers-per-queue", str(workers_per_queue),
             "--advisors", str(args.advisors), "--db-pool-size", str(args.db_pool_size),
             "--relay-interval", "0.1", "--log-level", "WARNING",

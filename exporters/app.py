@@ -47,9 +47,9 @@ def build_exporter(settings: Settings) -> Exporter:
     optional: list[str] = []
     postgres = None
     start = time.time()
-    if settings.dsn:
+    if settings.database_dsn:
         postgres = PostgresClient(
-            settings.dsn,
+            settings.database_dsn,
             statement_timeout=settings.statement_timeout,
             lock_timeout=settings.lock_timeout,
             connect_timeout=settings.connect_timeout,

@@ -13,18 +13,12 @@ from pathlib import Path
 from typing import Any
 
 from loadgen import __version__, eventloop
-from loadgen.config import (
-    SETTINGS,
-    ConfigError,
-    Scenario,
-    environment_overrides,
-    flag_overrides,
-    load_scenario,
-)
+from loadgen.config import OPTIONS, ConfigError, Scenario, load_scenario, overrides
 from loadgen.metrics import LoadgenMetrics
 from loadgen.report import EXIT_CONFIG, EXIT_ERROR, EXIT_INTERRUPTED, EXIT_OK, print_summary, summary_csv
 from loadgen.runner import Experiment, run_worker
 from loadgen.safety import check_scenario
+from ticketero_settings import host_port
 
 SCENARIO_DIR = Path(__file__).resolve().parent / "scenarios"
 
@@ -40,7 +34,9 @@ EPILOG = f"""\
 settings are resolved in this order (later wins):
   scenario file  →  LOADGEN_* environment variables  →  command-line flags
   e.g. LOADGEN_TARGET, LOADGEN_RATE, LOADGEN_DURATION, LOADGEN_METRICS_PORT, LOADGEN_DATABASE_DSN,
-  LOADGEN_AMQP_URL, LOADGEN_ALLOW_TARGETS (comma separated)
+  LOADGEN_AMQP_URL, LOADGEN_SERVICE_CONTROL, LOADGEN_ALLOW_TARGETS (comma separated); each flag below
+  names its variable.
+  Durations: 500ms, 2s, 1m30s, 1h or a number of seconds.
 
 safety: a target (or probe URL) outside 127.0.0.0/8, ::1 and localhost is refused (exit 2) unless its host
 is listed in allow_targets. Every run is bounded by its duration/schedule and stops by itself.
@@ -82,32 +78,9 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     run.add_argument("scenario", help="scenario file (YAML); a bare name looks in the shipped scenarios")
-    run.add_argument("--target", help="base URL of the service, e.g. http://127.0.0.1:8080")
-    run.add_argument("--duration", help="load duration for closed/open models, e.g. 2m, 30s")
-    run.add_argument("--rate", help="open model arrival rate, e.g. 50/min, 200/s, 200")
-    run.add_argument("--vus", help="closed model: number of virtual users")
-    run.add_argument("--max-requests", dest="max_requests", help="stop after this many requests")
-    run.add_argument("--timeout", help="per-request timeout, e.g. 5s")
-    run.add_argument("--metrics-port", dest="metrics_port", help="Prometheus port (default 9646, 0 = off)")
-    run.add_argument("--linger", help="keep serving metrics this long after the run, e.g. 15s")
-    run.add_argument("--summary-json", dest="summary_json", help="write the result document here")
-    run.add_argument(
-        "--summary-csv", dest="summary_csv", help="write per-endpoint and per-stage statistics as CSV here"
-    )
-    run.add_argument("--processes", help="split the load across N worker processes (one core each)")
-    run.add_argument(
-        "--progress-interval", dest="progress_interval", help="seconds between progress lines (0 = none)"
-    )
-    run.add_argument("--settle", help="wait this long after the load before verifying")
-    run.add_argument(
-        "--allow-target",
-        dest="allow_targets",
-        action="append",
-        default=[],
-        help="host (or host:port) outside loopback that may receive traffic; repeatable",
-    )
-    run.add_argument("--database-dsn", dest="database_dsn", help="PostgreSQL DSN for sql actions and probes")
-    run.add_argument("--amqp-url", dest="amqp_url", help="RabbitMQ URL for amqp actions")
+    OPTIONS.add_arguments(run, only=[o.name for o in OPTIONS if o.name != "allow_targets"])
+    allow = OPTIONS["allow_targets"]
+    run.add_argument(allow.flag, dest=allow.name, action="append", help=OPTIONS.help_text(allow))
     run.add_argument(
         "--quiet", action="store_true", help="no progress or phase lines (summary still printed)"
     )
@@ -145,10 +118,6 @@ def resolve_path(name: str) -> Path:
     return shipped if shipped.exists() else path
 
 
-def _flag_values(args: argparse.Namespace) -> dict[str, Any]:
-    return {setting: getattr(args, setting, None) for setting in SETTINGS}
-
-
 def cmd_validate(args: argparse.Namespace) -> int:
     files = [Path(f) for f in args.files] or sorted(SCENARIO_DIR.glob("*.yml"))
     status = 0
@@ -166,13 +135,13 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 def worker_argv(args: argparse.Namespace) -> list[str]:
     argv = [sys.executable, "-m", "loadgen", "run", str(resolve_path(args.scenario))]
-    for setting, (_path, _variable, flag) in SETTINGS.items():
-        value = getattr(args, setting, None)
-        if setting == "allow_targets":
+    for option in OPTIONS:
+        value = getattr(args, option.name, None)
+        if option.name == "allow_targets":
             for host in value or []:
-                argv += [flag, host]
-        elif value is not None and setting not in ("summary_json", "summary_csv", "processes"):
-            argv += [flag, str(value)]
+                argv += [option.flag, host]
+        elif value is not None and option.name not in ("summary_json", "summary_csv", "processes"):
+            argv += [option.flag, str(value)]
     if args.quiet:
         argv.append("--quiet")
     return argv
@@ -180,8 +149,7 @@ def worker_argv(args: argparse.Namespace) -> list[str]:
 
 def cmd_run(args: argparse.Namespace) -> int:
     try:
-        overrides = environment_overrides() + flag_overrides(_flag_values(args))
-        scenario = load_scenario(resolve_path(args.scenario), overrides)
+        scenario = load_scenario(resolve_path(args.scenario), overrides(args))
         check_scenario(scenario)
     except ConfigError as error:
         print(f"error: {error}", file=sys.stderr)
@@ -271,10 +239,11 @@ async def _worker_main(scenario: Scenario, args: argparse.Namespace) -> int:
 
 
 def _host_port(text: str, flag: str) -> tuple[str, int]:
-    host, _, port = text.rpartition(":")
-    if not host or not port.isdigit() or not 0 <= int(port) <= 65535:
-        raise ConfigError(f"{flag}: expected host:port, got {text!r}")
-    return host.strip("[]"), int(port)
+    kind = host_port() if flag == "--target" else host_port("pick a free port")
+    try:
+        return kind(text)
+    except ValueError as error:
+        raise ConfigError(f"flag {flag}: expected {error}, got {text!r}") from None
 
 
 def cmd_proxy(args: argparse.Namespace) -> int:

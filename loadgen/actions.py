@@ -1,4 +1,4 @@
-"""Fault and setup actions, one backend per kind: sql, docker, command, amqp, proxy, http, sleep.
+"""Fault and setup actions, one backend per kind: sql, service, docker, command, amqp, proxy, http, sleep.
 
 Blocking clients (psycopg, the docker SDK, pika) run in a thread so the load keeps its schedule while an
 action works. Connection settings come from the action or, by default, from the scenario's ``services``
@@ -21,6 +21,7 @@ from loadgen.context import ActionContext, ActionError, sql_scalar
 from loadgen.model import Action, Probe
 from loadgen.probes import check_probe
 from loadgen.proxy import RemoteProxy
+from loadgen.service_control import run_service_action
 
 log = logging.getLogger(__name__)
 
@@ -222,6 +223,7 @@ _HANDLERS = {
     "watch": _watch,
     "wait": _wait,
     "sql": _sql,
+    "service": run_service_action,
     "docker": _docker,
     "command": _command,
     "amqp": _amqp,

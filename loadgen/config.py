@@ -1,7 +1,8 @@
 """Scenario files: loaded once at start, overridden by LOADGEN_* environment variables and then by flags,
 and validated into typed dataclasses.
 
-Anything wrong raises :class:`ConfigError` whose message names the file (or the environment variable /
+The variables and flags are a table of the shared settings core (``ticketero_settings``), checked there;
+anything wrong raises :class:`ConfigError` whose message names the file (or the environment variable /
 flag the value came from), the key path and what was expected; the command line turns it into exit code 2.
 Nothing downstream re-checks a value: once a :class:`Scenario` exists, it is valid.
 """
@@ -15,6 +16,8 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+
+import ticketero_settings as core
 
 # The typed model is re-exported: callers import everything about scenarios from here.
 from loadgen.model import (  # noqa: F401
@@ -37,6 +40,7 @@ from loadgen.model import (  # noqa: F401
     Workload,
     with_process_share,
 )
+from loadgen.units import RATE_HELP, parse_rate
 from loadgen.validation import ScenarioReader, describe_value
 
 # ---------------------------------------------------------------------------------------------------------
@@ -47,61 +51,57 @@ from loadgen.validation import ScenarioReader, describe_value
 class Override:
     key_path: tuple[str, ...]
     value: Any
-    origin: str  # "LOADGEN_RATE (environment)" or "--rate (flag)"
+    origin: str  # "environment variable LOADGEN_RATE" or "flag --rate"
 
 
-# setting name → (key path in the document, environment variable, flag)
-SETTINGS: dict[str, tuple[tuple[str, ...], str, str]] = {
-    "target": (("target",), "LOADGEN_TARGET", "--target"),
-    "duration": (("duration",), "LOADGEN_DURATION", "--duration"),
-    "rate": (("workload", "rate"), "LOADGEN_RATE", "--rate"),
-    "vus": (("workload", "vus"), "LOADGEN_VUS", "--vus"),
-    "max_requests": (("max_requests",), "LOADGEN_MAX_REQUESTS", "--max-requests"),
-    "timeout": (("timeout",), "LOADGEN_TIMEOUT", "--timeout"),
-    "metrics_port": (("metrics_port",), "LOADGEN_METRICS_PORT", "--metrics-port"),
-    "linger": (("linger",), "LOADGEN_LINGER", "--linger"),
-    "summary_json": (("summary_json",), "LOADGEN_SUMMARY_JSON", "--summary-json"),
-    "summary_csv": (("summary_csv",), "LOADGEN_SUMMARY_CSV", "--summary-csv"),
-    "processes": (("processes",), "LOADGEN_PROCESSES", "--processes"),
-    "progress_interval": (("progress_interval",), "LOADGEN_PROGRESS_INTERVAL", "--progress-interval"),
-    "allow_targets": (("allow_targets",), "LOADGEN_ALLOW_TARGETS", "--allow-target"),
-    "settle": (("settle",), "LOADGEN_SETTLE", "--settle"),
-    "database_dsn": (("services", "database_dsn"), "LOADGEN_DATABASE_DSN", "--database-dsn"),
-    "amqp_url": (("services", "amqp_url"), "LOADGEN_AMQP_URL", "--amqp-url"),
-}
+_RATE = core.Kind(parse_rate, RATE_HELP, "RATE")
+
+# The settings a run takes from LOADGEN_* variables and flags, each with its key in the scenario document.
+OPTIONS = core.Table(
+    "LOADGEN_",
+    (
+        core.Option("target", core.url("http", "https", empty=False), "base URL of the service, e.g. http://127.0.0.1:8080"),
+        core.Option("duration", core.duration(), "load duration for closed/open models, e.g. 2m, 1m30s"),
+        core.Option("rate", _RATE, "open model arrival rate, e.g. 50/min, 200/s, 200", key="workload.rate"),
+        core.Option("vus", core.integer(1, 100_000), "closed model: number of virtual users", key="workload.vus"),
+        core.Option("max_requests", core.positive_int(), "stop after this many requests"),
+        core.Option("timeout", core.duration(positive=True), "per-request timeout, e.g. 5s"),
+        core.Option("metrics_port", core.port(zero_means="serve no metrics"), "Prometheus port (9646)"),
+        core.Option("linger", core.duration(), "keep serving metrics this long after the run, e.g. 15s"),
+        core.Option("summary_json", core.text(), "write the result document here"),
+        core.Option("summary_csv", core.text(), "write per-endpoint and per-stage statistics as CSV here"),
+        core.Option("processes", core.integer(1, 64), "split the load across N worker processes (one core each)"),
+        core.Option("progress_interval", core.duration(), "time between progress lines (0 = none)"),
+        core.Option("allow_targets", core.listing("host names or host:port"),
+                    "host (or host:port) outside loopback that may receive traffic; repeatable", flag="--allow-target"),
+        core.Option("settle", core.duration(), "wait this long after the load before verifying"),
+        core.Option("database_dsn", core.dsn(empty=False), "PostgreSQL DSN for sql actions and probes",
+                    key="services.database_dsn", secret=True),
+        core.Option("amqp_url", core.url("amqp", "amqps", empty=False), "RabbitMQ URL for amqp actions",
+                    key="services.amqp_url", secret=True),
+        core.Option("service_control", core.text(),
+                    "backend of service actions: docker (default), docker:app=NAME,broker=NAME, or the http:// URL "
+                    "of a service-control endpoint (the local stack's)", key="services.service_control"),
+    ),
+)  # fmt: skip
 
 
-def environment_overrides(environ: Mapping[str, str] | None = None) -> list[Override]:
+def overrides(args: Any = None, environ: Mapping[str, str] | None = None) -> list[Override]:
+    """LOADGEN_* variables (an empty one counts as unset), then flags, each checked by its option; ``args``
+    maps option names to flag values (None = not given)."""
     environ = os.environ if environ is None else environ
+    given = {name: value for name, value in environ.items() if name.startswith("LOADGEN_") and value != ""}
+    try:
+        resolved = OPTIONS.resolve(args, given)
+    except core.SettingsError as error:
+        raise ConfigError(str(error)) from None
     found = []
-    for setting, (path, variable, _flag) in SETTINGS.items():
-        if variable in environ and environ[variable] != "":
-            raw: Any = environ[variable]
-            if setting == "allow_targets":
-                raw = [part.strip() for part in raw.split(",") if part.strip()]
-            found.append(Override(path, _scalar(raw), f"{variable} (environment)"))
+    for name, value in resolved.values.items():
+        key_path = tuple(OPTIONS[name].key.split("."))
+        found.append(
+            Override(key_path, list(value) if isinstance(value, tuple) else value, resolved.sources[name])
+        )
     return found
-
-
-def flag_overrides(values: Mapping[str, Any]) -> list[Override]:
-    """Overrides from parsed flags; ``values`` maps setting names to the flag value (None = not given)."""
-    found = []
-    for setting, (path, _variable, flag) in SETTINGS.items():
-        value = values.get(setting)
-        if value is None or value == []:
-            continue
-        found.append(Override(path, _scalar(value), f"{flag} (flag)"))
-    return found
-
-
-def _scalar(value: Any) -> Any:
-    """Flags and variables arrive as strings; YAML's rules turn "10" into 10 the way a file would."""
-    if isinstance(value, str):
-        try:
-            return yaml.safe_load(value) if value.strip() else value
-        except yaml.YAMLError:
-            return value
-    return value
 
 
 # ---------------------------------------------------------------------------------------------------------

@@ -54,6 +54,9 @@ def check_scenario(scenario: Scenario) -> None:
         for index, probe in enumerate(getattr(scenario, section)):
             if probe.kind == "http" and probe.params.get("url"):
                 check_url(str(probe.params["url"]), allow, f"{scenario.source}: {section}[{index}].url")
+    control = scenario.services.get("service_control", "")
+    if control.startswith(("http://", "https://")):
+        check_url(control, allow, f"{scenario.source}: services.service_control")
     for index, proxy in enumerate(scenario.proxies):
         if proxy.control:
             check_url(proxy.control, allow, f"{scenario.source}: proxies[{index}].control")

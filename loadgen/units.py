@@ -1,11 +1,15 @@
-"""Parsing of the human-friendly values scenario files use: durations ("2m", "500ms") and rates ("50/min")."""
+"""Parsing of the human-friendly values scenario files use: durations ("2m", "1m30s", "500ms": the settings
+core's one syntax, re-exported here) and rates ("50/min")."""
 
 from __future__ import annotations
 
 import re
 
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
-_DURATION_FACTORS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
+from ticketero_settings import DURATION_HELP, parse_duration, parse_quantity
+
+__all__ = ["DURATION_HELP", "RATE_HELP", "format_seconds", "parse_duration", "parse_rate"]
+RATE_HELP = "a rate such as 50/min, 10/s or a number per second"
+
 _RATE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(?:/\s*(ms|s|sec|m|min|h|hour))?\s*$")
 _RATE_PERIODS = {
     None: 1.0,
@@ -19,34 +23,14 @@ _RATE_PERIODS = {
 }
 
 
-def parse_duration(value: object) -> float:
-    """Seconds from a number (seconds) or a string such as "250ms", "30s", "2m", "1h"."""
-    if isinstance(value, bool):
-        raise ValueError("a duration such as 30s, 2m, 500ms or a number of seconds")
-    if isinstance(value, int | float):
-        if value < 0:
-            raise ValueError("a non-negative duration")
-        return float(value)
-    if isinstance(value, str):
-        match = _DURATION.match(value)
-        if match:
-            return float(match.group(1)) * _DURATION_FACTORS[match.group(2)]
-    raise ValueError("a duration such as 30s, 2m, 500ms or a number of seconds")
+def _rate_text(value: str) -> float | None:
+    match = _RATE.match(value)
+    return float(match.group(1)) / _RATE_PERIODS[match.group(2)] if match else None
 
 
 def parse_rate(value: object) -> float:
     """Requests per second from a number (per second) or a string such as "50/min", "10/s", "3000"."""
-    if isinstance(value, bool):
-        raise ValueError("a rate such as 50/min, 10/s or a number per second")
-    if isinstance(value, int | float):
-        if value < 0:
-            raise ValueError("a non-negative rate")
-        return float(value)
-    if isinstance(value, str):
-        match = _RATE.match(value)
-        if match:
-            return float(match.group(1)) / _RATE_PERIODS[match.group(2)]
-    raise ValueError("a rate such as 50/min, 10/s or a number per second")
+    return parse_quantity(value, RATE_HELP, "a non-negative rate", _rate_text)
 
 
 def format_seconds(seconds: float) -> str:

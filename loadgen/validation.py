@@ -1,5 +1,7 @@
 """Validation of a raw scenario document into the typed model, with messages that name the file (or the
-environment variable / flag a value came from), the key path and what was expected."""
+environment variable / flag a value came from), the key path and what was expected. Integers, numbers,
+ports and durations are checked by the settings core's validators (``ticketero_settings``), as the
+variables and flags are; what is here is the scenario's own shape."""
 
 from __future__ import annotations
 
@@ -27,20 +29,9 @@ from loadgen.model import (
     Workload,
 )
 from loadgen.units import parse_duration, parse_rate
+from ticketero_settings import describe_value, host_port, integer, number, port
 
 T = TypeVar("T")
-
-
-def describe_value(value: Any) -> str:
-    if value is None:
-        return "nothing"
-    if isinstance(value, bool):
-        return f"boolean {value}"
-    if isinstance(value, dict):
-        return "a mapping"
-    if isinstance(value, list):
-        return "a list"
-    return f"{type(value).__name__} {value!r}"
 
 
 class ScenarioReader:
@@ -106,18 +97,15 @@ class ScenarioReader:
         maximum: int | None = None,
     ) -> int:
         value = node.get(key, default)
-        bounds = f">= {minimum}" + (f" and <= {maximum}" if maximum is not None else "")
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise self.fail((*path, key), f"an integer {bounds}", value)
-        if value < minimum or (maximum is not None and value > maximum):
-            raise self.fail((*path, key), f"an integer {bounds}", value)
-        return value
+        if isinstance(value, str):  # in a scenario file an integer is written as one
+            raise self.fail((*path, key), integer(minimum, maximum).expected, value)
+        return self.parsed(node, key, path, default, integer(minimum, maximum))
 
     def number(self, node: Mapping, key: str, path: tuple, default: float, minimum: float = 0.0) -> float:
         value = node.get(key, default)
-        if isinstance(value, bool) or not isinstance(value, int | float) or value < minimum:
-            raise self.fail((*path, key), f"a number >= {minimum:g}", value)
-        return float(value)
+        if isinstance(value, str):
+            raise self.fail((*path, key), number(minimum).expected, value)
+        return self.parsed(node, key, path, default, number(minimum))
 
     def parsed(self, node: Mapping, key: str, path: tuple, default: Any, parser: Callable[[Any], T]) -> T:
         value = node.get(key, default)
@@ -167,11 +155,13 @@ class ScenarioReader:
         "notes",
         # Read by the judge (python -m nfr), not by the load generator: the alerts a fault scenario expects
         # to fire and clear, the NFRs the scenario must put to the test, and what it needs beyond HTTP
-        # (database, broker, service-control) so a run without it is refused before any request; and the
-        # configurations of the service the judge runs the scenario under, one run each, then compared.
+        # (database, broker, service-control) so a run without it is refused before any request; how many
+        # replicas of the service the local stack runs behind its load balancer; and the configurations of
+        # the service the judge runs the scenario under, one run each, then compared.
         "expect_alerts",
         "exercises",
         "needs",
+        "replicas",
         "configurations",
     )
 
@@ -196,6 +186,12 @@ class ScenarioReader:
         for key, value in services.items():
             if not isinstance(value, str):
                 raise self.fail(("services", key), "a string (a DSN or URL)", value)
+        if "service_control" in services:
+            from loadgen.service_control import check_control
+
+            problem = check_control(services["service_control"])
+            if problem:
+                raise self.fail(("services", "service_control"), problem, services["service_control"])
         workload = self.workload(self.mapping(doc, "workload", ()))
         processes = self.integer(doc, "processes", (), 1, minimum=1, maximum=64)
         if processes > 1 and workload.model == "contention":
@@ -230,7 +226,7 @@ class ScenarioReader:
             rollbacks=self.actions(doc, "rollbacks", timed=False),
             settle=self.duration(doc, "settle", (), 0),
             verify=self.probes(doc, "verify"),
-            metrics_port=self.integer(doc, "metrics_port", (), 9646, minimum=0, maximum=65535),
+            metrics_port=self.parsed(doc, "metrics_port", (), 9646, port(zero_means="serve no metrics")),
             linger=self.duration(doc, "linger", (), 0),
             summary_json=str(doc["summary_json"]) if doc.get("summary_json") else None,
             summary_csv=str(doc["summary_csv"]) if doc.get("summary_csv") else None,
@@ -531,17 +527,15 @@ class ScenarioReader:
         return ProxySpec(name, listen_host, listen_port, target_host, target_port)
 
     def host_port(self, node: Mapping, key: str, path: tuple) -> tuple[str, int]:
-        value = node.get(key)
-        if isinstance(value, str) and ":" in value:
-            host, _, port = value.rpartition(":")
-            if port.isdigit() and 0 <= int(port) <= 65535 and host:
-                return host.strip("[]"), int(port)
-        raise self.fail((*path, key), "host:port", value)
+        # a proxy may listen on port 0 (a free one); its target is a real port
+        kind = host_port("pick a free port") if key == "listen" else host_port()
+        return self.parsed(node, key, path, None, kind)
 
     # -- actions and probes -----------------------------------------------------------------------------
 
     ACTION_KEYS: dict[str, tuple[str, ...]] = {
         "sql": ("dsn", "sql"),
+        "service": ("service", "op", "replica", "grace", "signal"),
         "docker": ("container", "op", "signal", "timeout"),
         "command": ("run", "timeout", "background"),
         "amqp": ("url", "exchange", "routing_key", "body", "body_sql", "dsn", "count"),
@@ -587,18 +581,28 @@ class ScenarioReader:
         return kind, {k: v for k, v in item.items() if k not in common}
 
     def actions(self, doc: dict, key: str, timed: bool) -> tuple[Action, ...]:
-        result = []
+        """Setup, method or rollback steps. Method steps run in file order: a step without ``at`` follows the
+        one before it, and an ``at`` earlier than the step before it is refused (it would not run there)."""
+        result: list[Action] = []
         for index, item in enumerate(self.listing(doc, key, ())):
             path = (key, index)
             common = ("type", "name", "ignore_failure") + (("at", "background") if timed else ())
             kind, params = self.typed_entry(item, path, self.ACTION_KEYS, common)
             self.check_action(kind, params, path)
+            previous = result[-1].at if result else 0.0
+            at = self.duration(item, "at", path, previous) if timed else 0.0
+            if at < previous:
+                raise self.fail(
+                    (*path, "at"),
+                    f"an offset at or after the step before it ({previous:g}s): steps run in file order",
+                    item.get("at"),
+                )
             result.append(
                 Action(
                     kind=kind,
                     params=params,
                     name=str(item.get("name") or ""),
-                    at=self.duration(item, "at", path, 0) if timed else 0.0,
+                    at=at,
                     ignore_failure=bool(item.get("ignore_failure", False)),
                     background=bool(item.get("background", kind == "watch")) if timed else False,
                 )
@@ -608,6 +612,8 @@ class ScenarioReader:
     def check_action(self, kind: str, params: dict, path: tuple) -> None:
         if kind == "sql":
             self.text(params, "sql", path)
+        elif kind == "service":
+            self.service_action(params, path)
         elif kind == "docker":
             self.text(params, "container", path)
             if params.get("op") not in self.DOCKER_OPS:
@@ -643,6 +649,43 @@ class ScenarioReader:
             params["probe_kind"] = probe_kind
             params["within"] = self.duration(params, "within", path, "60s")
             params["interval"] = self.duration(params, "interval", path, "1s")
+
+    def service_action(self, params: dict, path: tuple) -> None:
+        from loadgen.service_control import OPS
+
+        if params.get("op") not in OPS:
+            raise self.fail((*path, "op"), f"one of {', '.join(OPS)}", params.get("op"))
+        params["service"] = self.text(params, "service", path, "app")
+        if not params["service"]:
+            raise self.fail((*path, "service"), "a service name such as app or broker", params["service"])
+        if "replica" in params:
+            params["replica"] = self.integer(params, "replica", path, None, minimum=1, maximum=64)
+        if "grace" in params:
+            if params["op"] not in ("stop", "restart"):
+                raise self.fail(
+                    (*path, "grace"), "no grace for op " + params["op"] + " (stop, restart)", params["grace"]
+                )
+            params["grace"] = self.duration(params, "grace", path, None)
+        if "signal" in params:
+            signame = params["signal"]
+            if params["op"] != "kill":
+                raise self.fail(
+                    (*path, "signal"), "no signal for op " + params["op"] + " (kill only)", signame
+                )
+            if (
+                not isinstance(signame, str)
+                or not signame.startswith("SIG")
+                or signame in ("SIGSTOP", "SIGCONT")
+            ):
+                raise self.fail(
+                    (*path, "signal"),
+                    "a signal name such as SIGKILL or SIGTERM (pause/resume for SIGSTOP/SIGCONT)",
+                    signame,
+                )
+            import signal as signals
+
+            if not hasattr(signals, signame):
+                raise self.fail((*path, "signal"), "a known signal name such as SIGKILL or SIGTERM", signame)
 
     def status_list(self, node: Mapping, key: str, path: tuple) -> list[int]:
         raw = node.get(key, [200])

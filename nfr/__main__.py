@@ -12,17 +12,19 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import sys
 import time
 from datetime import datetime
 from pathlib import Path
 
+import ticketero_settings as core
 from nfr.catalogue import NFR_IDS
 from nfr.promclient import HttpOptions, PrometheusClient, PrometheusQueryError
-from nfr.promql import PromqlError, parse_duration
 from nfr.report_text import console_table
 from nfr.reports import write_reports
+from ticketero_settings import SettingsError
 
 EXIT_PASS, EXIT_FAIL, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
 
@@ -35,7 +37,7 @@ def parse_time(text: str, now: float | None = None) -> float:
     if match:
         if not match.group(1):
             return now
-        delta = parse_duration(match.group(2))
+        delta = core.parse_duration(match.group(2))
         return now - delta if match.group(1) == "-" else now + delta
     try:
         return float(text)
@@ -51,13 +53,9 @@ def parse_time(text: str, now: float | None = None) -> float:
 
 def _duration(text: str) -> float:
     try:
-        return float(text)
-    except ValueError:
-        pass
-    try:
-        return parse_duration(text)
-    except PromqlError as err:
-        raise argparse.ArgumentTypeError(f"{text!r}: expected seconds or a duration like 90s, 2m") from err
+        return core.parse_duration(text)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected {err}") from err
 
 
 def _positive(text: str) -> float:
@@ -129,6 +127,43 @@ def http_options(args: argparse.Namespace) -> HttpOptions:
     )
 
 
+SERVICE_DEST = "service__"
+# What `run` is given to reach the external service's own database and broker (a variable keeps a DSN with a
+# password out of `ps`).
+RUN_OPTIONS = core.Table(
+    "TICKETERO_NFR_RUN_",
+    (
+        core.Option("database_dsn", core.dsn(empty=False),
+                    "PostgreSQL DSN of the service's database: starts the exporter, allows sql steps",
+                    aliases=("--dsn",), secret=True),
+        core.Option("amqp_url", core.url("amqp", "amqps", empty=False),
+                    "its RabbitMQ: the exporter's queue figures, allows amqp steps", secret=True),
+    ),
+)  # fmt: skip
+
+
+def add_service_options(parser: argparse.ArgumentParser) -> None:
+    """The reference service's own options, generated from its table (``ticketero.config.OPTIONS``) less the
+    ones the stack sets: --workers-per-queue, --service-time, --faults, --no-recovery, ... are the service's
+    flags, with its validation and help."""
+    from nfr.stack import STACK_OWNED_SERVICE_OPTIONS
+    from ticketero.config import OPTIONS
+
+    group = parser.add_argument_group(
+        "reference service options (flags of the service started for the run, which also reads its own "
+        "TICKETERO_* variables from this environment; durations 500ms, 2s, 1m30s, 1h or seconds)"
+    )
+    passed = [o.name for o in OPTIONS if o.name not in STACK_OWNED_SERVICE_OPTIONS]
+    OPTIONS.add_arguments(group, only=passed, dest_prefix=SERVICE_DEST)
+
+
+def service_options(args: argparse.Namespace) -> dict[str, object]:
+    """The service options given on the command line, checked by the service's table (SettingsError)."""
+    from ticketero.config import OPTIONS
+
+    return dict(OPTIONS.resolve(args, {}, dest_prefix=SERVICE_DEST).values)
+
+
 def _version() -> str:
     from nfr import __version__
 
@@ -161,7 +196,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="judge an external service: start only what is missing, run a scenario, verdict, reports",
         description=(
             "Runs a scenario against TARGET and judges it from Prometheus's alerts. Starts only what it was "
-            "not given: the exporter when --dsn is given, a private Prometheus (this repository's rules) "
+            "not given: the exporter when --database-dsn is given, a private Prometheus (this repository's rules) "
             "unless --prometheus is given, and the load generator. Scrapes the target's own metrics when it "
             "serves them (/actuator/prometheus or /metrics, or --metrics-path). What is not available is said "
             "before the load; the NFRs it feeds are NO DATA, never PASS. A scenario that needs what was not "
@@ -171,7 +206,7 @@ def build_parser() -> argparse.ArgumentParser:
         ),
         epilog=(
             "examples: 'run --target http://10.0.0.5:8080' (PERF-01-HTTP, needs nothing but HTTP); "
-            "'run --target URL --scenario PERF-01 --dsn postgresql://ro@db/ticketero' (with the exporter); "
+            "'run --target URL --scenario PERF-01 --database-dsn postgresql://ro@db/ticketero' (with the exporter); "
             "'run --target URL --compress 60' (a short run). Reports and the TSDB snapshot: "
             "results/<run-id>/ or --results DIR."
         ),
@@ -182,10 +217,7 @@ def build_parser() -> argparse.ArgumentParser:
         default="PERF-01-HTTP",
         help="scenario id or YAML file (PERF-01-HTTP: PERF-01 over HTTP only)",
     )
-    run.add_argument(
-        "--dsn", help="PostgreSQL DSN of the service's database: starts the exporter, allows sql steps"
-    )
-    run.add_argument("--amqp-url", help="its RabbitMQ: the exporter's queue figures, allows amqp steps")
+    RUN_OPTIONS.add_arguments(run)
     run.add_argument(
         "--metrics-path", help="where the target serves its own metrics (default: look for them)"
     )
@@ -218,7 +250,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="start the local stack, run a scenario, print the verdict, write reports, stop everything",
         description=(
             "Creates a database and a vhost of its own on the local PostgreSQL/RabbitMQ "
-            "(TICKETERO_NFR_PG_DSN, TICKETERO_NFR_AMQP_URL, TICKETERO_NFR_RABBIT_API), starts the reference "
+            "(TICKETERO_NFR_DATABASE_DSN, TICKETERO_NFR_AMQP_URL, TICKETERO_NFR_RABBIT_API), starts the reference "
             "service, the exporter (process backend on the service's pid) and Prometheus (Debian package) "
             "with the repository's rules and alerts, runs the scenario through the load generator, waits a "
             "settle period and judges the run. Everything it started is stopped on exit, error or Ctrl-C."
@@ -239,29 +271,18 @@ def build_parser() -> argparse.ArgumentParser:
         "--results", type=Path, default=Path("results"), help="reports go to DIR/<run-id>/ (results)"
     )
     _add_run_options(demo)
+    add_service_options(demo)
     demo.add_argument(
-        "--faults", default="", help="service fault switches, comma-separated (e.g. slow-api,memory-leak)"
+        "--replicas",
+        type=int,
+        help="service replicas behind an HAProxy load balancer, which becomes the target "
+        "(default: the scenario's replicas:, else 1)",
     )
-    demo.add_argument(
-        "--no-recovery", action="store_true", help="start the service with its recovery disabled"
-    )
-    demo.add_argument("--workers-per-queue", type=int, default=3, help="service consumers per queue (3)")
     demo.add_argument(
         "--configuration",
         metavar="NAME",
         help="of a scenario with configurations: (SCAL-01), run only this one (default: each, then compare)",
     )
-    demo.add_argument("--service-time", type=float, help="seconds a ticket is worked on (service default)")
-    demo.add_argument(
-        "--heartbeat-timeout", type=float, help="service heartbeat timeout, seconds (service default)"
-    )
-    demo.add_argument(
-        "--heartbeat-interval", type=float, help="service heartbeat interval, seconds (service default)"
-    )
-    demo.add_argument(
-        "--recovery-interval", type=float, help="service recovery interval, seconds (service default)"
-    )
-    demo.add_argument("--advisors", type=int, help="advisors seeded at start (service default)")
 
     verdict = sub.add_parser(
         "verdict",
@@ -294,8 +315,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--settle",
         type=_duration,
         default=None,
-        help="extra time after --end to watch alerts; docs/timing.md explains the 150s default (150s; "
-        "with --snapshot the run's own)",
+        help="extra time after --end to watch alerts (default: derived from the rules the Prometheus has "
+        "loaded — the longest time from a fault to its alert firing, docs/timing.md; with --snapshot the "
+        "run's own)",
     )
     verdict.add_argument(
         "--expect", nargs="*", default=[], metavar="ALERT", help="alerts expected to fire and clear"
@@ -384,7 +406,10 @@ def _add_run_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--duration", type=_duration, help="override the scenario's load duration (e.g. 60s)")
     parser.add_argument("--rate", type=_positive, help="override the scenario's arrival rate (requests/s)")
     parser.add_argument(
-        "--settle", type=_duration, help="wait after the load before judging (150s / FACTOR, >= 10 scrapes)"
+        "--settle",
+        type=_duration,
+        help="wait after the load before judging (default: derived from the rules in use, after --compress: the "
+        "longest time from a fault to its alert firing, docs/timing.md; >= 10 scrapes)",
     )
     parser.add_argument(
         "--scrape-interval", type=_duration, help="scrape and evaluation interval (5s; 1s when compressed)"
@@ -452,8 +477,6 @@ def _cmd_verdict(args: argparse.Namespace) -> int:
     if args.start is None or args.end is None:
         print("ticketero-nfr verdict: --start and --end are needed with --prometheus", file=sys.stderr)
         return EXIT_BAD_INPUT
-    if args.settle is None:
-        args.settle = 150.0
     rule_files = None
     if args.rules_from is not None:
         rule_files = sorted(args.rules_from.glob("*.yml"))
@@ -463,6 +486,18 @@ def _cmd_verdict(args: argparse.Namespace) -> int:
             )
             return EXIT_BAD_INPUT
     client = PrometheusClient(args.prometheus, http=http, rule_files=rule_files)
+    if args.settle is None:
+        from nfr.timing import loaded_alert_delays, settle_for
+
+        try:
+            scrape, evaluation = client.config_intervals()
+            args.settle, why = settle_for(
+                loaded_alert_delays(client.rules()), scrape, evaluation, args.end - args.start
+            )
+        except PrometheusQueryError as err:
+            print(f"ticketero-nfr verdict: cannot read the rules to derive --settle: {err}", file=sys.stderr)
+            return EXIT_BAD_INPUT
+        print(f"ticketero-nfr verdict: settle {args.settle:g}s ({why})", file=sys.stderr)
     return _judge_and_report(args, client)
 
 
@@ -660,6 +695,11 @@ def _run_job(args: argparse.Namespace, command: str) -> int:
         except ValueError as err:
             print(f"ticketero-nfr run: {err}", file=sys.stderr)
             return EXIT_BAD_INPUT
+        try:
+            given = RUN_OPTIONS.resolve(args, os.environ).values
+        except SettingsError as err:
+            print(f"ticketero-nfr run: {err}", file=sys.stderr)
+            return EXIT_BAD_INPUT
         if args.prometheus and args.remote_write:
             print(
                 "ticketero-nfr run: --remote-write is for the private Prometheus, not --prometheus",
@@ -667,7 +707,9 @@ def _run_job(args: argparse.Namespace, command: str) -> int:
             )
             return EXIT_BAD_INPUT
         external = {
-            "external": ExternalTarget(args.target.rstrip("/"), args.dsn, args.amqp_url),
+            "external": ExternalTarget(
+                args.target.rstrip("/"), given.get("database_dsn"), given.get("amqp_url")
+            ),
             "metrics_path": args.metrics_path,
             "service_control": args.service_control,
             "prometheus_url": args.prometheus,
@@ -677,15 +719,14 @@ def _run_job(args: argparse.Namespace, command: str) -> int:
             "results_dir": args.results,
         }
     else:
+        try:
+            service = service_options(args)
+        except SettingsError as err:
+            print(f"ticketero-nfr {command}: {err}", file=sys.stderr)
+            return EXIT_BAD_INPUT
         external = {
-            "faults": tuple(f.strip() for f in args.faults.split(",") if f.strip()),
-            "no_recovery": args.no_recovery,
-            "workers_per_queue": args.workers_per_queue,
-            "service_time": args.service_time,
-            "heartbeat_timeout": args.heartbeat_timeout,
-            "heartbeat_interval": args.heartbeat_interval,
-            "recovery_interval": args.recovery_interval,
-            "advisors": args.advisors,
+            "service": service,
+            "replicas": args.replicas,
             "results": args.results,
             "configuration": args.configuration,
         }

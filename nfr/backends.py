@@ -4,7 +4,8 @@ Every run gets names of its own (``nfr_<run id>``) so runs never share state and
 left as they were: both are removed when the run stops. Where the services are comes from the
 environment, which the Makefile fills in when it had to start private ones:
 
-* ``TICKETERO_NFR_PG_DSN``     admin DSN (default ``postgresql://postgres@127.0.0.1:5432/postgres``)
+* ``TICKETERO_NFR_DATABASE_DSN`` admin DSN (default ``postgresql://postgres@127.0.0.1:5432/postgres``;
+  ``TICKETERO_NFR_PG_DSN``, its old name, still works)
 * ``TICKETERO_NFR_AMQP_URL``   AMQP URL of the broker (default ``amqp://guest:guest@127.0.0.1:5672/``)
 * ``TICKETERO_NFR_RABBIT_API`` management API (default ``http://127.0.0.1:15672``)
 * ``TICKETERO_NFR_RABBIT_PROMETHEUS`` the broker's ``rabbitmq_prometheus`` host:port (default: AMQP host:15692)
@@ -24,6 +25,8 @@ from dataclasses import dataclass
 
 import psycopg
 
+from ticketero_settings import environment_value
+
 
 @dataclass(frozen=True)
 class Backends:
@@ -37,8 +40,11 @@ class Backends:
     @classmethod
     def from_env(cls) -> Backends:
         return cls(
-            pg_admin_dsn=os.environ.get(
-                "TICKETERO_NFR_PG_DSN", "postgresql://postgres@127.0.0.1:5432/postgres"
+            pg_admin_dsn=environment_value(
+                os.environ,
+                "TICKETERO_NFR_DATABASE_DSN",
+                "postgresql://postgres@127.0.0.1:5432/postgres",
+                aliases=("TICKETERO_NFR_PG_DSN",),
             ),
             amqp_url=os.environ.get("TICKETERO_NFR_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/"),
             rabbit_api=os.environ.get("TICKETERO_NFR_RABBIT_API", "http://127.0.0.1:15672"),

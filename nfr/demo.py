@@ -29,6 +29,7 @@ from nfr.promclient import HttpOptions, PrometheusAuthError, PrometheusClient, P
 from nfr.prometheus import default_rule_files
 from nfr.report_text import console_table, fmt_value
 from nfr.reports import write_reports
+from nfr.rulescale import RuleScaleError, default_floor
 from nfr.run import (
     NEEDS,
     NeedsError,
@@ -41,20 +42,31 @@ from nfr.run import (
     missing_needs,
     parts,
 )
-from nfr.stack import DependencyProxy, ExternalTarget, LocalStack, StackSettings, new_run_id
+from nfr.stack import (
+    STACK_OWNED_SERVICE_OPTIONS,
+    DependencyProxy,
+    ExternalTarget,
+    LocalStack,
+    StackSettings,
+    new_run_id,
+)
+from nfr.timing import AlertDelay, alert_delays, settle_for
 from nfr.verdict import ScenarioOutcome, Verdict, compute_verdict
+from ticketero.config import OPTIONS as SERVICE_OPTIONS
+from ticketero_settings import SettingsError, as_text
 
 PACKAGE_ROOT = Path(__file__).resolve().parent.parent  # the checkout, or site-packages in a wheel
 SCENARIO_DIRS = (PACKAGE_ROOT / "loadgen" / "scenarios", PACKAGE_ROOT / "nfr" / "scenarios")
 EVIDENCE_DIR = "evidence"  # under the results: TSDB snapshot, rule files, window (nfr verdict --snapshot)
 EXPECT_KEY = "expect_alerts"
 EXERCISES_KEY = "exercises"
+REPLICAS_KEY = "replicas"
 CONFIGURATIONS_KEY = "configurations"
-# What a configuration may set: DemoOptions fields that choose how the reference service is started.
+# What a configuration may set: the reference service's options that choose how it is started.
 CONFIGURATION_SETTINGS = {"workers_per_queue": int, "advisors": int, "service_time": float}
 DATABASE_PROXY_NAMES = ("database", "db", "postgres", "postgresql")
 BROKER_PROXY_NAMES = ("broker", "rabbitmq", "amqp")
-DEFAULT_SETTLE_SECONDS = 150.0
+MAX_REPLICAS = 16
 
 
 class BadInput(ValueError):
@@ -73,15 +85,11 @@ class DemoOptions:
     settle: float | None = None
     scrape_interval: float | None = None
     expect: tuple[str, ...] = ()
-    faults: tuple[str, ...] = ()
-    no_recovery: bool = False
-    workers_per_queue: int = 3
-    service_time: float | None = None
-    heartbeat_timeout: float | None = None
-    heartbeat_interval: float | None = None
-    recovery_interval: float | None = None
-    advisors: int | None = None
-    service_args: tuple[str, ...] = ()  # more flags for the reference service (e.g. --db-pool-size 4)
+    # The reference service's own options, by the names of its table (ticketero.config.OPTIONS), checked
+    # by that table and handed on as its flags: {"faults": "slow-api", "service_time": 0.2, "recovery": False}.
+    service: dict[str, Any] = field(default_factory=dict)
+    replicas: int | None = None  # service replicas behind the balancer (default: the scenario's replicas:, 1)
+    floor: float | None = None  # shortest compressed time span (default: 4 scrape intervals)
     strict: bool = False
     require_exercised: bool = False  # every NFR that passed must have been put to the test
     rule_files: list[Path] | None = None
@@ -101,18 +109,25 @@ class DemoOptions:
     before_verdict: Callable[[LocalStack, float, float], None] | None = None
 
     @property
+    def faults(self) -> tuple[str, ...]:
+        """The service's fault switches this run turns on (names, as --faults writes them)."""
+        return tuple(name for name in as_text(self.service.get("faults", "")).split(",") if name.strip())
+
+    @property
     def effective_scrape(self) -> float:
         if self.scrape_interval is not None:
             return self.scrape_interval
         return 5.0 if self.compress <= 1 else 1.0
 
-    @property
-    def effective_settle(self) -> float:
+    def settle_after(
+        self, load_seconds: float | None, delays: list[AlertDelay], scrape: float
+    ) -> tuple[float, str]:
+        """The settle period and why: the given one, or the longest time from a fault to its alert firing
+        among the alerts of the rules in use (after compression) that can fire in a run this long
+        (docs/timing.md); never under 10 scrapes. ``load_seconds`` None: among every alert (an upper bound)."""
         if self.settle is not None:
-            return self.settle
-        # docs/timing.md: the slowest alerts fire 135 s after their fault, so a fault in the run's last
-        # moments is still judged within 150 s (scaled with the rules when compressed).
-        return max(DEFAULT_SETTLE_SECONDS / self.compress, 10 * self.effective_scrape)
+            return self.settle, "given"
+        return settle_for(delays, scrape, scrape, load_seconds)
 
 
 @dataclass
@@ -175,7 +190,7 @@ class Configuration:
     """One way of starting the service that a scenario with ``configurations:`` is run under."""
 
     name: str
-    settings: dict[str, Any]  # DemoOptions fields (CONFIGURATION_SETTINGS)
+    settings: dict[str, Any]  # service options (CONFIGURATION_SETTINGS)
 
 
 @dataclass(frozen=True)
@@ -186,8 +201,19 @@ class PreparedScenario:
     exercises: tuple[str, ...]  # NFRs the scenario must put to the test, or the run fails
     needs: tuple[str, ...] = ()  # declared in needs:
     inferred_needs: dict[str, list[str]] = field(default_factory=dict)  # read off its steps
+    replicas: int = 1  # service replicas the scenario runs against (replicas:)
+    controls_broker: bool = False  # a service action stops/starts the broker: the stack puts a relay there
     configurations: tuple[Configuration, ...] = ()  # run once per configuration, then compared
     proxies: tuple[DependencyProxy, ...] = ()  # fault proxies the stack starts before the service
+
+
+def _names(source: Path, doc: dict[str, Any], key: str, what: str) -> tuple[str, ...]:
+    value = doc.pop(key, None) or []
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, list) or not all(isinstance(e, str) for e in value):
+        raise BadInput(f"{source}: {key}: expected a list of {what}")
+    return tuple(value)
 
 
 def _configurations(source: Path, doc: dict[str, Any]) -> tuple[Configuration, ...]:
@@ -268,15 +294,6 @@ def _plan_proxies(source: Path, doc: dict[str, Any]) -> tuple[DependencyProxy, .
     return tuple(planned)
 
 
-def _names(source: Path, doc: dict[str, Any], key: str, what: str) -> tuple[str, ...]:
-    value = doc.pop(key, None) or []
-    if isinstance(value, str):
-        value = [value]
-    if not isinstance(value, list) or not all(isinstance(e, str) for e in value):
-        raise BadInput(f"{source}: {key}: expected a list of {what}")
-    return tuple(value)
-
-
 # Prometheus hands target changes to its scrapers at most every 5 s (its discovery manager's throttle).
 TARGET_UPDATE_SECONDS = 5.0
 
@@ -318,17 +335,35 @@ def prepare_scenario(
     except NeedsError as err:
         raise BadInput(str(err)) from err
     inferred = inferred_needs(doc)
+    replicas = doc.pop(REPLICAS_KEY, 1)
+    if isinstance(replicas, bool) or not isinstance(replicas, int) or not 1 <= replicas <= MAX_REPLICAS:
+        raise BadInput(f"{source}: {REPLICAS_KEY}: expected an integer 1..{MAX_REPLICAS}, got {replicas!r}")
+    broker = _controls_broker(doc)
     configurations = _configurations(source, doc)
     proxies = _plan_proxies(source, doc) if local_proxies else ()
     setup = doc.get("setup") or []
     if first_scrape_wait > 0 and isinstance(setup, list):
         pause = {"name": "Prometheus scrapes the load generator once", "type": "sleep"}
         doc["setup"] = [*setup, {**pause, "duration": f"{first_scrape_wait:g}s"}]
-    elif not expected and not exercises and not configurations and not proxies:
-        return PreparedScenario(source, (), name, (), needs, inferred)
+    elif not expected and not exercises and replicas == 1 and not configurations and not proxies:
+        return PreparedScenario(source, (), name, (), needs, inferred, replicas, broker)
     copy = run_dir / source.name
     copy.write_text(yaml.safe_dump(doc, sort_keys=False))
-    return PreparedScenario(copy, expected, name, exercises, needs, inferred, configurations, proxies)
+    return PreparedScenario(
+        copy, expected, name, exercises, needs, inferred, replicas, broker, configurations, proxies
+    )
+
+
+def _controls_broker(doc: dict[str, Any]) -> bool:
+    """Whether a ``service`` action of the scenario acts on the broker."""
+    for key in ("setup", "method", "rollbacks"):
+        steps = doc.get(key) or []
+        if isinstance(steps, list) and any(
+            isinstance(step, dict) and step.get("type") == "service" and step.get("service") == "broker"
+            for step in steps
+        ):
+            return True
+    return False
 
 
 class Progress:
@@ -408,6 +443,15 @@ def run_demo(options: DemoOptions, progress: Progress | None = None) -> DemoResu
     progress = progress or Progress()
     if options.compress < 1:
         raise BadInput(f"--compress: expected a factor >= 1, got {options.compress:g}")
+    owned = sorted(set(options.service) & set(STACK_OWNED_SERVICE_OPTIONS))
+    if owned:
+        raise BadInput(
+            f"service option {owned[0]}: set by the stack itself (its database, vhost and free port)"
+        )
+    try:
+        SERVICE_OPTIONS.check(options.service, "service option")
+    except SettingsError as err:
+        raise BadInput(str(err)) from err
     scenario_source = resolve_scenario(options.scenario)
     external = options.external
     if options.prometheus_url is not None and options.compress > 1:
@@ -461,6 +505,17 @@ def run_demo(options: DemoOptions, progress: Progress | None = None) -> DemoResu
         run_parts = parts(exporter=bool(external.dsn), service_metrics=external.metrics_path)
         absent_jobs = [p.job for p in run_parts if not p.available]
         rule_files = drop_absent_alerts(rule_files or default_rule_files(), absent_jobs, work / "rules-run")
+    replicas = options.replicas if options.replicas is not None else prepared.replicas
+    if not 1 <= replicas <= MAX_REPLICAS:
+        shutil.rmtree(work, ignore_errors=True)
+        raise BadInput(f"--replicas: expected 1..{MAX_REPLICAS}, got {replicas}")
+    if external is not None:  # the target is what it is (a scenario's replicas: describe it, start nothing)
+        if options.replicas is not None and options.replicas > 1:
+            shutil.rmtree(work, ignore_errors=True)
+            raise BadInput(
+                "--replicas: only the local stack starts replicas; an external --target is one URL"
+            )
+        replicas = 1
     expected = tuple(dict.fromkeys(prepared.expected + options.expect))
     must_exercise = NFR_IDS if options.require_exercised else prepared.exercises
     settings = StackSettings(
@@ -469,25 +524,24 @@ def run_demo(options: DemoOptions, progress: Progress | None = None) -> DemoResu
         compress=options.compress,
         scrape_interval=scrape,
         rule_files=rule_files,
-        workers_per_queue=options.workers_per_queue,
-        advisors=options.advisors,
-        service_time=options.service_time,
-        heartbeat_interval=options.heartbeat_interval,
-        heartbeat_timeout=options.heartbeat_timeout,
-        recovery_interval=options.recovery_interval,
-        faults=options.faults,
-        no_recovery=options.no_recovery,
+        service=options.service,
         external=external,
         prometheus_url=options.prometheus_url,
         prometheus_http=options.prometheus_http,
         remote_write=options.remote_write,
         loadgen_port=options.loadgen_port,
+        floor=options.floor,
+        replicas=replicas,
+        broker_relay=prepared.controls_broker and external is None,
         proxies=prepared.proxies,
-        service_args=options.service_args,
     )
-    settle = options.effective_settle
-    if options.settle is None:
-        settle = max(settle, 10 * scrape)
+    floor = options.floor if options.floor is not None else default_floor(scrape)
+    try:
+        delays = alert_delays(rule_files or default_rule_files(), options.compress, floor)
+    except RuleScaleError as err:
+        shutil.rmtree(work, ignore_errors=True)
+        raise BadInput(str(err)) from err
+    longest_settle, _ = options.settle_after(None, delays, scrape)
     results_dir = options.results_dir or Path(options.results) / options.run_id
     stack = LocalStack(settings)
     reported = False
@@ -523,10 +577,11 @@ def run_demo(options: DemoOptions, progress: Progress | None = None) -> DemoResu
             scenario_file,
             duration=options.duration,
             rate=options.rate,
-            linger=settle + 4 * settings.scrape_interval + 10,
+            linger=longest_settle + 4 * settings.scrape_interval + 10,
         )
         load_start, load_end = _wait_load(stack, options, progress)
-        progress.phase(f"load finished after {load_end - load_start:.0f}s; settling for {settle:g}s")
+        settle, why = options.settle_after(load_end - load_start, delays, scrape)
+        progress.phase(f"load finished after {load_end - load_start:.0f}s; settling for {settle:g}s ({why})")
         deadline = time.time() + settle + settings.scrape_interval
         while time.time() < deadline:
             progress.live(live_figures(stack, settings.rate_window))
@@ -620,7 +675,7 @@ def _configured(options: DemoOptions, prepared: PreparedScenario, source: Path) 
             f"{source}: {CONFIGURATIONS_KEY} choose how the reference service is started; "
             "an external target is started by its owner"
         )
-    return replace(options, **chosen[0].settings)
+    return replace(options, service={**options.service, **chosen[0].settings})
 
 
 def run_job(options: DemoOptions, progress: Progress | None = None) -> DemoResult | ConfigurationsResult:

@@ -5,6 +5,7 @@ finds here) and the verdict (``nfr/verdict.py``, which adds them up into the his
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 
 UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 604800.0, "y": 31536000.0}
 DURATION = r"(?:\d+(?:ms|s|m|h|d|w|y))+"
@@ -64,3 +65,40 @@ def without_fallback_operands(expr: str) -> str:
                 break
         expr = expr[:open_at] + "vector(" + expr[match.end() :]
     return expr
+
+
+def chained(
+    expr: str,
+    recorded: dict[str, str],
+    measure: Callable[[str], float],
+    prepare: Callable[[str], str] = str,
+    depth: int = 0,
+) -> float:
+    """``measure`` of ``expr`` (after ``prepare``) plus the most that any recording rule it reads needs by the
+    same measure, down the chain of recording rules (``recorded``: name → expression)."""
+    text = prepare(expr)
+    own = measure(text)
+    if depth > 5:
+        return own
+    used = {name for name in names(text) if name in recorded}
+    deeper = (chained(recorded[name], recorded, measure, prepare, depth + 1) for name in used)
+    return own + max(deeper, default=0.0)
+
+
+def lookback(expr: str, recorded: dict[str, str]) -> float:
+    """History an expression needs before it can return anything, in seconds: its longest ``offset`` (a range
+    selector works on partial data, an offset into time before the data began does not; nor does an offset
+    guarded by ``or vector(...)``), plus what the recording rules it uses need themselves."""
+    return chained(expr, recorded, lambda text: max(offsets(text), default=0.0), without_fallback_operands)
+
+
+def window(expr: str, recorded: dict[str, str]) -> float:
+    """How long a change in the raw series can take to move ``expr``: its longest range, plus the longest
+    range of the recording rules it reads, down the chain (a rate over a recorded 1m rate sees a step
+    after both windows)."""
+    return chained(expr, recorded, lambda text: max(ranges(text), default=0.0))
+
+
+def hops(expr: str, recorded: dict[str, str]) -> int:
+    """How many recording rules stand between the raw series and ``expr`` (each adds one evaluation)."""
+    return int(chained(expr, recorded, lambda text: 1.0) - 1)

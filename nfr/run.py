@@ -4,7 +4,7 @@
 module holds what only an external target raises:
 
 - **needs** — a scenario declares what it needs beyond HTTP (``needs: [database]``) and the rest is read off
-  its steps (an ``sql`` step needs the database, ``amqp`` the broker, ``docker``/``command`` the power to
+  its steps (an ``sql`` step needs the database, ``amqp`` the broker, ``service``/``docker``/``command`` the power to
   stop, freeze or restart the service). A need the run was not given refuses the scenario before any
   request (exit 2), naming it.
 - **parts** — which sources feed Prometheus (the load generator always; the exporter only on a DSN; the
@@ -33,11 +33,17 @@ from nfr.mixin.ctx import Ctx
 NEEDS_KEY = "needs"
 #: What a scenario may need beyond HTTP, and the option that provides it in ``nfr run``.
 NEEDS = {
-    "database": "--dsn",
+    "database": "--database-dsn",
     "broker": "--amqp-url",
     "service-control": "--service-control",
 }
-_STEP_NEEDS = {"sql": "database", "amqp": "broker", "docker": "service-control", "command": "service-control"}
+_STEP_NEEDS = {
+    "sql": "database",
+    "amqp": "broker",
+    "service": "service-control",
+    "docker": "service-control",
+    "command": "service-control",
+}
 _STEP_LISTS = ("setup", "steady_state", "method", "rollbacks", "verify")
 #: Where a Ticketero serves its own metrics: the Java original (Micrometer), then the usual path.
 METRICS_PATHS = ("/actuator/prometheus", "/metrics")
@@ -111,7 +117,7 @@ def parts(exporter: bool, service_metrics: str | None, config: MixinConfig | Non
     jobs = (config or MixinConfig()).jobs
     return [
         Part("loadgen", jobs["loadgen"], True, "the load generator"),
-        Part("exporter", jobs["exporter"], exporter, "the exporter (--dsn)"),
+        Part("exporter", jobs["exporter"], exporter, "the exporter (--database-dsn)"),
         Part(
             "service",
             jobs["service"],

@@ -6,6 +6,13 @@ vhost or service of its own; the exporter only on a DSN it was given; no Prometh
 (``prometheus_url``), else a private one that scrapes only what exists — the target's own metrics when it has
 them, the exporter when it runs, the load generator — so a part left out is never a TargetDown.
 
+The reference service runs as ``replicas`` supervised processes (:mod:`nfr.supervisor`); with more than one
+they sit behind HAProxy (active health checks on /actuator/health, retries and redispatch when a connection
+fails) and the run's target is the balancer. With ``broker_relay`` the service reaches RabbitMQ through a
+relay process (``loadgen proxy``) the stack supervises, so a scenario can stop "the broker" without touching
+the machine's shared RabbitMQ. The stack serves a service-control endpoint (``ControlServer``) that the load
+generator's ``service`` actions call.
+
 Everything here is started by the stack and stopped by it (``stop()`` is idempotent and is what the demo
 calls from ``finally``), in reverse order; the database and the vhost are removed last.
 """
@@ -16,8 +23,10 @@ import logging
 import shutil
 import time
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from nfr.backends import Backends
@@ -26,10 +35,14 @@ from nfr.promclient import HttpOptions, PrometheusClient
 from nfr.prometheus import PrometheusServer, default_rule_files, render_config
 from nfr.promql import format_duration
 from nfr.rulescale import compress_rule_files, default_floor
+from nfr.supervisor import ControlServer, Supervised
+from ticketero.config import OPTIONS as SERVICE_OPTIONS
 
 log = logging.getLogger("nfr.stack")
 
 SERVICE_CONTAINER_NAME = "ticketero-app"
+# The reference service's options the stack sets itself (service_command); the others pass through.
+STACK_OWNED_SERVICE_OPTIONS = ("database_dsn", "amqp_url", "host", "port", "create_database")
 
 
 def new_run_id() -> str:
@@ -47,14 +60,9 @@ class StackSettings:
     scrape_interval: float = 5.0
     floor: float | None = None
     rule_files: list[Path] | None = None
-    workers_per_queue: int = 3
-    advisors: int | None = None
-    service_time: float | None = None
-    heartbeat_interval: float | None = None
-    heartbeat_timeout: float | None = None
-    recovery_interval: float | None = None
-    faults: tuple[str, ...] = ()
-    no_recovery: bool = False
+    # The reference service's own options (names of ticketero.config.OPTIONS) → values, handed on as its
+    # flags: e.g. {"service_time": 0.2, "faults": "stalled-worker", "recovery": False}.
+    service: Mapping[str, Any] = field(default_factory=dict)
     service_args: tuple[str, ...] = ()
     start_timeout: float = 60.0
     external: ExternalTarget | None = None  # judge this service instead of starting the reference one
@@ -62,6 +70,9 @@ class StackSettings:
     prometheus_http: HttpOptions = field(default_factory=HttpOptions)
     remote_write: tuple[str, ...] = ()  # the private Prometheus also sends every series there
     loadgen_port: int = 0  # 0: a free port (a given Prometheus must be told to scrape a fixed one)
+    replicas: int = 1  # > 1: that many service processes behind HAProxy, which is the target
+    broker_relay: bool = False  # the service reaches RabbitMQ through a supervised relay ("broker" service)
+    check_interval: float = 0.5  # HAProxy's health check interval
     # Fault proxies between the reference service and its database or broker (see DependencyProxy).
     proxies: tuple[DependencyProxy, ...] = ()
 
@@ -122,12 +133,17 @@ class LocalStack:
         self.dir.mkdir(parents=True, exist_ok=True)
         self.database_dsn: str | None = None
         self.amqp_url: str | None = None
-        self.service: ManagedProcess | None = None
+        self.replicas: list[Supervised] = []
         self.proxies: list[ManagedProcess] = []
+        self.service_ports: list[int] = []
+        self.balancer: ManagedProcess | None = None
+        self.balancer_port = 0
+        self.relay: Supervised | None = None
+        self.relay_port = 0
+        self.control: ControlServer | None = None
         self.exporter: ManagedProcess | None = None
         self.loadgen: ManagedProcess | None = None
         self.prometheus: PrometheusServer | None = None
-        self.service_port = 0
         self.exporter_port = 0
         self.loadgen_port = 0
         self.rule_files: list[Path] = []
@@ -139,14 +155,52 @@ class LocalStack:
     # -- addresses ---------------------------------------------------------------------------------------
 
     @property
+    def service(self) -> ManagedProcess | None:
+        """The (first) service process."""
+        return self.replicas[0].process if self.replicas else None
+
+    @property
+    def service_port(self) -> int:
+        return self.service_ports[0] if self.service_ports else 0
+
+    @property
     def service_url(self) -> str:
         if self.settings.external is not None:
             return self.settings.external.url.rstrip("/")
+        if self.balancer_port:
+            return f"http://127.0.0.1:{self.balancer_port}"
         return f"http://127.0.0.1:{self.service_port}"
+
+    def replica_name(self, index: int) -> str:
+        """``ticketero-app`` alone, ``ticketero-app-N`` (1-based) among replicas, as compose names them."""
+        return (
+            SERVICE_CONTAINER_NAME if self.settings.replicas == 1 else f"{SERVICE_CONTAINER_NAME}-{index + 1}"
+        )
+
+    def replica_pid_file(self, index: int) -> Path:
+        return self.dir / f"{self.replica_name(index)}.pid"
 
     @property
     def pid_file(self) -> Path:
-        return self.dir / "ticketero-app.pid"
+        return self.replica_pid_file(0)
+
+    @property
+    def service_amqp_url(self) -> str:
+        """The broker as the service reaches it: through the relay when there is one."""
+        assert self.amqp_url
+        if not self.relay_port:
+            return self.amqp_url
+        parts = urlsplit(self.amqp_url)
+        auth = parts.netloc.rpartition("@")[0]
+        netloc = f"{auth}@127.0.0.1:{self.relay_port}" if auth else f"127.0.0.1:{self.relay_port}"
+        return parts._replace(netloc=netloc).geturl()
+
+    def controlled(self) -> dict[str, list[Supervised]]:
+        """What the service-control endpoint can act on: the service's replicas, and the broker relay."""
+        services: dict[str, list[Supervised]] = {"app": list(self.replicas)}
+        if self.relay is not None:
+            services["broker"] = [self.relay]
+        return services
 
     @property
     def client(self) -> PrometheusClient:
@@ -168,8 +222,12 @@ class LocalStack:
                 self.amqp_url = s.backends.create_vhost(self.name)
                 self._vhost_created = True
                 self.start_proxies()
+                if s.broker_relay:
+                    self.start_relay()
                 self.start_service()
                 self.start_exporter()
+                self.control = ControlServer(self.controlled)
+                self.control.start()
             else:
                 self.database_dsn, self.amqp_url = s.external.dsn, s.external.amqp_url
                 if self.database_dsn:
@@ -183,8 +241,8 @@ class LocalStack:
             raise
         return self
 
-    def _service_url_of(self, dependency: str, url: str) -> str:
-        """Where the service reaches ``dependency``: through its proxy when the run has one."""
+    def _through_proxy(self, dependency: str, url: str) -> str:
+        """Where the service reaches ``dependency``: through its fault proxy when the run has one."""
         for proxy in self.settings.proxies:
             if proxy.dependency == dependency:
                 return _through(url, proxy.listen_port)
@@ -215,45 +273,96 @@ class LocalStack:
             self.proxies.append(process)
             process.wait_http(spec.control_url + "/status", self.settings.start_timeout)
 
-    def service_command(self, faults: tuple[str, ...] | None = None) -> list[str]:
+    def service_command(self, faults: tuple[str, ...] | None = None, port: int | None = None) -> list[str]:
         s = self.settings
         assert self.database_dsn and self.amqp_url
         args = [
-            "--dsn", self._service_url_of("database", self.database_dsn),
-            "--amqp-url", self._service_url_of("broker", self.amqp_url),
+            "--database-dsn", self._through_proxy("database", self.database_dsn),
+            "--amqp-url", self._through_proxy("broker", self.service_amqp_url),
             "--host", "127.0.0.1",
-            "--port", str(self.service_port),
-            "--workers-per-queue", str(s.workers_per_queue),
+            "--port", str(self.service_port if port is None else port),
         ]  # fmt: skip
-        optional = {
-            "--advisors": s.advisors,
-            "--service-time": s.service_time,
-            "--heartbeat-interval": s.heartbeat_interval,
-            "--heartbeat-timeout": s.heartbeat_timeout,
-            "--recovery-interval": s.recovery_interval,
-        }
-        for flag, value in optional.items():
-            if value is not None:
-                args += [flag, f"{value:g}" if isinstance(value, float) else str(value)]
-        chosen = s.faults if faults is None else faults
-        if chosen:
-            args += ["--faults", ",".join(chosen)]
-        if s.no_recovery:
-            args.append("--no-recovery")
-        return python_module("ticketero", *args, *s.service_args)
+        options = dict(s.service) if faults is None else {**s.service, "faults": faults}
+        if "readiness_drain" not in options and s.replicas > 1:
+            # behind the balancer, unless the run says otherwise: health DOWN for four checks before the
+            # listener closes, so HAProxy stops sending first
+            options["readiness_drain"] = 4 * s.check_interval
+        return python_module("ticketero", *args, *SERVICE_OPTIONS.argv(options), *s.service_args)
 
     def start_service(self, faults: tuple[str, ...] | None = None) -> ManagedProcess:
-        """(Re)start the reference service on its port; the pid file follows the new process."""
-        if self.service is not None:
-            self.service.stop()
-        if not self.service_port:
-            self.service_port = free_port()
-        self.service = ManagedProcess(
-            "ticketero", self.service_command(faults), self.dir / "logs" / "ticketero.log"
-        ).start()
-        self.pid_file.write_text(f"{self.service.pid}\n")
-        self.service.wait_http(f"{self.service_url}/actuator/health", self.settings.start_timeout)
+        """(Re)start the reference service's replicas, each on its own port (kept across restarts), then the
+        balancer in front of them when there are several; the pid files follow the new processes."""
+        for replica in self.replicas:
+            replica.shutdown()
+        count = max(1, self.settings.replicas)
+        if len(self.service_ports) != count:
+            self.service_ports = [free_port() for _ in range(count)]
+        self.replicas = [self._replica(index, faults) for index in range(count)]
+        for replica in self.replicas:
+            replica.start()
+        if count > 1 and self.balancer is None:
+            self.start_balancer()
+        assert self.service is not None
         return self.service
+
+    def _replica(self, index: int, faults: tuple[str, ...] | None) -> Supervised:
+        port = self.service_ports[index]
+        name = self.replica_name(index)
+        command = self.service_command(faults, port)
+        log_name = "ticketero.log" if self.settings.replicas == 1 else f"ticketero-{index + 1}.log"
+        pid_file = self.replica_pid_file(index)
+        timeout = self.settings.start_timeout
+
+        def ready(process: ManagedProcess) -> None:
+            process.wait_http(f"http://127.0.0.1:{port}/actuator/health", timeout)
+
+        return Supervised(
+            name,
+            lambda: ManagedProcess(name, command, self.dir / "logs" / log_name),
+            ready,
+            started=lambda process: pid_file.write_text(f"{process.pid}\n"),
+        )
+
+    def start_balancer(self) -> ManagedProcess:
+        """HAProxy in front of the replicas: health-checked, retries and redispatch on connection failure."""
+        self.balancer_port = free_port()
+        config = self.dir / "haproxy.cfg"
+        config.write_text(
+            haproxy_config(self.balancer_port, self.service_ports, self.settings.check_interval)
+        )
+        haproxy = shutil.which("haproxy") or shutil.which("haproxy", path="/usr/sbin:/usr/local/sbin")
+        if haproxy is None:
+            raise ProcessError(
+                f"{self.settings.replicas} replicas need the HAProxy load balancer: haproxy not found "
+                "(scripts/bootstrap.sh installs the Debian package haproxy)"
+            )
+        self.balancer = ManagedProcess(
+            "haproxy", [haproxy, "-db", "-f", str(config)], self.dir / "logs" / "haproxy.log"
+        ).start()
+        self.balancer.wait_http(f"{self.service_url}/actuator/health", self.settings.start_timeout)
+        return self.balancer
+
+    def start_relay(self) -> Supervised:
+        """A TCP relay in front of the broker (``loadgen proxy``): the "broker" a scenario may stop."""
+        assert self.amqp_url
+        broker = urlsplit(self.amqp_url)
+        target = f"{broker.hostname}:{broker.port or 5672}"
+        self.relay_port = free_port()
+        control_port = free_port()
+        args = python_module(
+            "loadgen", "proxy",
+            "--listen", f"127.0.0.1:{self.relay_port}",
+            "--target", target,
+            "--control", f"127.0.0.1:{control_port}",
+        )  # fmt: skip
+        timeout = self.settings.start_timeout
+        self.relay = Supervised(
+            "broker-relay",
+            lambda: ManagedProcess("broker-relay", args, self.dir / "logs" / "broker-relay.log"),
+            lambda process: process.wait_http(f"http://127.0.0.1:{control_port}/status", timeout),
+        )
+        self.relay.start()
+        return self.relay
 
     def start_exporter(self) -> ManagedProcess:
         s = self.settings
@@ -262,7 +371,7 @@ class LocalStack:
         env = {
             "EXPORTER_LISTEN_ADDRESS": "127.0.0.1",
             "EXPORTER_LISTEN_PORT": str(self.exporter_port),
-            "EXPORTER_DSN": self.database_dsn,
+            "EXPORTER_DATABASE_DSN": self.database_dsn,
         }
         if s.external is None:
             assert self.amqp_url
@@ -271,7 +380,10 @@ class LocalStack:
                 "EXPORTER_RABBITMQ_MANAGEMENT_URL": s.backends.management_url,
                 "EXPORTER_HEALTH_URL": f"{self.service_url}/actuator/health",
                 "EXPORTER_RESOURCES_BACKEND": "process",
-                "EXPORTER_RESOURCES_TARGETS": f"{SERVICE_CONTAINER_NAME}=pid_file:{self.pid_file}",
+                "EXPORTER_RESOURCES_TARGETS": ",".join(
+                    f"{self.replica_name(i)}=pid_file:{self.replica_pid_file(i)}"
+                    for i in range(len(self.replicas))
+                ),
             }
         else:  # a service we did not start: no pid to read; its memory comes from its own process_* series
             env["EXPORTER_HEALTH_URL"] = self.service_url + s.external.health_path
@@ -297,7 +409,7 @@ class LocalStack:
         if self.exporter is not None:
             self._targets["ticketero-exporter"] = [f"127.0.0.1:{self.exporter_port}"]
         if s.external is None:
-            self._targets["ticketero-app"] = [f"127.0.0.1:{self.service_port}"]
+            self._targets["ticketero-app"] = [f"127.0.0.1:{port}" for port in self.service_ports]
             rabbit = s.backends.rabbit_prometheus_address()
             if rabbit:
                 self._targets["rabbitmq"] = [rabbit]
@@ -392,6 +504,8 @@ class LocalStack:
             args += ["--database-dsn", self.database_dsn]
         if self.amqp_url:
             args += ["--amqp-url", self.amqp_url]
+        if self.control is not None:
+            args += ["--service-control", self.control.url]
         # Command actions of a scenario (freeze, kill, restart the service) find the process through this.
         env = {"TICKETERO_NFR_SERVICE_PID_FILE": str(self.pid_file), "TICKETERO_NFR_RUN_DIR": str(self.dir)}
         self.loadgen = ManagedProcess(
@@ -428,12 +542,23 @@ class LocalStack:
         if self._stopped:
             return
         self._stopped = True
-        for process in (self.loadgen, self.exporter, self.service, *reversed(self.proxies)):
+        if self.control is not None:
+            self.control.stop()
+        for process in (self.loadgen, self.exporter, self.balancer):
             if process is not None:
                 try:
                     process.stop()
                 except Exception as err:  # keep stopping the rest
                     log.warning("stopping %s: %s", process.name, err)
+        for replica in self.replicas:
+            replica.shutdown()
+        if self.relay is not None:
+            self.relay.shutdown()
+        for proxy in reversed(self.proxies):
+            try:
+                proxy.stop()
+            except Exception as err:  # keep stopping the rest
+                log.warning("stopping %s: %s", proxy.name, err)
         if self.prometheus is not None:
             self.prometheus.stop()
         backends = self.settings.backends
@@ -455,3 +580,35 @@ class LocalStack:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+def haproxy_config(port: int, servers: list[int], check_interval: float) -> str:
+    """HAProxy in front of the replicas. A server is taken out at its first failed health check (a replica
+    that drains answers 503) and back at its first good one; a refused connection is retried on another
+    server (``retry-on conn-failure`` + ``redispatch``), never a request that was already sent (a POST is
+    not repeated). One request per server connection, so no request goes out on a connection the replica
+    is closing."""
+    inter = f"{max(1, round(check_interval * 1000))}ms"
+    lines = [
+        "global",
+        "    maxconn 2000",
+        "defaults",
+        "    mode http",
+        "    timeout connect 2s",
+        "    timeout client 60s",
+        "    timeout server 60s",
+        "    retries 3",
+        "    retry-on conn-failure",
+        "    option redispatch 1",
+        "    option http-server-close",
+        "frontend ticketero",
+        f"    bind 127.0.0.1:{port}",
+        "    default_backend replicas",
+        "backend replicas",
+        "    balance roundrobin",
+        "    option httpchk GET /actuator/health",
+        "    http-check expect status 200",
+        f"    default-server inter {inter} fall 1 rise 1",
+    ]
+    lines += [f"    server app-{i + 1} 127.0.0.1:{server} check" for i, server in enumerate(servers)]
+    return "\n".join(lines) + "\n"

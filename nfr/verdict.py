@@ -359,18 +359,6 @@ def _fired_alerts(
     return fired, pending_only
 
 
-def _lookback(expr: str, recorded: dict[str, str], depth: int = 0) -> float:
-    """History an expression needs before it can return anything, in seconds: its longest ``offset``
-    (a range selector works on partial data, an offset into time before the data began does not; nor
-    does an offset guarded by ``or vector(...)``), plus what the recording rules it uses need themselves."""
-    expr = promql.without_fallback_operands(expr)
-    own = max(promql.offsets(expr), default=0.0)
-    if depth > 5:
-        return own
-    used = {name for name in promql.names(expr) if name in recorded}
-    return own + max((_lookback(recorded[name], recorded, depth + 1) for name in used), default=0.0)
-
-
 def _history_needed(
     recorded: dict[str, str] | None, rules: list[dict[str, Any]]
 ) -> dict[tuple[str, str], float]:
@@ -384,7 +372,7 @@ def _history_needed(
         # The absent-indicator alert names an NFR but reports missing data, it does not judge the NFR.
         if not nfr.startswith("RNF-") or rule["name"] == INDICATOR_ABSENT_ALERT:
             continue
-        needed = _lookback(str(rule["query"]), recorded) + float(rule.get("duration") or 0)
+        needed = promql.lookback(str(rule["query"]), recorded) + float(rule.get("duration") or 0)
         key = (rule["name"], nfr)
         shortest[key] = min(needed, shortest.get(key, needed))
     return shortest

@@ -14,7 +14,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 PACKAGES=(prometheus prometheus-alertmanager prometheus-postgres-exporter docker.io chromium wrk
-          busybox-static docker-compose procps curl nginx-light hey)
+          busybox-static docker-compose procps curl nginx-light hey haproxy)
 command -v pg_ctlcluster >/dev/null 2>&1 || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || PACKAGES+=(postgresql)
 command -v rabbitmq-server >/dev/null 2>&1 || PACKAGES+=(rabbitmq-server)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import signal
 import sys
 from collections.abc import Sequence
@@ -38,6 +39,11 @@ async def run(settings: Settings) -> int:
         return 2
     await stop.wait()
     logging.getLogger("ticketero").info("signal received")
+    if settings.faults.no_drain:
+        logging.getLogger("ticketero").warning("no-drain fault: exiting at once, nothing drained")
+        logging.shutdown()
+        os._exit(0)
+    await service.drain_readiness()
     await service.stop()
     return 0
 

@@ -68,6 +68,7 @@ METRICS = web.AppKey("metrics", ServiceMetrics)
 BROKER_STATUS = web.AppKey("broker_status", object)  # () -> bool: is the service connected to RabbitMQ
 RELAY_WAKE = web.AppKey("relay_wake", object)  # () -> None: publish new outbox rows now
 LEAKED = web.AppKey("leaked", list)  # memory-leak fault: buffers kept forever
+DRAINING = web.AppKey("draining", object)  # () -> bool: SIGTERM received, readiness reported DOWN
 
 
 def error(status: int, message: str, fields: dict[str, str] | None = None) -> web.Response:
@@ -242,14 +243,17 @@ async def _database_up(pool: AsyncConnectionPool) -> bool:
 async def health(request: web.Request) -> web.Response:
     db_up = await _database_up(request.app[POOL])
     rabbit_up = bool(request.app[BROKER_STATUS]())  # type: ignore[operator]
-    up = db_up and rabbit_up
-    body = {
+    draining = bool(request.app[DRAINING]())  # type: ignore[operator]
+    up = db_up and rabbit_up and not draining
+    body: dict[str, Any] = {
         "status": "UP" if up else "DOWN",
         "components": {
             "db": {"status": "UP" if db_up else "DOWN"},
             "rabbit": {"status": "UP" if rabbit_up else "DOWN"},
         },
     }
+    if draining:  # still serving, but a load balancer must stop sending new requests here
+        body["components"]["readiness"] = {"status": "DOWN", "details": {"reason": "shutting down"}}
     return web.json_response(body, status=200 if up else 503)
 
 

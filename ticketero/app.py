@@ -1,6 +1,8 @@
 """Wires the service together and owns its lifecycle: start in dependency order, stop in reverse.
 
-Start: schema → pool → advisors → relay, workers, recovery → HTTP. Stop (SIGTERM/SIGINT): HTTP off →
+Start: schema → pool → advisors → relay, workers, recovery → HTTP. Stop (SIGTERM/SIGINT): readiness drain
+(``--readiness-drain`` seconds answering /actuator/health DOWN while still serving, so a load balancer's health
+check takes the instance out before it stops listening) → HTTP off (in-flight requests finish) →
 workers stop consuming and finish or hand back in-flight tickets → recovery off → relay publishes what is due
 → pool closed. No ticket is lost and no advisor is left BUSY by a clean stop.
 """
@@ -45,6 +47,7 @@ class Service:
         self.metrics = ServiceMetrics()
         self._runner: web.AppRunner | None = None
         self._stopped = False
+        self.draining = False
         self.port: int | None = None
 
     def broker_connected(self) -> bool:
@@ -62,6 +65,7 @@ class Service:
         app[api.BROKER_STATUS] = self.broker_connected
         app[api.RELAY_WAKE] = self.relay.wake
         app[api.LEAKED] = []
+        app[api.DRAINING] = lambda: self.draining
         api.add_routes(app)
         return app
 
@@ -69,9 +73,11 @@ class Service:
         s = self.settings
         if s.faults.any:
             log.warning("FAULT SWITCHES ON: %s", s.faults.describe())
-        applied = await asyncio.to_thread(database.prepare_schema, s.dsn, s.create_database)
-        log.info("database %s ready (migrations applied now: %s)", mask_url(s.dsn), applied or "none")
-        self.pool = await database.open_pool(s.dsn, s.db_pool_size, s.db_pool_timeout)
+        applied = await asyncio.to_thread(database.prepare_schema, s.database_dsn, s.create_database)
+        log.info(
+            "database %s ready (migrations applied now: %s)", mask_url(s.database_dsn), applied or "none"
+        )
+        self.pool = await database.open_pool(s.database_dsn, s.db_pool_size, s.db_pool_timeout)
         seeded = await database.seed_advisors(self.pool, s.advisors)
         if seeded:
             log.info("seeded %d AVAILABLE advisors", seeded)
@@ -96,6 +102,15 @@ class Service:
         self.port = self._runner.addresses[0][1]
         log.info("HTTP API listening on http://%s:%d", s.host, self.port)
         return self.port
+
+    async def drain_readiness(self) -> None:
+        """Answer /actuator/health DOWN for ``readiness_drain`` seconds while still serving every request."""
+        seconds = self.settings.readiness_drain
+        if seconds <= 0 or self._runner is None:
+            return
+        self.draining = True
+        log.info("readiness drain: health DOWN for %gs while requests are still served", seconds)
+        await asyncio.sleep(seconds)
 
     async def stop(self) -> None:
         if self._stopped:

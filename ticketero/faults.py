@@ -31,6 +31,10 @@ KNOWN = {
     "backing off exponentially (RNF-04)",
     "duplicate-processing": "a redelivered message of a ticket already past WAITING is served again: "
     "a second COMPLETED event and the advisor's served count grows (RNF-04)",
+    "no-drain": "SIGTERM exits at once: no readiness drain, in-flight requests and tickets are cut off (RNF-04, "
+    "RNF-06)",
+    "outage-drops": "while the broker is unreachable the outbox relay gives up on (FAILS) every due message "
+    "instead of holding it (RNF-04)",
 }
 
 
@@ -45,6 +49,8 @@ class Faults:
     non_atomic_create_seconds: float = 0.0  # > 0: the outbox row is written that long after the ticket
     no_backoff: bool = False
     duplicate_processing: bool = False
+    no_drain: bool = False
+    outage_drops: bool = False
     # What was asked for, in order, for logs and --help.
     names: tuple[str, ...] = field(default=())
 
@@ -60,6 +66,9 @@ class Faults:
 
     def describe(self) -> str:
         return ",".join(self.names)
+
+    def __str__(self) -> str:  # how --help shows the default
+        return self.describe()
 
 
 def parse_faults(spec: str | None) -> Faults:

@@ -85,6 +85,13 @@ SET status = 'FAILED', attempts = attempts + 1, last_error = 'failing-relay faul
 WHERE id = ANY(%s)
 """
 
+# The outage-drops fault: the broker is away and every due row is given up instead of held.
+MARK_OUTAGE_DROPPED = """
+UPDATE outbox_message
+SET status = 'FAILED', attempts = attempts + 1, last_error = 'outage-drops fault: broker unreachable, given up'
+WHERE status = 'PENDING' AND next_attempt_at <= now()
+"""
+
 
 def ticket_message(ticket_id: int, numero: str, queue_type: str, telefono: str | None) -> dict[str, Any]:
     """The message body the workers read; the same shape the original service publishes."""
@@ -164,6 +171,11 @@ class OutboxRelay:
         settings = self._settings
         try:
             async with self._pool.connection() as conn:
+                if settings.faults.outage_drops:
+                    cursor = await conn.execute(MARK_OUTAGE_DROPPED)
+                    if cursor.rowcount:
+                        log.warning("outage-drops fault: gave up on %d outbox rows", cursor.rowcount)
+                    return
                 cursor = await conn.execute(
                     MARK_UNREACHABLE_ATTEMPT,
                     {

@@ -37,7 +37,7 @@ def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.Complet
 def test_file_then_env_then_flags(tmp_path):
     path = tmp_path / "exporter.yml"
     path.write_text(
-        "listen:\n  port: 9300\n  address: 0.0.0.0\npostgres:\n  dsn: postgresql://u:filepw@db/ticketero\n"
+        "listen:\n  port: 9300\n  address: 0.0.0.0\npostgres:\n  database_dsn: postgresql://u:filepw@db/ticketero\n"
         "rabbitmq:\n  queues: [a-queue]\nresources:\n  backend: process\n  targets:\n"
         "    ticketero-app: {pid_file: /run/app.pid}\n"
     )
@@ -48,7 +48,7 @@ def test_file_then_env_then_flags(tmp_path):
     assert settings.listen_port == 9400 and sources["listen_port"] == "flag --listen-port"
     assert settings.listen_address == "0.0.0.0"
     assert settings.queues == ("x-queue", "y-queue")
-    assert settings.dsn == "postgresql://u:filepw@db/ticketero"
+    assert settings.database_dsn == "postgresql://u:filepw@db/ticketero"
     assert settings.targets[0].kind == "pid_file" and settings.targets[0].value == "/run/app.pid"
 
 
@@ -119,10 +119,39 @@ def test_bad_flag_and_missing_file_exit_2(tmp_path):
     assert result.returncode == 2 and str(custom) in result.stderr and "metrics[0].values" in result.stderr
 
 
+def test_old_dsn_names_still_work_with_one_deprecation_line(tmp_path):
+    result = run_cli("--dsn", "postgresql://u@db/flag", "--check-config")
+    assert result.returncode == 0, result.stderr
+    assert '"postgres.database_dsn": "postgresql://u@db/flag"' in result.stdout
+    assert result.stderr.count("--dsn is deprecated, use --database-dsn") == 1
+    result = run_cli("--check-config", env={"EXPORTER_DSN": "postgresql://u@db/env"})
+    assert '"postgres.database_dsn": "postgresql://u@db/env"' in result.stdout
+    assert "EXPORTER_DSN is deprecated, use EXPORTER_DATABASE_DSN" in result.stderr
+    path = tmp_path / "old.yml"
+    path.write_text("postgres:\n  dsn: postgresql://u@db/file\n")
+    result = run_cli("--config", str(path), "--check-config")
+    assert '"postgres.database_dsn": "postgresql://u@db/file"' in result.stdout
+    assert (
+        "postgres.dsn (in " in result.stderr and "is deprecated, use postgres.database_dsn" in result.stderr
+    )
+    result = run_cli("--dsn", "mysql://u@db/x", "--check-config")
+    assert (
+        result.returncode == 2
+        and "flag --dsn: postgres.database_dsn: expected a PostgreSQL DSN" in result.stderr
+    )
+
+
+def test_durations_take_the_one_syntax():
+    result = run_cli("--scrape-timeout", "1m30s", "--statement-timeout", "500ms", "--check-config")
+    assert result.returncode == 0, result.stderr
+    assert '"scrape_timeout_seconds": 90.0' in result.stdout
+    assert '"postgres.statement_timeout_seconds": 0.5' in result.stdout
+
+
 def test_help_explains_the_order():
     result = run_cli("--help")
     assert result.returncode == 0
-    assert "EXPORTER_DSN" in result.stdout and "environment variables" in result.stdout
+    assert "EXPORTER_DATABASE_DSN" in result.stdout and "environment variables" in result.stdout
 
 
 def test_metrics_endpoint_end_to_end(database_dsn, amqp_url, tmp_path):
@@ -138,7 +167,7 @@ def test_metrics_endpoint_end_to_end(database_dsn, amqp_url, tmp_path):
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("EXPORTER_")}
     env.update(
-        EXPORTER_DSN=secret_dsn,
+        EXPORTER_DATABASE_DSN=secret_dsn,
         EXPORTER_AMQP_URL=amqp_url,
         EXPORTER_HEALTH_URL=f"http://127.0.0.1:{free_port()}/actuator/health",
         EXPORTER_RESOURCES_BACKEND="process",

@@ -23,7 +23,7 @@ def closed_port() -> int:
 
 
 def exporter_for(dsn: str = "", amqp: str = "", **extra):
-    return build_exporter(Settings(dsn=dsn, amqp_url=amqp, health_url="", **extra))
+    return build_exporter(Settings(database_dsn=dsn, amqp_url=amqp, health_url="", **extra))
 
 
 def success(registry, collector: str) -> float | None:

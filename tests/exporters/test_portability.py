@@ -22,7 +22,7 @@ def test_minimal_schema(database_dsn, caplog):
         for table, columns in NOT_IN_THE_PLAN.items():
             for column in columns:
                 conn.execute(f"ALTER TABLE {table} DROP COLUMN {column} CASCADE")
-        exporter = build_exporter(Settings(dsn=database_dsn, amqp_url="", health_url=""))
+        exporter = build_exporter(Settings(database_dsn=database_dsn, amqp_url="", health_url=""))
         conn.execute("INSERT INTO advisor (name, status, module_number) VALUES ('a', 'BUSY', 1)")
         conn.execute(
             "INSERT INTO ticket (numero, national_id, branch_office, queue_type, status, position_in_queue,"

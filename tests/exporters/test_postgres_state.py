@@ -268,7 +268,7 @@ def database(request, database_dsn) -> Iterator[tuple[str, list[int], bool]]:
 def exporter_for(dsn: str) -> Exporter:
     return build_exporter(
         Settings(
-            dsn=dsn,
+            database_dsn=dsn,
             amqp_url="",
             health_url="",
             scrape_timeout=5.0,

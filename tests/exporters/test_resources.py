@@ -130,11 +130,11 @@ def test_docker_up_through_the_served_registry(docker_container, tmp_path):
 
     container = docker_container("sleep 600")
     targets = (Target("ticketero-app", "container", container.name),)
-    up = build_exporter(Settings(dsn="", amqp_url="", health_url="", resources_backend="docker", targets=targets,
+    up = build_exporter(Settings(database_dsn="", amqp_url="", health_url="", resources_backend="docker", targets=targets,
                                  docker_timeout=5.0, scrape_timeout=10.0))  # fmt: skip
     assert value(up.registry, "ticketero_docker_up") == 1
     assert value(up.registry, "ticketero_container_up", container="ticketero-app") == 1
-    down = build_exporter(Settings(dsn="", amqp_url="", health_url="", resources_backend="docker", targets=targets,
+    down = build_exporter(Settings(database_dsn="", amqp_url="", health_url="", resources_backend="docker", targets=targets,
                                    docker_url=f"unix://{tmp_path}/no.sock"))  # fmt: skip
     assert value(down.registry, "ticketero_docker_up") == 0
     assert value(down.registry, "ticketero_scrape_collector_success", collector="resources") == 0

@@ -107,7 +107,29 @@ def test_environment_and_flags_override_the_file_and_name_their_origin(tmp_path:
     assert service.state.requests["health"] == 11
     bad = run_loadgen("run", str(path), "--metrics-port", "0", env={"LOADGEN_MAX_REQUESTS": "lots"})
     assert bad.returncode == 2
-    assert "LOADGEN_MAX_REQUESTS (environment): max_requests: expected an integer" in bad.stderr
+    assert "environment variable LOADGEN_MAX_REQUESTS: max_requests: expected an integer >= 1" in bad.stderr
+
+
+def test_a_bad_flag_or_variable_exits_2_naming_it(tmp_path: Path) -> None:
+    path = tmp_path / "s.yml"
+    path.write_text("workload: {model: closed, vus: 1}\nrequests: [health]\n")
+    result = run_loadgen("run", str(path), "--timeout", "0s")
+    assert result.returncode == 2
+    assert (
+        "flag --timeout: timeout: expected a duration such as 500ms, 2s, 1m30s, 1h or a number of seconds, greater than 0"
+        in result.stderr
+    )
+    result = run_loadgen("run", str(path), env={"LOADGEN_METRICS_PORT": "70000"})
+    assert result.returncode == 2
+    assert (
+        "environment variable LOADGEN_METRICS_PORT: metrics_port: expected a TCP port 1..65535, or 0 to serve no metrics"
+        in result.stderr
+    )
+    result = run_loadgen("run", str(path), "--database-dsn", "db.example.com")
+    assert (
+        result.returncode == 2
+        and "flag --database-dsn: services.database_dsn: expected a PostgreSQL DSN" in result.stderr
+    )
 
 
 def _external_address() -> str | None:

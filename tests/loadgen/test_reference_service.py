@@ -28,7 +28,7 @@ def reference_service(dsn: str, amqp_url: str, *flags: str) -> Iterator[str]:
             sys.executable,
             "-m",
             "ticketero",
-            "--dsn",
+            "--database-dsn",
             dsn,
             "--amqp-url",
             amqp_url,

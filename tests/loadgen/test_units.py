@@ -6,7 +6,7 @@ import pytest
 
 from loadgen.units import format_seconds, parse_duration, parse_rate
 
-DURATION_HELP = "a duration such as 30s, 2m, 500ms or a number of seconds"
+DURATION_HELP = "a duration such as 500ms, 2s, 1m30s, 1h or a number of seconds"
 RATE_HELP = "a rate such as 50/min, 10/s or a number per second"
 
 
@@ -21,6 +21,8 @@ RATE_HELP = "a rate such as 50/min, 10/s or a number per second"
         ("45", 45.0),
         (" 2 m ", 120.0),
         ("0s", 0.0),
+        ("1m30s", 90.0),
+        ("1h2m3s500ms", 3723.5),
     ],
 )
 def test_duration_strings(text: str, seconds: float) -> None:
@@ -33,7 +35,9 @@ def test_duration_numbers_are_seconds(number: float, seconds: float) -> None:
     assert result == seconds and type(result) is float
 
 
-@pytest.mark.parametrize("value", ["2 min", "1d", "-5s", ".5s", "5.s", "", "s", None, [30], True, False])
+@pytest.mark.parametrize(
+    "value", ["2 min", "1d", "-5s", ".5s", "5.s", "", "s", None, [30], True, False, "30s1m", "1m1m", "ms"]
+)
 def test_duration_refusals_say_what_is_expected(value: object) -> None:
     with pytest.raises(ValueError) as error:
         parse_duration(value)

@@ -26,7 +26,7 @@ from loadgen.validation import ScenarioReader, describe_value
 
 REPO = Path(__file__).resolve().parents[2]
 SOURCE = "plans/s.yml"
-DURATION_HELP = "a duration such as 30s, 2m, 500ms or a number of seconds"
+DURATION_HELP = "a duration such as 500ms, 2s, 1m30s, 1h or a number of seconds"
 RATE_HELP = "a rate such as 50/min, 10/s or a number per second"
 CREATE = RequestSpec("create_ticket", 1.0, "POST", "/api/tickets", None, (201,), None)
 
@@ -337,8 +337,8 @@ def test_actions_get_their_defaults() -> None:
             {"type": "watch", "query": "select 0", "equals": 0},
         ],
         "method": [
-            {"type": "docker", "container": "c", "op": "stop", "at": "30s", "timeout": "5s"},
-            {"type": "docker", "container": "c", "op": "kill", "signal": "SIGKILL"},
+            {"type": "docker", "container": "c", "op": "stop", "timeout": "5s"},
+            {"type": "docker", "container": "c", "op": "kill", "signal": "SIGKILL", "at": "30s"},
             {"type": "proxy", "proxy": "db", "op": "latency", "seconds": "200ms"},
             {"type": "proxy", "proxy": "db", "op": "cut", "background": True},
             {"type": "sleep", "duration": "1s"},
@@ -370,13 +370,14 @@ def test_actions_get_their_defaults() -> None:
     )
     http_probe = {"path": "/h", "timeout": 5.0, "expect_status": [200]}
     assert scenario.method == (
-        Action("docker", {"container": "c", "op": "stop", "timeout": 5.0}, at=30.0),
-        Action("docker", {"container": "c", "op": "kill", "signal": "SIGKILL"}),
-        Action("proxy", {"proxy": "db", "op": "latency", "seconds": 0.2}),
-        Action("proxy", {"proxy": "db", "op": "cut"}, background=True),
-        Action("sleep", {"duration": 1.0}),
-        Action("http", {"path": "/x", "timeout": 10.0, "expect_status": [200]}),
-        Action("http", {"url": "http://h/y", "expect_status": [204], "timeout": 1.0}),
+        Action("docker", {"container": "c", "op": "stop", "timeout": 5.0}),
+        # from here on at 30 s: a step without at: follows the one before it
+        Action("docker", {"container": "c", "op": "kill", "signal": "SIGKILL"}, at=30.0),
+        Action("proxy", {"proxy": "db", "op": "latency", "seconds": 0.2}, at=30.0),
+        Action("proxy", {"proxy": "db", "op": "cut"}, at=30.0, background=True),
+        Action("sleep", {"duration": 1.0}, at=30.0),
+        Action("http", {"path": "/x", "timeout": 10.0, "expect_status": [200]}, at=30.0),
+        Action("http", {"url": "http://h/y", "expect_status": [204], "timeout": 1.0}, at=30.0),
         Action(
             "wait",
             {
@@ -387,6 +388,7 @@ def test_actions_get_their_defaults() -> None:
                 "within": 60.0,
                 "interval": 1.0,
             },
+            at=30.0,
         ),
         Action(
             "watch",
@@ -397,6 +399,7 @@ def test_actions_get_their_defaults() -> None:
                 "probe": http_probe,
                 "probe_kind": "http",
             },
+            at=30.0,
             background=True,
         ),
         Action(
@@ -409,6 +412,7 @@ def test_actions_get_their_defaults() -> None:
                 "within": 60.0,
                 "interval": 1.0,
             },
+            at=30.0,
         ),
     )
     assert scenario.rollbacks == (Action("proxy", {"proxy": "db", "op": "restore"}),)
@@ -490,14 +494,14 @@ TOP_KEYS = (
     "name, description, hypothesis, target, allow_targets, duration, max_requests, timeout, http_client, "
     "workload, think_time, requests, user_classes, ticket, thresholds, services, proxies, setup, steady_state, "
     "method, rollbacks, settle, verify, metrics_port, linger, summary_json, summary_csv, processes, "
-    "progress_interval, notes, expect_alerts, exercises, needs, configurations"
+    "progress_interval, notes, expect_alerts, exercises, needs, replicas, configurations"
 )
 WORKLOAD_KEYS = (
     "model, vus, rate, start_rate, stages, max_in_flight, max_backlog, connections, requests, within, clients, "
     "rounds, round_interval, winner_status, loser_status, breaking_point"
 )
 RAMP = [{"duration": "1s", "target": 1}]
-ACTION_TYPES = "sql, docker, command, amqp, proxy, sleep, http, wait, watch"
+ACTION_TYPES = "sql, service, docker, command, amqp, proxy, sleep, http, wait, watch"
 
 REFUSALS: list[tuple[dict[str, Any], str]] = [
     # top level
@@ -523,8 +527,14 @@ REFUSALS: list[tuple[dict[str, Any], str]] = [
         "processes: expected 1 for the contention model (all clients must race in one process), got int 2",
     ),
     ({"http_client": "curl"}, "http_client: expected fast or aiohttp, got str 'curl'"),
-    ({"metrics_port": 65536}, "metrics_port: expected an integer >= 0 and <= 65535, got int 65536"),
-    ({"metrics_port": -1}, "metrics_port: expected an integer >= 0 and <= 65535, got int -1"),
+    (
+        {"metrics_port": 65536},
+        "metrics_port: expected a TCP port 1..65535, or 0 to serve no metrics, got int 65536",
+    ),
+    (
+        {"metrics_port": -1},
+        "metrics_port: expected a TCP port 1..65535, or 0 to serve no metrics, got int -1",
+    ),
     ({"settle": "x"}, f"settle: expected {DURATION_HELP}, got str 'x'"),
     ({"linger": "x"}, f"linger: expected {DURATION_HELP}, got str 'x'"),
     ({"progress_interval": "x"}, f"progress_interval: expected {DURATION_HELP}, got str 'x'"),
@@ -850,23 +860,27 @@ REFUSALS: list[tuple[dict[str, Any], str]] = [
     ({"proxies": [{"name": "db", "control": None}]}, "proxies[0].control: expected a string, got nothing"),
     (
         {"proxies": [{"name": "db", "listen": "h", "target": "h:2"}]},
-        "proxies[0].listen: expected host:port, got str 'h'",
+        "proxies[0].listen: expected host:port (port 1..65535, or 0 to pick a free port), got str 'h'",
     ),
     (
         {"proxies": [{"name": "db", "listen": "h:1", "target": "h:65536"}]},
-        "proxies[0].target: expected host:port, got str 'h:65536'",
+        "proxies[0].target: expected host:port (port 1..65535), got str 'h:65536'",
     ),
     (
         {"proxies": [{"name": "db", "listen": ":1", "target": "h:2"}]},
-        "proxies[0].listen: expected host:port, got str ':1'",
+        "proxies[0].listen: expected host:port (port 1..65535, or 0 to pick a free port), got str ':1'",
+    ),
+    (
+        {"proxies": [{"name": "db", "listen": "h:1", "target": "h:0"}]},
+        "proxies[0].target: expected host:port (port 1..65535), got str 'h:0'",
     ),
     (
         {"proxies": [{"name": "db", "listen": "h:x", "target": "h:2"}]},
-        "proxies[0].listen: expected host:port, got str 'h:x'",
+        "proxies[0].listen: expected host:port (port 1..65535, or 0 to pick a free port), got str 'h:x'",
     ),
     (
         {"proxies": [{"name": "db", "listen": 80, "target": "h:2"}]},
-        "proxies[0].listen: expected host:port, got int 80",
+        "proxies[0].listen: expected host:port (port 1..65535, or 0 to pick a free port), got int 80",
     ),
     # actions
     ({"setup": ["sql"]}, "setup[0]: expected a mapping with type and its settings, got str 'sql'"),
@@ -1050,3 +1064,15 @@ REFUSALS: list[tuple[dict[str, Any], str]] = [
 )
 def test_refusals_name_the_key_and_what_was_expected(doc: dict[str, Any], message: str) -> None:
     assert refusal(doc) == f"{SOURCE}: {message}"
+
+
+def test_method_steps_run_in_file_order_a_step_without_at_follows_the_one_before() -> None:
+    sleep = {"type": "sleep", "duration": 1}
+    method = [{**sleep, "at": "5s"}, sleep, {**sleep, "at": "8s"}, sleep]
+    assert [action.at for action in read({"method": method}).method] == [5.0, 5.0, 8.0, 8.0]
+    assert [action.at for action in read({"method": [sleep, sleep]}).method] == [0.0, 0.0]
+    backwards = [{**sleep, "at": "30s"}, {**sleep, "at": "10s"}]
+    assert refusal({"method": backwards}) == (
+        "plans/s.yml: method[1].at: expected an offset at or after the step before it (30s): steps run in file "
+        "order, got str '10s'"
+    )

@@ -77,11 +77,13 @@ def test_every_dashboard_query_returns_data(tmp_path: Path, profile: str) -> Non
         compress=60,
         scrape_interval=1.0,
         rule_files=rule_files,
-        service_time=0.2,
-        heartbeat_interval=1.0,
-        heartbeat_timeout=3.0,
-        recovery_interval=1.0,
-        faults=("stalled-worker",),
+        service={
+            "service_time": 0.2,
+            "heartbeat_interval": 1.0,
+            "heartbeat_timeout": 3.0,
+            "recovery_interval": 1.0,
+            "faults": ("stalled-worker",),
+        },
     )
     stack = LocalStack(settings)
     try:

@@ -46,6 +46,64 @@ def test_scenario_file_that_is_not_a_mapping_exits_2(tmp_path: Path) -> None:
     assert result.returncode == 2 and str(bad) in result.stderr
 
 
+def test_service_options_come_from_the_service_table_and_are_checked_before_anything_starts(
+    tmp_path: Path,
+) -> None:
+    result = _demo("--service-time", "soon", "--results", str(tmp_path))
+    assert result.returncode == 2
+    assert "flag --service-time: service_time: expected a duration such as 500ms, 2s, 1m30s" in result.stderr
+    result = _demo("--workers-per-queue", "0", "--results", str(tmp_path))
+    assert (
+        result.returncode == 2
+        and "flag --workers-per-queue: workers_per_queue: expected an integer >= 1" in result.stderr
+    )
+    result = _demo("--faults", "explode", "--results", str(tmp_path))
+    assert (
+        result.returncode == 2
+        and "flag --faults: faults: expected a comma list of fault switches" in result.stderr
+    )
+    help_text = _demo("--help").stdout
+    for flag in (
+        "--relay-interval",
+        "--shutdown-grace",
+        "--no-recovery",
+        "--heartbeat-timeout",
+        "--advisors",
+    ):
+        assert flag in help_text  # every service option but the ones the stack sets itself
+    assert "--database-dsn DSN" not in help_text and "--port PORT" not in help_text
+
+
+def test_options_the_stack_sets_are_refused_as_service_options(tmp_path: Path) -> None:
+    from nfr.demo import BadInput, DemoOptions, run_demo
+
+    with pytest.raises(BadInput, match="service option port: set by the stack itself"):
+        run_demo(DemoOptions(service={"port": 1}, results=tmp_path))
+    with pytest.raises(BadInput, match="service option: service_time: expected a duration"):
+        run_demo(DemoOptions(service={"service_time": "soon"}, results=tmp_path))
+
+
+def test_run_takes_database_dsn_and_the_old_dsn_with_a_deprecation_line() -> None:
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "nfr", "run", "--target", "http://127.0.0.1:8080", *args],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+
+    result = run("--dsn", "mysql://u@db/t")
+    assert result.returncode == 2
+    assert "--dsn is deprecated, use --database-dsn" in result.stderr
+    assert "flag --dsn: database_dsn: expected a PostgreSQL DSN" in result.stderr
+    result = run("--database-dsn", "db.example.com")
+    assert (
+        result.returncode == 2
+        and "flag --database-dsn: database_dsn: expected a PostgreSQL DSN" in result.stderr
+    )
+    assert "deprecated" not in result.stderr
+
+
 def _processes_mentioning(text: str) -> list[int]:
     pids = []
     for entry in Path("/proc").iterdir():

@@ -15,6 +15,7 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -42,6 +43,20 @@ class Proof:
     heartbeat_timeout: float | None = None
     recovery_interval: float | None = None
     scenario: str = str(SCENARIO)
+
+    def service_options(self) -> dict[str, Any]:
+        """The reference service's own options for this proof (names of ticketero.config.OPTIONS)."""
+        options: dict[str, Any] = {
+            "faults": self.faults,
+            "service_time": self.service_time,
+            "heartbeat_interval": 1.0,
+            "recovery": not self.no_recovery,
+        }
+        if self.heartbeat_timeout is not None:
+            options["heartbeat_timeout"] = self.heartbeat_timeout
+        if self.recovery_interval is not None:
+            options["recovery_interval"] = self.recovery_interval
+        return options
 
 
 PROOFS = (
@@ -102,13 +117,8 @@ def _run(proof: Proof, results: Path) -> DemoResult:
         duration=proof.duration,
         settle=proof.settle,
         scrape_interval=1.0,
-        faults=proof.faults,
-        no_recovery=proof.no_recovery,
-        service_time=proof.service_time,
         rate=proof.rate,
-        heartbeat_interval=1.0,
-        heartbeat_timeout=proof.heartbeat_timeout,
-        recovery_interval=proof.recovery_interval,
+        service=proof.service_options(),
         progress_interval=10.0,
     )
     return run_demo(options, _QuietProgress(proof.name, results / f"{proof.name}.progress.log"))

@@ -105,7 +105,7 @@ def test_factor_below_one_is_refused() -> None:
 
 
 def test_history_needed_ignores_offsets_behind_a_fallback() -> None:
-    from nfr.verdict import _lookback
+    from nfr.promql import lookback as _lookback
 
     guarded = "(sum(a) - sum(b)) > ((sum(a offset 10m) - sum(b offset 10m)) or vector(0))"
     assert _lookback(guarded, {}) == 0.0  # missing history → vector(0) answers: it can fire at once

@@ -79,7 +79,7 @@ def test_a_scenario_that_needs_the_database_is_refused_before_any_request(tmp_pa
         assert standin.requests == 0
     err = capsys.readouterr().err
     assert code == 2
-    assert "needs what this run was not given" in err and "database (give --dsn)" in err
+    assert "needs what this run was not given" in err and "database (give --database-dsn)" in err
 
 
 def _non_loopback_address() -> str | None:

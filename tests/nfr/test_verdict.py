@@ -109,6 +109,13 @@ def test_cli_exit_codes_and_reports(synthetic_run: SyntheticRun, tmp_path: Path)
     assert failing == ["RNF-03 Concurrency", "run result"]
     markdown = (tmp_path / "NFR-TEST-RESULTS.md").read_text()
     assert "| RNF-03 | Concurrency |" in markdown and "**FAIL**" in markdown
+    # Without --settle the settle period is derived from the rules the Prometheus loaded (compressed x60,
+    # 1 s scrapes: the throughput alert's 12 s) — long enough to see the race that starts 1 s after the
+    # healthy window, which --settle 0 did not see.
+    derived = run("healthy")
+    assert derived.returncode == 1, derived.stdout + derived.stderr
+    assert "settle 12s (derived from the rules: TicketeroThroughputBelowTarget (RNF-01)" in derived.stderr
+    assert "RNF-03" in derived.stdout and "FAIL" in derived.stdout
 
 
 def test_cli_bad_input_exits_2() -> None:

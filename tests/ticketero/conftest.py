@@ -96,7 +96,7 @@ async def start_service(database_dsn: str, amqp_url: str) -> AsyncIterator[Calla
     started: list[Service] = []
 
     async def start(wait_for_broker: bool = True, faults: str = "", **overrides: Any) -> Running:
-        values: dict[str, Any] = {"dsn": database_dsn, "amqp_url": amqp_url, **FAST, **overrides}
+        values: dict[str, Any] = {"database_dsn": database_dsn, "amqp_url": amqp_url, **FAST, **overrides}
         service = Service(Settings(faults=parse_faults(faults), **values))
         port = await service.start()
         started.append(service)
@@ -139,7 +139,7 @@ def spawn_service(database_dsn: str, amqp_url: str, tmp_path: Path) -> Iterator[
             PYTHON,
             "-m",
             "ticketero",
-            "--dsn",
+            "--database-dsn",
             database_dsn,
             "--amqp-url",
             amqp_url,

@@ -45,13 +45,36 @@ def test_precedence_default_file_env_flag(tmp_path):
 
 def test_bad_values_name_source_key_and_expectation(tmp_path):
     with pytest.raises(
-        SettingsError, match=r"environment TICKETERO_PORT: port: expected an integer 0..65535"
+        SettingsError,
+        match=r"environment variable TICKETERO_PORT: port: expected a TCP port 1..65535, or 0 to pick a free port",
     ):
         load_settings([], environ={"TICKETERO_PORT": "http"})
     config = tmp_path / "bad.toml"
     config.write_text("worker_count = 3\n")
-    with pytest.raises(SettingsError, match=r"bad.toml: unknown key 'worker_count'"):
+    with pytest.raises(
+        SettingsError, match=r"bad.toml: worker_count: expected a known key: one of advisor_retry_delay"
+    ):
         load_settings(["--config", str(config)], environ={})
+
+
+def test_old_dsn_names_still_work_with_one_deprecation_line(caplog):
+    caplog.set_level("WARNING", "ticketero_settings")
+    settings = load_settings([], environ={"TICKETERO_DSN": "postgresql://u@db/old"})
+    assert settings.database_dsn == "postgresql://u@db/old"
+    assert [r.getMessage() for r in caplog.records] == [
+        "TICKETERO_DSN is deprecated, use TICKETERO_DATABASE_DSN"
+    ]
+    result = run_cli("--dsn", "postgresql://u@127.0.0.1:1/x", "--port", "65536")
+    assert result.returncode == 2
+    assert result.stderr.count("--dsn is deprecated, use --database-dsn") == 1
+    assert "flag --port: port: expected a TCP port 1..65535, or 0 to pick a free port" in result.stderr
+
+
+def test_durations_take_the_one_syntax(tmp_path):
+    config = tmp_path / "ticketero.toml"
+    config.write_text('shutdown_grace = "1m30s"\nheartbeat_timeout = 90\n')
+    settings = load_settings(["--config", str(config), "--service-time", "500ms"], environ={})
+    assert (settings.shutdown_grace, settings.heartbeat_timeout, settings.service_time) == (90.0, 90.0, 0.5)
 
 
 def test_fault_parsing():
@@ -79,13 +102,13 @@ def test_help_lists_every_option_and_its_default():
         flag = "--no-recovery" if option.name == "recovery" else "--" + option.name.replace("_", "-")
         assert flag in text
         assert f"TICKETERO_{option.name.upper()}" in text
-    assert text.count("(default:") >= len(OPTIONS)
+    assert text.count("(default:") >= len(OPTIONS.options)
 
 
 def test_missing_database_exits_2_or_is_created_on_request():
     name = unique_name()
     dsn = dsn_for(name)
-    result = run_cli("--dsn", dsn, "--port", "0")
+    result = run_cli("--database-dsn", dsn, "--port", "0")
     assert result.returncode == 2
     assert f"database '{name}' does not exist" in result.stderr and "--create-database" in result.stderr
     try:
@@ -94,7 +117,7 @@ def test_missing_database_exits_2_or_is_created_on_request():
                 PYTHON,
                 "-m",
                 "ticketero",
-                "--dsn",
+                "--database-dsn",
                 dsn,
                 "--port",
                 "0",
@@ -128,7 +151,12 @@ def test_port_in_use_exits_2(database_dsn):
         busy.listen()
         port = busy.getsockname()[1]
         result = run_cli(
-            "--dsn", database_dsn, "--port", str(port), "--amqp-url", "amqp://guest:guest@127.0.0.1:1/%2F"
+            "--database-dsn",
+            database_dsn,
+            "--port",
+            str(port),
+            "--amqp-url",
+            "amqp://guest:guest@127.0.0.1:1/%2F",
         )
     assert result.returncode == 2
     assert f"cannot listen on 127.0.0.1:{port}" in result.stderr

@@ -165,7 +165,7 @@ async def test_database_cut_is_survived_by_relay_and_workers(start_service, data
         # heart-beating, and the recovery service gives the ticket back. Short timings keep that quick.
         svc = await start_service(
             advisors=4,
-            dsn=proxied,
+            database_dsn=proxied,
             db_pool_timeout=2.0,
             heartbeat_interval=0.5,
             heartbeat_timeout=2.0,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import signal
 
 import aiohttp
 
@@ -107,3 +108,46 @@ async def test_grace_over_hands_tickets_back_and_a_restart_completes_them(spawn_
     await wait_until(all_completed, 20, what="handed-back tickets COMPLETED after restart")
     assert await scalar(second.dsn, "SELECT sum(total_tickets_served) FROM advisor") == 3
     assert await asyncio.to_thread(second.terminate, 20) == 0
+
+
+async def test_readiness_drain_reports_down_while_still_serving_then_stops(spawn_service):
+    proc = spawn_service(*COMMON, "--readiness-drain", "1.5", "--service-time", "0")
+    await wait_healthy(proc.base_url)
+    proc.process.send_signal(signal.SIGTERM)
+    async with aiohttp.ClientSession() as session:
+
+        async def draining() -> bool:
+            async with session.get(f"{proc.base_url}/actuator/health") as response:
+                return response.status == 503
+
+        await wait_until(draining, 1.0, interval=0.02, what="health DOWN after SIGTERM")
+        async with session.get(f"{proc.base_url}/actuator/health") as response:
+            body = await response.json()
+        assert body["status"] == "DOWN" and body["components"]["readiness"]["status"] == "DOWN"
+        assert body["components"]["db"]["status"] == "UP"
+        async with session.post(f"{proc.base_url}/api/tickets", json=ticket_body(20_000_001)) as response:
+            assert response.status == 201  # still served during the drain
+    assert await asyncio.to_thread(proc.process.wait, 30) == 0
+    assert "readiness drain: health DOWN for 1.5s" in proc.log()
+    assert await scalar(proc.dsn, "SELECT count(*) FROM ticket WHERE national_id = '20000001'") == 1
+
+
+async def test_no_drain_fault_exits_at_once_leaving_work_behind(spawn_service):
+    proc = spawn_service(
+        *COMMON, "--readiness-drain", "5", "--service-time", "30", "--faults", "no-drain", "--advisors", "2"
+    )
+    await wait_healthy(proc.base_url)
+    async with aiohttp.ClientSession() as session:
+        async with session.post(f"{proc.base_url}/api/tickets", json=ticket_body(20_000_002)) as response:
+            assert response.status == 201
+
+        async def busy() -> bool:
+            return await scalar(proc.dsn, "SELECT count(*) FROM advisor WHERE status = 'BUSY'") == 1
+
+        await wait_until(busy, 10, interval=0.05, what="a ticket in progress")
+    code = await asyncio.to_thread(proc.terminate, 3)  # well before the 5 s readiness drain would end
+    assert code == 0
+    assert "no-drain fault: exiting at once" in proc.log() and "stopped" not in proc.log()
+    assert (
+        await scalar(proc.dsn, "SELECT count(*) FROM advisor WHERE status = 'BUSY'") == 1
+    )  # not handed back
