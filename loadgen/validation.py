@@ -155,12 +155,14 @@ class ScenarioReader:
         "notes",
         # Read by the judge (python -m nfr), not by the load generator: the alerts a fault scenario expects
         # to fire and clear, the NFRs the scenario must put to the test, and what it needs beyond HTTP
-        # (database, broker, service-control) so a run without it is refused before any request; and how
-        # many replicas of the service the local stack runs behind its load balancer.
+        # (database, broker, service-control) so a run without it is refused before any request; how many
+        # replicas of the service the local stack runs behind its load balancer; and the configurations of
+        # the service the judge runs the scenario under, one run each, then compared.
         "expect_alerts",
         "exercises",
         "needs",
         "replicas",
+        "configurations",
     )
 
     def scenario(self, doc: dict) -> Scenario:

@@ -23,6 +23,8 @@ from typing import Any, TextIO
 import yaml
 
 from nfr.catalogue import NFR_IDS
+from nfr.compare import Comparison, compare, html_page, load_run, markdown
+from nfr.processes import free_port
 from nfr.promclient import HttpOptions, PrometheusAuthError, PrometheusClient, PrometheusQueryError
 from nfr.prometheus import default_rule_files
 from nfr.report_text import console_table, fmt_value
@@ -40,7 +42,14 @@ from nfr.run import (
     missing_needs,
     parts,
 )
-from nfr.stack import STACK_OWNED_SERVICE_OPTIONS, ExternalTarget, LocalStack, StackSettings, new_run_id
+from nfr.stack import (
+    STACK_OWNED_SERVICE_OPTIONS,
+    DependencyProxy,
+    ExternalTarget,
+    LocalStack,
+    StackSettings,
+    new_run_id,
+)
 from nfr.timing import AlertDelay, alert_delays, settle_for
 from nfr.verdict import ScenarioOutcome, Verdict, compute_verdict
 from ticketero.config import OPTIONS as SERVICE_OPTIONS
@@ -52,6 +61,11 @@ EVIDENCE_DIR = "evidence"  # under the results: TSDB snapshot, rule files, windo
 EXPECT_KEY = "expect_alerts"
 EXERCISES_KEY = "exercises"
 REPLICAS_KEY = "replicas"
+CONFIGURATIONS_KEY = "configurations"
+# What a configuration may set: the reference service's options that choose how it is started.
+CONFIGURATION_SETTINGS = {"workers_per_queue": int, "advisors": int, "service_time": float}
+DATABASE_PROXY_NAMES = ("database", "db", "postgres", "postgresql")
+BROKER_PROXY_NAMES = ("broker", "rabbitmq", "amqp")
 MAX_REPLICAS = 16
 
 
@@ -88,6 +102,7 @@ class DemoOptions:
     remote_write: tuple[str, ...] = ()
     loadgen_port: int = 0
     results_dir: Path | None = None  # exactly this directory (default: results/<run-id>)
+    configuration: str | None = None  # of a scenario with `configurations:`, run only this one
     keep_evidence: bool = True  # a TSDB snapshot of the private Prometheus under the results
     # Called after the settle period, before the verdict, with the stack still up and the load window
     # (start, end): lets a caller query the same Prometheus (dashboard checks, a second verdict).
@@ -122,6 +137,25 @@ class DemoResult:
     results_dir: Path
     extra: dict[str, Any]
 
+    @property
+    def passed(self) -> bool:
+        return self.verdict.passed
+
+
+@dataclass
+class ConfigurationsResult:
+    """A scenario with ``configurations:``: one run per configuration, each compared with the first."""
+
+    runs: dict[str, DemoResult]  # by configuration name, in the scenario's order
+    comparisons: dict[str, Comparison]  # by candidate configuration name, against the first
+    reports: dict[str, Path]  # COMPARISON.md, compare.html
+    results_dir: Path
+
+    @property
+    def passed(self) -> bool:
+        """Every configuration passed (a comparison shows the difference; it does not decide)."""
+        return all(run.passed for run in self.runs.values())
+
 
 def resolve_scenario(name: str) -> Path:
     """A path to a scenario file, or a shipped scenario by id (``PERF-01`` → loadgen/scenarios/...)."""
@@ -152,6 +186,14 @@ def resolve_scenario(name: str) -> Path:
 
 
 @dataclass(frozen=True)
+class Configuration:
+    """One way of starting the service that a scenario with ``configurations:`` is run under."""
+
+    name: str
+    settings: dict[str, Any]  # service options (CONFIGURATION_SETTINGS)
+
+
+@dataclass(frozen=True)
 class PreparedScenario:
     file: Path  # what the load generator runs
     expected: tuple[str, ...]  # alerts the scenario expects to fire and clear (fault scenarios)
@@ -161,6 +203,8 @@ class PreparedScenario:
     inferred_needs: dict[str, list[str]] = field(default_factory=dict)  # read off its steps
     replicas: int = 1  # service replicas the scenario runs against (replicas:)
     controls_broker: bool = False  # a service action stops/starts the broker: the stack puts a relay there
+    configurations: tuple[Configuration, ...] = ()  # run once per configuration, then compared
+    proxies: tuple[DependencyProxy, ...] = ()  # fault proxies the stack starts before the service
 
 
 def _names(source: Path, doc: dict[str, Any], key: str, what: str) -> tuple[str, ...]:
@@ -172,13 +216,106 @@ def _names(source: Path, doc: dict[str, Any], key: str, what: str) -> tuple[str,
     return tuple(value)
 
 
-def prepare_scenario(source: Path, run_dir: Path, first_scrape_wait: float = 0.0) -> PreparedScenario:
+def _configurations(source: Path, doc: dict[str, Any]) -> tuple[Configuration, ...]:
+    """``configurations: [{name: workers-3, workers_per_queue: 3}, ...]``: at least two, unique names."""
+    value = doc.pop(CONFIGURATIONS_KEY, None)
+    if value is None:
+        return ()
+    allowed = ", ".join(["name", *CONFIGURATION_SETTINGS])
+    if not isinstance(value, list) or len(value) < 2:
+        raise BadInput(
+            f"{source}: {CONFIGURATIONS_KEY}: expected a list of at least two configurations "
+            f"(mappings with {allowed}), got {value!r}"
+        )
+    found: list[Configuration] = []
+    for index, item in enumerate(value):
+        where = f"{source}: {CONFIGURATIONS_KEY}[{index}]"
+        if not isinstance(item, dict):
+            raise BadInput(f"{where}: expected a mapping with {allowed}, got {item!r}")
+        name = item.get("name")
+        if (
+            not isinstance(name, str)
+            or not name.strip()
+            or not name.replace("-", "").replace("_", "").isalnum()
+        ):
+            raise BadInput(f"{where}: name: expected a name of letters, digits, - and _, got {name!r}")
+        if name in {c.name for c in found}:
+            raise BadInput(f"{where}: name: {name!r} is already the name of another configuration")
+        unknown = sorted(set(item) - {"name", *CONFIGURATION_SETTINGS})
+        if unknown:
+            raise BadInput(f"{where}: {', '.join(unknown)}: unknown key; expected {allowed}")
+        settings: dict[str, Any] = {}
+        for key, kind in CONFIGURATION_SETTINGS.items():
+            if key not in item:
+                continue
+            raw = item[key]
+            ok = isinstance(raw, int | float) and not isinstance(raw, bool) and raw > 0
+            if kind is int:
+                ok = ok and isinstance(raw, int)
+            if not ok:
+                what = "a whole number >= 1" if kind is int else "a number of seconds > 0"
+                raise BadInput(f"{where}: {key}: expected {what}, got {raw!r}")
+            settings[key] = kind(raw)
+        if not settings:
+            raise BadInput(f"{where}: expected at least one of {', '.join(CONFIGURATION_SETTINGS)}")
+        found.append(Configuration(name, settings))
+    return tuple(found)
+
+
+def _plan_proxies(source: Path, doc: dict[str, Any]) -> tuple[DependencyProxy, ...]:
+    """Each of the scenario's ``proxies:`` becomes a `loadgen proxy` the local stack starts in front of the
+    run's own database or broker (on free ports), and the copy drives it through its control URL."""
+    proxies = doc.get("proxies")
+    if not proxies:
+        return ()
+    if not isinstance(proxies, list):
+        raise BadInput(f"{source}: proxies: expected a list of proxies, got {proxies!r}")
+    planned: list[DependencyProxy] = []
+    for index, item in enumerate(proxies):
+        if not isinstance(item, dict) or not isinstance(item.get("name"), str):
+            raise BadInput(f"{source}: proxies[{index}]: expected a mapping with a name, got {item!r}")
+        name = item["name"]
+        target = str(item.get("target", ""))
+        port = target.rpartition(":")[2]
+        if port == "5432" or (not target and name.lower() in DATABASE_PROXY_NAMES):
+            dependency = "database"
+        elif port == "5672" or (not target and name.lower() in BROKER_PROXY_NAMES):
+            dependency = "broker"
+        else:
+            raise BadInput(
+                f"{source}: proxies[{index}] ({name}): cannot tell whether it stands before the database or "
+                f"the broker: expected target HOST:5432 or HOST:5672, or a name among "
+                f"{', '.join(DATABASE_PROXY_NAMES + BROKER_PROXY_NAMES)}"
+            )
+        if dependency in {p.dependency for p in planned}:
+            raise BadInput(f"{source}: proxies[{index}] ({name}): a second proxy before the {dependency}")
+        planned.append(DependencyProxy(name, dependency, free_port(), free_port()))
+    doc["proxies"] = [{"name": p.name, "control": p.control_url} for p in planned]
+    return tuple(planned)
+
+
+# Prometheus hands target changes to its scrapers at most every 5 s (its discovery manager's throttle).
+TARGET_UPDATE_SECONDS = 5.0
+
+
+def first_scrape_wait(scrape: float) -> float:
+    """How long after the load generator serves its metrics Prometheus has surely scraped them once: the
+    target update (up to 5 s after the reload) plus two scrape intervals and a second to spare."""
+    return TARGET_UPDATE_SECONDS + 2 * scrape + 1
+
+
+def prepare_scenario(
+    source: Path, run_dir: Path, first_scrape_wait: float = 0.0, local_proxies: bool = False
+) -> PreparedScenario:
     """Read the keys the judge needs — ``expect_alerts`` (alerts a fault scenario expects) and ``exercises``
     (NFRs it must put to the test) — and hand the load generator a copy without them.
 
     ``first_scrape_wait`` > 0 ends the copy's setup with a pause that long, so Prometheus scrapes the
     load generator's series at 0 before the first request: a burst shorter than a scrape interval would
-    otherwise never show as an increase."""
+    otherwise never show as an increase.
+
+    ``configurations`` (run the scenario once per way of starting the service, then compare) is read and
+    removed too; ``local_proxies`` turns the scenario's ``proxies:`` into proxies the local stack starts."""
     try:
         doc = yaml.safe_load(source.read_text())
     except (OSError, yaml.YAMLError) as err:
@@ -202,15 +339,19 @@ def prepare_scenario(source: Path, run_dir: Path, first_scrape_wait: float = 0.0
     if isinstance(replicas, bool) or not isinstance(replicas, int) or not 1 <= replicas <= MAX_REPLICAS:
         raise BadInput(f"{source}: {REPLICAS_KEY}: expected an integer 1..{MAX_REPLICAS}, got {replicas!r}")
     broker = _controls_broker(doc)
+    configurations = _configurations(source, doc)
+    proxies = _plan_proxies(source, doc) if local_proxies else ()
     setup = doc.get("setup") or []
     if first_scrape_wait > 0 and isinstance(setup, list):
         pause = {"name": "Prometheus scrapes the load generator once", "type": "sleep"}
         doc["setup"] = [*setup, {**pause, "duration": f"{first_scrape_wait:g}s"}]
-    elif not expected and not exercises and replicas == 1:
+    elif not expected and not exercises and replicas == 1 and not configurations and not proxies:
         return PreparedScenario(source, (), name, (), needs, inferred, replicas, broker)
     copy = run_dir / source.name
     copy.write_text(yaml.safe_dump(doc, sort_keys=False))
-    return PreparedScenario(copy, expected, name, exercises, needs, inferred, replicas, broker)
+    return PreparedScenario(
+        copy, expected, name, exercises, needs, inferred, replicas, broker, configurations, proxies
+    )
 
 
 def _controls_broker(doc: dict[str, Any]) -> bool:
@@ -321,8 +462,17 @@ def run_demo(options: DemoOptions, progress: Progress | None = None) -> DemoResu
     if options.prometheus_url is not None and options.scrape_interval is None:
         scrape = _given_scrape_interval(options)
     work = Path(tempfile.mkdtemp(prefix=f"nfr-{options.run_id}-"))
-    prepared = prepare_scenario(scenario_source, work, first_scrape_wait=2 * scrape + 1)
+    try:
+        prepared = prepare_scenario(
+            scenario_source, work, first_scrape_wait=first_scrape_wait(scrape), local_proxies=external is None
+        )
+        options = _configured(options, prepared, scenario_source)
+    except BaseException:
+        shutil.rmtree(work, ignore_errors=True)
+        raise
     scenario_file, scenario_name = prepared.file, prepared.name
+    if options.configuration is not None:
+        scenario_name = f"{prepared.name} ({options.configuration})"
     available = set(NEEDS)
     if external is not None:  # refused before any request: the scenario cannot do what it says
         available = {"database"} if external.dsn else set()
@@ -383,6 +533,7 @@ def run_demo(options: DemoOptions, progress: Progress | None = None) -> DemoResu
         floor=options.floor,
         replicas=replicas,
         broker_relay=prepared.controls_broker and external is None,
+        proxies=prepared.proxies,
     )
     floor = options.floor if options.floor is not None else default_floor(scrape)
     try:
@@ -499,6 +650,97 @@ def run_demo(options: DemoOptions, progress: Progress | None = None) -> DemoResu
             progress.phase(f"work dir kept for inspection: {work}")
         if in_main_thread:
             signal.signal(signal.SIGTERM, previous_term)
+
+
+def _configured(options: DemoOptions, prepared: PreparedScenario, source: Path) -> DemoOptions:
+    """The options of one configuration of a scenario with ``configurations:`` (run_job runs them all)."""
+    from dataclasses import replace
+
+    names = [c.name for c in prepared.configurations]
+    if options.configuration is None:
+        if names:
+            raise BadInput(
+                f"{source}: declares {CONFIGURATIONS_KEY} ({', '.join(names)}): run it as a whole with "
+                "run_job (ticketero-nfr demo) or choose one with --configuration"
+            )
+        return options
+    chosen = [c for c in prepared.configurations if c.name == options.configuration]
+    if not chosen:
+        raise BadInput(
+            f"--configuration {options.configuration}: {source} declares "
+            + (f"{', '.join(names)}" if names else f"no {CONFIGURATIONS_KEY}")
+        )
+    if options.external is not None:
+        raise BadInput(
+            f"{source}: {CONFIGURATIONS_KEY} choose how the reference service is started; "
+            "an external target is started by its owner"
+        )
+    return replace(options, service={**options.service, **chosen[0].settings})
+
+
+def run_job(options: DemoOptions, progress: Progress | None = None) -> DemoResult | ConfigurationsResult:
+    """One run, or — for a scenario with ``configurations:`` and no chosen one — one run per configuration
+    (one after the other, each on its own stack, so they do not share the machine), then each compared with
+    the first through ``nfr compare``. Reports: each configuration's under ``<results>-<name>/``, the
+    comparison under ``<results>/``."""
+    from dataclasses import replace
+
+    progress = progress or Progress()
+    source = resolve_scenario(options.scenario)
+    try:
+        doc = yaml.safe_load(source.read_text())
+    except (OSError, yaml.YAMLError) as err:
+        raise BadInput(f"{source}: cannot read scenario: {err}") from err
+    configurations = _configurations(source, dict(doc)) if isinstance(doc, dict) else ()
+    if not configurations or options.configuration is not None:
+        return run_demo(options, progress)
+    if options.external is not None:
+        raise BadInput(
+            f"{source}: {CONFIGURATIONS_KEY} choose how the reference service is started; "
+            "an external target is started by its owner (run one configuration's settings by hand)"
+        )
+    base = options.results_dir or Path(options.results) / options.run_id
+    runs: dict[str, DemoResult] = {}
+    for configuration in configurations:
+        progress.phase(f"configuration {configuration.name}: {configuration.settings}")
+        runs[configuration.name] = run_demo(
+            replace(
+                options,
+                scenario=str(source),
+                configuration=configuration.name,
+                run_id=f"{options.run_id}-{configuration.name}",
+                results_dir=base.parent / f"{base.name}-{configuration.name}",
+            ),
+            progress,
+        )
+    base.mkdir(parents=True, exist_ok=True)
+    first, *others = configurations
+    comparisons: dict[str, Comparison] = {}
+    pages: list[str] = []
+    html_pages: list[str] = []
+    for other in others:
+        comparison = compare(load_run(runs[first.name].results_dir), load_run(runs[other.name].results_dir))
+        comparisons[other.name] = comparison
+        pages.append(markdown(comparison))
+        html_pages.append(html_page(comparison))
+    reports = {"markdown": base / "COMPARISON.md", "html": base / "compare.html"}
+    summary = [
+        f"# {source.stem}: {len(configurations)} configurations, "
+        + ("every one passed" if all(r.passed for r in runs.values()) else "not every one passed"),
+        "",
+    ]
+    summary += [
+        f"- `{c.name}` ({', '.join(f'{k}={v}' for k, v in c.settings.items())}): "
+        f"{'PASS' if runs[c.name].passed else 'FAIL'}, reports in {runs[c.name].results_dir}"
+        for c in configurations
+    ]
+    reports["markdown"].write_text("\n".join(summary) + "\n\n" + "\n".join(pages), encoding="utf-8")
+    reports["html"].write_text("\n".join(html_pages), encoding="utf-8")
+    for name, comparison in comparisons.items():
+        found = "; ".join(comparison.regressions) or "no regression"
+        progress.phase(f"compare {first.name} -> {name}: {found}")
+    progress.phase(f"comparison written to {reports['markdown']}")
+    return ConfigurationsResult(runs, comparisons, reports, base)
 
 
 def _given_scrape_interval(options: DemoOptions) -> float:

@@ -27,7 +27,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import urlsplit, urlunsplit
 
 from nfr.backends import Backends
 from nfr.processes import ManagedProcess, ProcessError, free_port, python_module
@@ -73,6 +73,8 @@ class StackSettings:
     replicas: int = 1  # > 1: that many service processes behind HAProxy, which is the target
     broker_relay: bool = False  # the service reaches RabbitMQ through a supervised relay ("broker" service)
     check_interval: float = 0.5  # HAProxy's health check interval
+    # Fault proxies between the reference service and its database or broker (see DependencyProxy).
+    proxies: tuple[DependencyProxy, ...] = ()
 
     @property
     def rate_window(self) -> str:
@@ -89,6 +91,30 @@ class ExternalTarget:
     amqp_url: str | None = None  # RabbitMQ: the exporter's queue figures and the scenario's AMQP actions
     metrics_path: str | None = None  # where the service serves its own metrics, None when it has none
     health_path: str = "/actuator/health"
+
+
+@dataclass(frozen=True)
+class DependencyProxy:
+    """A `loadgen proxy` the stack starts in front of the run's database or broker: the reference service
+    connects through it, the exporter and the load generator's own SQL do not. A scenario drives it (cut,
+    latency, restore) through its control URL."""
+
+    name: str
+    dependency: str  # "database" or "broker"
+    listen_port: int
+    control_port: int
+
+    @property
+    def control_url(self) -> str:
+        return f"http://127.0.0.1:{self.control_port}"
+
+
+def _through(url: str, port: int) -> str:
+    """``url`` with its host and port replaced by 127.0.0.1:``port`` (user, password and path kept)."""
+    parts = urlsplit(url)
+    credentials = parts.netloc.rpartition("@")[0]
+    netloc = f"{credentials}@127.0.0.1:{port}" if credentials else f"127.0.0.1:{port}"
+    return urlunsplit(parts._replace(netloc=netloc))
 
 
 def _host_port(url: str) -> str:
@@ -108,6 +134,7 @@ class LocalStack:
         self.database_dsn: str | None = None
         self.amqp_url: str | None = None
         self.replicas: list[Supervised] = []
+        self.proxies: list[ManagedProcess] = []
         self.service_ports: list[int] = []
         self.balancer: ManagedProcess | None = None
         self.balancer_port = 0
@@ -194,6 +221,7 @@ class LocalStack:
                 self._db_created = True
                 self.amqp_url = s.backends.create_vhost(self.name)
                 self._vhost_created = True
+                self.start_proxies()
                 if s.broker_relay:
                     self.start_relay()
                 self.start_service()
@@ -213,12 +241,44 @@ class LocalStack:
             raise
         return self
 
+    def _through_proxy(self, dependency: str, url: str) -> str:
+        """Where the service reaches ``dependency``: through its fault proxy when the run has one."""
+        for proxy in self.settings.proxies:
+            if proxy.dependency == dependency:
+                return _through(url, proxy.listen_port)
+        return url
+
+    def start_proxies(self) -> None:
+        """One `loadgen proxy` per DependencyProxy, each answering on its control URL before the service starts."""
+        assert self.database_dsn and self.amqp_url
+        for spec in self.settings.proxies:
+            url = self.database_dsn if spec.dependency == "database" else self.amqp_url
+            parts = urlsplit(url)
+            default_port = 5432 if spec.dependency == "database" else 5672
+            target = f"{parts.hostname or '127.0.0.1'}:{parts.port or default_port}"
+            process = ManagedProcess(
+                f"proxy-{spec.name}",
+                python_module(
+                    "loadgen",
+                    "proxy",
+                    "--listen",
+                    f"127.0.0.1:{spec.listen_port}",
+                    "--target",
+                    target,
+                    "--control",
+                    f"127.0.0.1:{spec.control_port}",
+                ),  # fmt: skip
+                self.dir / "logs" / f"proxy-{spec.name}.log",
+            ).start()
+            self.proxies.append(process)
+            process.wait_http(spec.control_url + "/status", self.settings.start_timeout)
+
     def service_command(self, faults: tuple[str, ...] | None = None, port: int | None = None) -> list[str]:
         s = self.settings
         assert self.database_dsn and self.amqp_url
         args = [
-            "--database-dsn", self.database_dsn,
-            "--amqp-url", self.service_amqp_url,
+            "--database-dsn", self._through_proxy("database", self.database_dsn),
+            "--amqp-url", self._through_proxy("broker", self.service_amqp_url),
             "--host", "127.0.0.1",
             "--port", str(self.service_port if port is None else port),
         ]  # fmt: skip
@@ -494,6 +554,11 @@ class LocalStack:
             replica.shutdown()
         if self.relay is not None:
             self.relay.shutdown()
+        for proxy in reversed(self.proxies):
+            try:
+                proxy.stop()
+            except Exception as err:  # keep stopping the rest
+                log.warning("stopping %s: %s", proxy.name, err)
         if self.prometheus is not None:
             self.prometheus.stop()
         backends = self.settings.backends

@@ -15,10 +15,11 @@ import re
 from datetime import datetime
 from typing import Any
 
+import psycopg
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST
 from psycopg.rows import dict_row
-from psycopg_pool import AsyncConnectionPool
+from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from ticketero import outbox
 from ticketero.config import Settings
@@ -133,6 +134,51 @@ def ticket_json(row: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+async def _insert_ticket(app: web.Application, values: dict[str, Any]) -> dict[str, Any] | web.Response:
+    """One transaction: the ticket, its CREATED event and its outbox row; a 409 when one is active."""
+    letter, _, minutes_per_ticket = QUEUES[values["queue_type"]]
+    pause = app[SETTINGS].faults.non_atomic_create_seconds
+    async with app[POOL].connection() as conn:
+        async with conn.transaction():
+            await conn.execute(
+                LOCK_PERSON_QUEUE, (CREATE_LOCK_NAMESPACE, f"{values['national_id']}:{values['queue_type']}")
+            )
+            existing = await (
+                await conn.execute(FIND_ACTIVE, (values["national_id"], values["queue_type"]))
+            ).fetchone()
+            if existing is not None:
+                return error(
+                    409,
+                    f"an active ticket {existing[0]} already exists for this nationalId in queue {values['queue_type']}",
+                    {"nationalId": "already has an active ticket in this queue"},
+                )
+            waiting = (await (await conn.execute(COUNT_WAITING, (values["queue_type"],))).fetchone() or (0,))[
+                0
+            ]
+            position = waiting + 1
+            cursor = conn.cursor(row_factory=dict_row)
+            await cursor.execute(
+                INSERT_TICKET,
+                {**values, "letter": letter, "position": position, "wait": position * minutes_per_ticket},
+            )
+            row = await cursor.fetchone()
+            assert row is not None
+            await conn.execute(INSERT_CREATED_EVENT, (row["id"],))
+            if not pause:
+                await outbox.enqueue(
+                    conn, EVENT_TICKET_CREATED, row["id"], row["numero"], row["queue_type"], row["telefono"]
+                )
+        if pause:
+            # non-atomic-create fault: the ticket is committed alone; its outbox row follows in a second
+            # transaction on the same connection, so a database cut in between leaves the ticket without it.
+            await asyncio.sleep(pause)
+            async with conn.transaction():
+                await outbox.enqueue(
+                    conn, EVENT_TICKET_CREATED, row["id"], row["numero"], row["queue_type"], row["telefono"]
+                )
+    return row
+
+
 async def create_ticket(request: web.Request) -> web.Response:
     app = request.app
     faults = app[SETTINGS].faults
@@ -146,33 +192,20 @@ async def create_ticket(request: web.Request) -> web.Response:
     if problems:
         return error(400, "invalid ticket request", problems)
 
-    letter, _, minutes_per_ticket = QUEUES[values["queue_type"]]
-    async with app[POOL].connection() as conn, conn.transaction():
-        await conn.execute(
-            LOCK_PERSON_QUEUE, (CREATE_LOCK_NAMESPACE, f"{values['national_id']}:{values['queue_type']}")
-        )
-        existing = await (
-            await conn.execute(FIND_ACTIVE, (values["national_id"], values["queue_type"]))
-        ).fetchone()
-        if existing is not None:
-            return error(
-                409,
-                f"an active ticket {existing[0]} already exists for this nationalId in queue {values['queue_type']}",
-                {"nationalId": "already has an active ticket in this queue"},
-            )
-        waiting = (await (await conn.execute(COUNT_WAITING, (values["queue_type"],))).fetchone() or (0,))[0]
-        position = waiting + 1
-        cursor = conn.cursor(row_factory=dict_row)
-        await cursor.execute(
-            INSERT_TICKET,
-            {**values, "letter": letter, "position": position, "wait": position * minutes_per_ticket},
-        )
-        row = await cursor.fetchone()
-        assert row is not None
-        await conn.execute(INSERT_CREATED_EVENT, (row["id"],))
-        await outbox.enqueue(
-            conn, EVENT_TICKET_CREATED, row["id"], row["numero"], row["queue_type"], row["telefono"]
-        )
+    # A connection lost in the middle of the transaction (a database restart, a cut link) committed
+    # nothing: the creation is tried once more on a fresh connection. Lost during COMMIT, the first try may
+    # have committed; the second then finds that ticket and answers 409, never a second ticket.
+    for attempt in (1, 2):
+        try:
+            created = await _insert_ticket(app, values)
+            break
+        except psycopg.OperationalError as err:
+            if attempt == 2 or isinstance(err, PoolTimeout):  # no connection came: no second wait
+                raise
+            log.warning("ticket creation lost its database connection; trying once more")
+    if isinstance(created, web.Response):
+        return created
+    row = created
     app[RELAY_WAKE]()  # type: ignore[operator]
     return web.json_response(ticket_json(row), status=201)
 

@@ -104,7 +104,8 @@ OPTIONS = core.Table(
             "faults",
             core.custom(_faults, "a comma list of fault switches", "SWITCHES"),
             "fault switches that each break one guarantee on purpose: unlocked-claim, memory-leak[=bytes], "
-            "slow-api[=seconds], stalled-worker, failing-relay[=share], no-drain, outage-drops; e.g. 'unlocked-claim,slow-api=3' "
+            "slow-api[=seconds], stalled-worker, failing-relay[=share], no-drain, outage-drops, "
+            "non-atomic-create[=seconds], no-backoff, duplicate-processing; e.g. 'unlocked-claim,slow-api=3' "
             "(see ticketero/README.md); empty = none",
         ),
     ),

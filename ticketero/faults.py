@@ -15,6 +15,7 @@ class FaultSpecError(ValueError):
 
 DEFAULT_LEAK_BYTES = 256 * 1024
 DEFAULT_SLOW_API_SECONDS = 3.0
+DEFAULT_NON_ATOMIC_PAUSE_SECONDS = 0.5
 
 KNOWN = {
     "unlocked-claim": "advisor claimed without a row lock → double assignment (RNF-03)",
@@ -23,6 +24,13 @@ KNOWN = {
     "stalled-worker": "the first ticket taken stops heart-beating and never finishes (RNF-05)",
     "failing-relay": "the outbox relay marks messages FAILED instead of publishing (RNF-04); value = share "
     "of messages, 0-1 (default 1: all)",
+    "non-atomic-create": "POST /api/tickets commits the ticket, then writes its outbox row in a second "
+    "transaction after a pause → a database cut in between leaves a ticket without its outbox row (RNF-04); "
+    "value = seconds (default 0.5)",
+    "no-backoff": "the outbox relay retries an unreachable broker every relay_backoff seconds instead of "
+    "backing off exponentially (RNF-04)",
+    "duplicate-processing": "a redelivered message of a ticket already past WAITING is served again: "
+    "a second COMPLETED event and the advisor's served count grows (RNF-04)",
     "no-drain": "SIGTERM exits at once: no readiness drain, in-flight requests and tickets are cut off (RNF-04, "
     "RNF-06)",
     "outage-drops": "while the broker is unreachable the outbox relay gives up on (FAILS) every due message "
@@ -38,6 +46,9 @@ class Faults:
     stalled_worker: bool = False
     failing_relay: bool = False
     failing_relay_fraction: float = 1.0
+    non_atomic_create_seconds: float = 0.0  # > 0: the outbox row is written that long after the ticket
+    no_backoff: bool = False
+    duplicate_processing: bool = False
     no_drain: bool = False
     outage_drops: bool = False
     # What was asked for, in order, for logs and --help.
@@ -90,6 +101,14 @@ def parse_faults(spec: str | None) -> Faults:
             if seconds <= 0:
                 raise FaultSpecError("slow-api: expected a positive number of seconds")
             values["slow_api_seconds"] = seconds
+        elif name == "non-atomic-create":
+            try:
+                pause = float(value) if value else DEFAULT_NON_ATOMIC_PAUSE_SECONDS
+            except ValueError:
+                raise FaultSpecError(f"non-atomic-create={value!r}: expected seconds") from None
+            if pause <= 0:
+                raise FaultSpecError("non-atomic-create: expected a positive number of seconds")
+            values["non_atomic_create_seconds"] = pause
         elif name == "failing-relay":
             try:
                 fraction = float(value) if value else 1.0

@@ -181,7 +181,10 @@ class OutboxRelay:
                     {
                         "error": f"{UNREACHABLE}: {type(exc).__name__}: {exc}"[:500],
                         "backoff": settings.relay_backoff,
-                        "backoff_max": settings.relay_backoff_max,
+                        # no-backoff fault: every retry after the base delay, never longer
+                        "backoff_max": settings.relay_backoff
+                        if settings.faults.no_backoff
+                        else settings.relay_backoff_max,
                         "limit": 10 * settings.relay_batch_size,
                     },
                 )
@@ -216,6 +219,9 @@ class OutboxRelay:
                     log.warning("outbox relay cannot reach broker %s (%s); retrying", mask_url(url), exc)
                     outage_logged = True
                 await self._record_unreachable(exc)
+                if self._settings.faults.no_backoff:  # a fixed retry every relay_backoff seconds
+                    await self._pause(self._settings.relay_backoff)
+                    continue
                 await self._pause(backoff)
                 backoff = amqp.next_backoff(backoff)
                 continue

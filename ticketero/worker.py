@@ -87,6 +87,17 @@ SET status = 'AVAILABLE', worker_id = NULL, last_heartbeat = now(),
 WHERE id = %s AND worker_id = %s
 """
 
+# duplicate-processing fault: a redelivery of a COMPLETED ticket is counted and recorded once more.
+SERVE_AGAIN = """
+WITH done AS (SELECT id, assigned_advisor_id FROM ticket WHERE id = %s AND status = 'COMPLETED'),
+counted AS (
+    UPDATE advisor SET total_tickets_served = total_tickets_served + 1, updated_at = now()
+    WHERE id = (SELECT assigned_advisor_id FROM done)
+)
+INSERT INTO ticket_event (ticket_id, event_type, from_status, to_status, advisor_id)
+SELECT id, 'COMPLETED', 'IN_PROGRESS', 'COMPLETED', assigned_advisor_id FROM done
+"""
+
 # Every transaction that touches both rows locks the advisor before the ticket (recovery does the same).
 LOCK_OWN_ADVISOR = "SELECT id FROM advisor WHERE id = %s AND worker_id = %s AND status = 'BUSY' FOR UPDATE"
 
@@ -241,6 +252,10 @@ class WorkerPool:
         try:
             claim = await self._claim(worker_id, ticket_id)
             if claim is NOT_WAITING:
+                if self._settings.faults.duplicate_processing:
+                    async with self._pool.connection() as conn:
+                        await conn.execute(SERVE_AGAIN, (ticket_id,))
+                    log.warning("duplicate-processing fault: %s served ticket %s again", worker_id, ticket_id)
                 log.debug("%s: ticket %s is not WAITING; acking a redelivery", worker_id, ticket_id)
                 await _settle(message, "ack")
                 return

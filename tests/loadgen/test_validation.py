@@ -494,7 +494,7 @@ TOP_KEYS = (
     "name, description, hypothesis, target, allow_targets, duration, max_requests, timeout, http_client, "
     "workload, think_time, requests, user_classes, ticket, thresholds, services, proxies, setup, steady_state, "
     "method, rollbacks, settle, verify, metrics_port, linger, summary_json, summary_csv, processes, "
-    "progress_interval, notes, expect_alerts, exercises, needs, replicas"
+    "progress_interval, notes, expect_alerts, exercises, needs, replicas, configurations"
 )
 WORKLOAD_KEYS = (
     "model, vus, rate, start_rate, stages, max_in_flight, max_backlog, connections, requests, within, clients, "

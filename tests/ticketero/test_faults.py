@@ -162,3 +162,103 @@ def test_failing_relay_share_is_validated():
     for bad in ("failing-relay=0", "failing-relay=1.5", "failing-relay=half"):
         with pytest.raises(FaultSpecError, match="failing-relay"):
             parse_faults(bad)
+
+
+@ON_OFF
+async def test_non_atomic_create_commits_the_ticket_before_its_outbox_row(start_service, faulty):
+    svc = await start_service(faults="non-atomic-create=1.0" if faulty else "", advisors=0)
+    orphans: list[int] = []
+    stop = asyncio.Event()
+
+    async def watch() -> None:  # tickets without their outbox row, seen while the request runs
+        while not stop.is_set():
+            orphans.append(
+                await scalar(
+                    svc.dsn,
+                    "SELECT count(*) FROM ticket t WHERE NOT EXISTS (SELECT 1 FROM outbox_message o "
+                    "WHERE o.aggregate_id = t.id AND o.event_type = 'TICKET_CREATED')",
+                )
+            )
+            await asyncio.sleep(0.05)
+
+    watcher = asyncio.create_task(watch())
+    started = time.monotonic()
+    [(status, _)] = await create_tickets(svc.base_url, [ticket_body(93_000_000, "CAJA")])
+    elapsed = time.monotonic() - started
+    stop.set()
+    await watcher
+    assert status == 201
+    assert await scalar(svc.dsn, "SELECT count(*) FROM outbox_message") == 1  # written in the end either way
+    if faulty:  # RNF-04 broken: for a second the ticket stood alone; a cut then would have left it so
+        assert elapsed >= 1.0 and max(orphans) == 1
+    else:
+        assert elapsed < 1.0 and max(orphans) == 0
+
+
+@ON_OFF
+async def test_no_backoff_retries_an_unreachable_broker_at_a_fixed_pace(start_service, faulty):
+    from nfr.processes import free_port
+
+    nobody = f"amqp://guest:guest@127.0.0.1:{free_port()}/%2F"  # nothing listens: the broker is away
+    svc = await start_service(
+        wait_for_broker=False, faults="no-backoff" if faulty else "", amqp_url=nobody, advisors=0
+    )
+    [(status, _)] = await create_tickets(svc.base_url, [ticket_body(94_000_000, "CAJA")])
+    assert status == 201
+    await asyncio.sleep(6.0)
+    attempts = await scalar(svc.dsn, "SELECT attempts FROM outbox_message")
+    assert await scalar(svc.dsn, "SELECT status FROM outbox_message") == "PENDING"
+    # relay_backoff 0.2 s: a fixed pace makes ~30 attempts in 6 s; doubling from 0.2 s (capped by the
+    # reconnect pause, itself doubling) makes about 5.
+    if faulty:
+        assert attempts >= 15, attempts
+    else:
+        assert 1 <= attempts <= 8, attempts
+
+
+@ON_OFF
+async def test_duplicate_processing_serves_a_redelivered_ticket_again(start_service, faulty):
+    import json
+
+    import aio_pika
+
+    svc = await start_service(faults="duplicate-processing" if faulty else "", advisors=2)
+    [(status, _)] = await create_tickets(svc.base_url, [ticket_body(95_000_000, "EMPRESAS")])
+    assert status == 201
+
+    async def completed() -> bool:
+        return await scalar(svc.dsn, "SELECT status FROM ticket") == "COMPLETED"
+
+    await wait_until(completed, 20, what="ticket COMPLETED")
+    payload = await scalar(svc.dsn, "SELECT payload FROM outbox_message")
+    connection = await aio_pika.connect(svc.service.settings.amqp_url)
+    async with connection:
+        channel = await connection.channel()
+        exchange = await channel.get_exchange("ticketero-exchange")
+        await exchange.publish(aio_pika.Message(json.dumps(payload).encode()), routing_key="empresas-queue")
+
+        async def events() -> bool:
+            done = await scalar(svc.dsn, "SELECT count(*) FROM ticket_event WHERE to_status = 'COMPLETED'")
+            return done == (2 if faulty else 1)
+
+        await wait_until(events, 10, what="the redelivery handled")
+        await asyncio.sleep(0.5)  # a wrongly-processing worker would have finished its writes by now
+    served = await scalar(svc.dsn, "SELECT sum(total_tickets_served) FROM advisor")
+    completed_events = await scalar(
+        svc.dsn, "SELECT count(*) FROM ticket_event WHERE to_status = 'COMPLETED'"
+    )
+    if faulty:  # RNF-04 broken: one ticket, counted and recorded as served twice
+        assert (served, completed_events) == (2, 2)
+    else:
+        assert (served, completed_events) == (1, 1)
+
+
+def test_new_fault_values_are_validated():
+    from ticketero.faults import FaultSpecError, parse_faults
+
+    assert parse_faults("non-atomic-create").non_atomic_create_seconds == 0.5
+    assert parse_faults("non-atomic-create=2").non_atomic_create_seconds == 2.0
+    assert parse_faults("no-backoff,duplicate-processing").no_backoff is True
+    for bad in ("non-atomic-create=0", "non-atomic-create=soon", "no-backoff=1", "duplicate-processing=yes"):
+        with pytest.raises(FaultSpecError):
+            parse_faults(bad)
