@@ -62,8 +62,6 @@ EXPECT_KEY = "expect_alerts"
 EXERCISES_KEY = "exercises"
 REPLICAS_KEY = "replicas"
 CONFIGURATIONS_KEY = "configurations"
-# What a configuration may set: the reference service's options that choose how it is started.
-CONFIGURATION_SETTINGS = {"workers_per_queue": int, "advisors": int, "service_time": float}
 DATABASE_PROXY_NAMES = ("database", "db", "postgres", "postgresql")
 BROKER_PROXY_NAMES = ("broker", "rabbitmq", "amqp")
 MAX_REPLICAS = 16
@@ -190,7 +188,7 @@ class Configuration:
     """One way of starting the service that a scenario with ``configurations:`` is run under."""
 
     name: str
-    settings: dict[str, Any]  # service options (CONFIGURATION_SETTINGS)
+    settings: dict[str, Any]  # the service's own options (ticketero.config.OPTIONS), by name
 
 
 @dataclass(frozen=True)
@@ -221,17 +219,17 @@ def _configurations(source: Path, doc: dict[str, Any]) -> tuple[Configuration, .
     value = doc.pop(CONFIGURATIONS_KEY, None)
     if value is None:
         return ()
-    allowed = ", ".join(["name", *CONFIGURATION_SETTINGS])
+    allowed = ", ".join(o.name for o in SERVICE_OPTIONS if o.name not in STACK_OWNED_SERVICE_OPTIONS)
     if not isinstance(value, list) or len(value) < 2:
         raise BadInput(
             f"{source}: {CONFIGURATIONS_KEY}: expected a list of at least two configurations "
-            f"(mappings with {allowed}), got {value!r}"
+            f"(mappings with a name and the service's options), got {value!r}"
         )
     found: list[Configuration] = []
     for index, item in enumerate(value):
         where = f"{source}: {CONFIGURATIONS_KEY}[{index}]"
         if not isinstance(item, dict):
-            raise BadInput(f"{where}: expected a mapping with {allowed}, got {item!r}")
+            raise BadInput(f"{where}: expected a mapping with a name and service options, got {item!r}")
         name = item.get("name")
         if (
             not isinstance(name, str)
@@ -241,23 +239,16 @@ def _configurations(source: Path, doc: dict[str, Any]) -> tuple[Configuration, .
             raise BadInput(f"{where}: name: expected a name of letters, digits, - and _, got {name!r}")
         if name in {c.name for c in found}:
             raise BadInput(f"{where}: name: {name!r} is already the name of another configuration")
-        unknown = sorted(set(item) - {"name", *CONFIGURATION_SETTINGS})
-        if unknown:
-            raise BadInput(f"{where}: {', '.join(unknown)}: unknown key; expected {allowed}")
-        settings: dict[str, Any] = {}
-        for key, kind in CONFIGURATION_SETTINGS.items():
-            if key not in item:
-                continue
-            raw = item[key]
-            ok = isinstance(raw, int | float) and not isinstance(raw, bool) and raw > 0
-            if kind is int:
-                ok = ok and isinstance(raw, int)
-            if not ok:
-                what = "a whole number >= 1" if kind is int else "a number of seconds > 0"
-                raise BadInput(f"{where}: {key}: expected {what}, got {raw!r}")
-            settings[key] = kind(raw)
+        settings = {key: raw for key, raw in item.items() if key != "name"}
+        owned = sorted(set(settings) & set(STACK_OWNED_SERVICE_OPTIONS))
+        if owned:
+            raise BadInput(f"{where}: {owned[0]}: set by the stack itself, not by a configuration")
         if not settings:
-            raise BadInput(f"{where}: expected at least one of {', '.join(CONFIGURATION_SETTINGS)}")
+            raise BadInput(f"{where}: expected at least one of the service's options ({allowed})")
+        try:  # the service's own option table checks them, as it would on its command line
+            SERVICE_OPTIONS.check(settings, where)
+        except SettingsError as err:
+            raise BadInput(str(err)) from err
         found.append(Configuration(name, settings))
     return tuple(found)
 

@@ -54,23 +54,28 @@ def test_scal01_declares_two_configurations_the_load_generator_never_sees(tmp_pa
         ),
         (
             [{"name": "a", "workers_per_queue": 3}, {"name": "b", "workers": 6}],
-            "configurations[1]: workers: unknown key; expected name, workers_per_queue, advisors, service_time",
+            "configurations[1]: workers: expected one of database_dsn, amqp_url, host, port, workers_per_queue,",
         ),
         (
             [{"name": "a", "workers_per_queue": 3}, {"name": "b", "workers_per_queue": 2.5}],
-            "configurations[1]: workers_per_queue: expected a whole number >= 1, got 2.5",
+            "configurations[1]: workers_per_queue: expected an integer >= 1, got float 2.5",
         ),
         (
             [{"name": "a", "workers_per_queue": 0}, {"name": "b", "workers_per_queue": 6}],
-            "configurations[0]: workers_per_queue: expected a whole number >= 1, got 0",
+            "configurations[0]: workers_per_queue: expected an integer >= 1, got int 0",
         ),
         (
             [{"name": "a", "service_time": "fast"}, {"name": "b", "workers_per_queue": 6}],
-            "configurations[0]: service_time: expected a number of seconds > 0, got 'fast'",
+            "configurations[0]: service_time: expected a duration such as 500ms, 2s, 1m30s, 1h or a number of "
+            "seconds, got str 'fast'",
+        ),
+        (
+            [{"name": "a", "port": 8080}, {"name": "b", "workers_per_queue": 6}],
+            "configurations[0]: port: set by the stack itself, not by a configuration",
         ),
         (
             [{"name": "a"}, {"name": "b", "workers_per_queue": 6}],
-            "configurations[0]: expected at least one of workers_per_queue, advisors, service_time",
+            "configurations[0]: expected at least one of the service's options (workers_per_queue, advisors,",
         ),
     ],
 )
