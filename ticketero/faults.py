@@ -86,35 +86,16 @@ def parse_faults(spec: str | None) -> Faults:
             raise FaultSpecError(f"unknown fault {name!r}; known: {', '.join(sorted(KNOWN))}")
         names.append(entry)
         if name == "memory-leak":
-            try:
-                leak = int(value) if value else DEFAULT_LEAK_BYTES
-            except ValueError:
-                raise FaultSpecError(f"memory-leak={value!r}: expected a number of bytes") from None
-            if leak <= 0:
-                raise FaultSpecError("memory-leak: expected a positive number of bytes")
-            values["memory_leak_bytes"] = leak
+            values["memory_leak_bytes"] = _positive(name, value, DEFAULT_LEAK_BYTES, int, "a number of bytes")
         elif name == "slow-api":
-            try:
-                seconds = float(value) if value else DEFAULT_SLOW_API_SECONDS
-            except ValueError:
-                raise FaultSpecError(f"slow-api={value!r}: expected seconds") from None
-            if seconds <= 0:
-                raise FaultSpecError("slow-api: expected a positive number of seconds")
-            values["slow_api_seconds"] = seconds
+            values["slow_api_seconds"] = _positive(name, value, DEFAULT_SLOW_API_SECONDS, float, "seconds")
         elif name == "non-atomic-create":
-            try:
-                pause = float(value) if value else DEFAULT_NON_ATOMIC_PAUSE_SECONDS
-            except ValueError:
-                raise FaultSpecError(f"non-atomic-create={value!r}: expected seconds") from None
-            if pause <= 0:
-                raise FaultSpecError("non-atomic-create: expected a positive number of seconds")
-            values["non_atomic_create_seconds"] = pause
+            values["non_atomic_create_seconds"] = _positive(
+                name, value, DEFAULT_NON_ATOMIC_PAUSE_SECONDS, float, "seconds"
+            )
         elif name == "failing-relay":
-            try:
-                fraction = float(value) if value else 1.0
-            except ValueError:
-                raise FaultSpecError(f"failing-relay={value!r}: expected a share between 0 and 1") from None
-            if not 0 < fraction <= 1:
+            fraction = _positive(name, value, 1.0, float, "a share between 0 and 1")
+            if fraction > 1:
                 raise FaultSpecError("failing-relay: expected a share > 0 and <= 1")
             values["failing_relay"] = True
             values["failing_relay_fraction"] = fraction
@@ -123,3 +104,14 @@ def parse_faults(spec: str | None) -> Faults:
                 raise FaultSpecError(f"{name} takes no value, got {value!r}")
             values[name.replace("-", "_")] = True
     return Faults(names=tuple(names), **values)  # type: ignore[arg-type]
+
+
+def _positive(name: str, value: str, default: float, parse: type[int] | type[float], what: str) -> float:
+    """A fault's value (``slow-api=3``): ``default`` when none is given, else a number > 0."""
+    try:
+        number = parse(value) if value else default
+    except ValueError:
+        raise FaultSpecError(f"{name}={value!r}: expected {what}") from None
+    if number <= 0:
+        raise FaultSpecError(f"{name}: expected {what}, > 0")
+    return number

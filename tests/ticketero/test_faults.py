@@ -14,6 +14,7 @@ import pytest
 
 from tests.ticketero.conftest import create_tickets, fetch, scalar, ticket_body, wait_until
 from tests.ticketero.test_processing import watch_max_active_per_advisor
+from ticketero.faults import FaultSpecError, parse_faults
 
 MIB = 1024 * 1024
 ON_OFF = pytest.mark.parametrize("faulty", [True, False], ids=["faulty", "healthy"])
@@ -262,3 +263,30 @@ def test_new_fault_values_are_validated():
     for bad in ("non-atomic-create=0", "non-atomic-create=soon", "no-backoff=1", "duplicate-processing=yes"):
         with pytest.raises(FaultSpecError):
             parse_faults(bad)
+
+
+@pytest.mark.parametrize(
+    ("spec", "message"),
+    [
+        ("memory-leak=lots", "memory-leak='lots': expected a number of bytes"),
+        ("memory-leak=0", "memory-leak: expected a number of bytes, > 0"),
+        ("slow-api=-1", "slow-api: expected seconds, > 0"),
+        ("non-atomic-create=x", "non-atomic-create='x': expected seconds"),
+        ("failing-relay=1.5", "failing-relay: expected a share > 0 and <= 1"),
+        ("failing-relay=0", "failing-relay: expected a share between 0 and 1, > 0"),
+        ("no-drain=1", "no-drain takes no value, got '1'"),
+    ],
+)
+def test_a_bad_fault_value_is_refused_naming_it(spec: str, message: str) -> None:
+    with pytest.raises(FaultSpecError) as raised:
+        parse_faults(spec)
+    assert str(raised.value) == message
+
+
+def test_fault_values_and_their_defaults() -> None:
+    faults = parse_faults("memory-leak,slow-api=0.5,failing-relay=0.25")
+    assert (faults.memory_leak_bytes, faults.slow_api_seconds, faults.failing_relay_fraction) == (
+        256 * 1024,
+        0.5,
+        0.25,
+    )
