@@ -105,7 +105,7 @@ OPTIONS = core.Table(
             core.custom(_faults, "a comma list of fault switches", "SWITCHES"),
             "fault switches that each break one guarantee on purpose: unlocked-claim, memory-leak[=bytes], "
             "slow-api[=seconds], stalled-worker, failing-relay[=share], no-drain, outage-drops, "
-            "non-atomic-create[=seconds], no-backoff, duplicate-processing; e.g. 'unlocked-claim,slow-api=3' "
+            "non-atomic-create[=seconds], chatty-create, no-backoff, duplicate-processing; e.g. 'unlocked-claim,slow-api=3' "
             "(see ticketero/README.md); empty = none",
         ),
     ),
