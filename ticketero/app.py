@@ -42,6 +42,7 @@ class Service:
         self.settings = settings
         self.pool: AsyncConnectionPool | None = None
         self.api_pool: AsyncConnectionPool | None = None  # None: the API uses ``pool``
+        self.database_ping = api.DatabasePing(settings.database_dsn)  # /actuator/health's own connection
         self.relay: OutboxRelay | None = None
         self.workers: WorkerPool | None = None
         self.recovery: RecoveryService | None = None
@@ -62,6 +63,7 @@ class Service:
         assert self.pool is not None and self.relay is not None
         app[api.POOL] = self.api_pool if self.api_pool is not None else self.pool
         app[api.SETTINGS] = self.settings
+        app[api.DATABASE_PING] = self.database_ping
         app[api.METRICS] = self.metrics
         app[api.BROKER_STATUS] = self.broker_connected
         app[api.RELAY_WAKE] = self.relay.wake
@@ -131,6 +133,7 @@ class Service:
             await self.recovery.stop()
         if self.relay is not None:
             await self.relay.stop(RELAY_DRAIN_SECONDS)
+        await self.database_ping.close()
         if self.api_pool is not None:
             await self.api_pool.close()
         if self.pool is not None:
