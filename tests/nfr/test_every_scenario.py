@@ -47,16 +47,21 @@ from tests.nfr.parallel import run_all
 pytestmark = pytest.mark.slow
 
 # Stacks at a time. Each is light, but they share the machine's PostgreSQL (max_connections 100, other
-# test runs too): with the service's pools at 4 (workers) and 3 (the API's own) a stack holds at most ~12
-# connections.
+# test runs too): with the service's pools at 3 (workers, relay, recovery) and 3 (the API's own) and the
+# health check's connection a stack holds at most ~10 connections.
 AT_ONCE = 7
-SERVICE = {"heartbeat_interval": 1.0, "recovery_interval": 1.0, "db_pool_size": 4, "api_db_pool_size": 3}
+SERVICE = {"heartbeat_interval": 1.0, "recovery_interval": 1.0, "db_pool_size": 3, "api_db_pool_size": 3}
 # Keys of Run.extra that are the reference service's own options; the rest are DemoOptions.
 SERVICE_KEYS = ("service_time", "faults")
 
 # Alerts that fire because x60 compression turns a 30-40 s broker outage into half an hour of one: no
 # ticket completes (throughput) and the health probe reports the broker down. They must fire and clear.
 OUTAGE_ALERTS = ("TicketeroHealthProbeFailing", "TicketeroThroughputBelowTarget")
+# x60, CHAOS-DB-LATENCY's 10 s at 200 ms each way to the database are 10 minutes for the throughput rule:
+# a worker's ticket takes ~20 round trips on the stack's 3-connection pool, under 50 tickets/min then (the
+# API's creation, one round trip on its own pool, keeps RNF-02). It must fire and clear once the latency is
+# gone; at shipped timings RNF-01 is not put to the test.
+LATENCY_THROUGHPUT_ALERTS = ("TicketeroThroughputBelowTarget",)
 # CHAOS-DB-LATENCY-500MS degrades the API on purpose: these fire while the latency is on, and must clear.
 DEGRADED_ALERTS = (
     "TicketeroApiLatencyHigh",
@@ -164,7 +169,11 @@ def _runs(directory: Path) -> tuple[Run, ...]:
         Run("res-02", "RES-02", {**fast, "expect": OUTAGE_ALERTS}),
         # The advisor must still be BUSY when the heartbeat is aged: a 20 s service time.
         Run("res-01", "RES-01", {"service_time": 20.0}),
-        Run("chaos", _variant(directory, "CHAOS-DB-LATENCY", "chaos-short", _chaos_short), fast),
+        Run(
+            "chaos",
+            _variant(directory, "CHAOS-DB-LATENCY", "chaos-short", _chaos_short),
+            {**fast, "expect": LATENCY_THROUGHPUT_ALERTS},
+        ),
         Run(
             "chaos-500",
             _variant(directory, "CHAOS-DB-LATENCY-500MS", "chaos-500-short", _chaos_500_short),
