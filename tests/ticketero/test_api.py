@@ -226,3 +226,14 @@ async def test_100_concurrent_creations_all_sent_and_completed(start_service):
     assert await scalar(svc.dsn, "SELECT sum(total_tickets_served) FROM advisor") == 100
     assert await scalar(svc.dsn, "SELECT count(*) FROM advisor WHERE status <> 'AVAILABLE'") == 0
     assert await scalar(svc.dsn, "SELECT count(*) FROM outbox_message WHERE attempts > 0") == 0
+
+
+async def test_the_api_has_its_own_pool_unless_its_size_is_0(start_service):
+    own = await start_service(advisors=0, api_db_pool_size=2)
+    shared = await start_service(advisors=0, api_db_pool_size=0)
+    assert own.service.api_pool is not None and own.service.api_pool.max_size == 2
+    assert own.service.api_pool is not own.service.pool
+    assert shared.service.api_pool is None
+    for svc, national_id in ((own, 31_000_000), (shared, 31_000_001)):
+        [(status, body)] = await create_tickets(svc.base_url, [ticket_body(national_id)])
+        assert status == 201, body
