@@ -1,6 +1,6 @@
 """Wires the service together and owns its lifecycle: start in dependency order, stop in reverse.
 
-Start: schema → pool → advisors → relay, workers, recovery → HTTP. Stop (SIGTERM/SIGINT): readiness drain
+Start: schema → pools (the workers' and the API's own) → advisors → relay, workers, recovery → HTTP. Stop (SIGTERM/SIGINT): readiness drain
 (``--readiness-drain`` seconds answering /actuator/health DOWN while still serving, so a load balancer's health
 check takes the instance out before it stops listening) → HTTP off (in-flight requests finish) →
 workers stop consuming and finish or hand back in-flight tickets → recovery off → relay publishes what is due
@@ -41,6 +41,8 @@ class Service:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.pool: AsyncConnectionPool | None = None
+        self.api_pool: AsyncConnectionPool | None = None  # None: the API uses ``pool``
+        self.database_ping = api.DatabasePing(settings.database_dsn)  # /actuator/health's own connection
         self.relay: OutboxRelay | None = None
         self.workers: WorkerPool | None = None
         self.recovery: RecoveryService | None = None
@@ -59,8 +61,9 @@ class Service:
             middlewares.append(api.leak_middleware(self.settings.faults.memory_leak_bytes))
         app = web.Application(middlewares=middlewares)
         assert self.pool is not None and self.relay is not None
-        app[api.POOL] = self.pool
+        app[api.POOL] = self.api_pool if self.api_pool is not None else self.pool
         app[api.SETTINGS] = self.settings
+        app[api.DATABASE_PING] = self.database_ping
         app[api.METRICS] = self.metrics
         app[api.BROKER_STATUS] = self.broker_connected
         app[api.RELAY_WAKE] = self.relay.wake
@@ -78,6 +81,10 @@ class Service:
             "database %s ready (migrations applied now: %s)", mask_url(s.database_dsn), applied or "none"
         )
         self.pool = await database.open_pool(s.database_dsn, s.db_pool_size, s.db_pool_timeout)
+        if s.api_db_pool_size:
+            self.api_pool = await database.open_pool(
+                s.database_dsn, s.api_db_pool_size, s.db_pool_timeout, name="ticketero-api"
+            )
         seeded = await database.seed_advisors(self.pool, s.advisors)
         if seeded:
             log.info("seeded %d AVAILABLE advisors", seeded)
@@ -126,6 +133,9 @@ class Service:
             await self.recovery.stop()
         if self.relay is not None:
             await self.relay.stop(RELAY_DRAIN_SECONDS)
+        await self.database_ping.close()
+        if self.api_pool is not None:
+            await self.api_pool.close()
         if self.pool is not None:
             await self.pool.close()
             log.info("database pool closed")

@@ -47,6 +47,7 @@ class Settings:
     shutdown_grace: float = 15.0
     readiness_drain: float = 0.0
     db_pool_size: int = 10
+    api_db_pool_size: int = 4
     db_pool_timeout: float = 10.0
     create_database: bool = False
     log_level: str = "INFO"
@@ -95,7 +96,11 @@ OPTIONS = core.Table(
         core.Option("readiness_drain", _seconds_or_zero,
                     "on SIGTERM, answer /actuator/health DOWN this long while still serving, so a load balancer stops "
                     "sending requests first (0 = stop at once)"),
-        core.Option("db_pool_size", core.positive_int(), "maximum PostgreSQL connections in the pool"),
+        core.Option("db_pool_size", core.positive_int(),
+                    "maximum PostgreSQL connections in the pool of the workers, the outbox relay and recovery"),
+        core.Option("api_db_pool_size", core.integer(minimum=0),
+                    "maximum PostgreSQL connections in the HTTP API's own pool, so busy workers cannot starve ticket "
+                    "creation (0 = the API shares the pool of --db-pool-size)"),
         core.Option("db_pool_timeout", _seconds,
                     "how long a request waits for a database connection before failing (HTTP 500)"),
         core.Option("create_database", core.boolean(), "create the database named in --database-dsn when it does not exist"),
@@ -105,7 +110,7 @@ OPTIONS = core.Table(
             core.custom(_faults, "a comma list of fault switches", "SWITCHES"),
             "fault switches that each break one guarantee on purpose: unlocked-claim, memory-leak[=bytes], "
             "slow-api[=seconds], stalled-worker, failing-relay[=share], no-drain, outage-drops, "
-            "non-atomic-create[=seconds], no-backoff, duplicate-processing; e.g. 'unlocked-claim,slow-api=3' "
+            "non-atomic-create[=seconds], chatty-create, no-backoff, duplicate-processing; e.g. 'unlocked-claim,slow-api=3' "
             "(see ticketero/README.md); empty = none",
         ),
     ),

@@ -73,7 +73,9 @@ def prepare_schema(dsn: str, create_database: bool) -> list[int]:
     return migrate(dsn)
 
 
-async def open_pool(dsn: str, max_size: int, checkout_seconds: float) -> AsyncConnectionPool:
+async def open_pool(
+    dsn: str, max_size: int, checkout_seconds: float, name: str = "ticketero"
+) -> AsyncConnectionPool:
     """Autocommit connections: multi-statement work uses explicit ``conn.transaction()`` blocks."""
     pool = AsyncConnectionPool(
         dsn,
@@ -84,7 +86,7 @@ async def open_pool(dsn: str, max_size: int, checkout_seconds: float) -> AsyncCo
         # Checked on checkout: after a database restart the pool hands out fresh connections, not dead ones.
         check=AsyncConnectionPool.check_connection,
         open=False,
-        name="ticketero",
+        name=name,
     )
     await pool.open(wait=True, timeout=15)
     return pool

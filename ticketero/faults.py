@@ -27,6 +27,8 @@ KNOWN = {
     "non-atomic-create": "POST /api/tickets commits the ticket, then writes its outbox row in a second "
     "transaction after a pause → a database cut in between leaves a ticket without its outbox row (RNF-04); "
     "value = seconds (default 0.5)",
+    "chatty-create": "POST /api/tickets sends its transaction one statement at a time (~8 round trips to the "
+    "database instead of 1) → with the database far away the create p95 goes over 2 s (RNF-02)",
     "no-backoff": "the outbox relay retries an unreachable broker every relay_backoff seconds instead of "
     "backing off exponentially (RNF-04)",
     "duplicate-processing": "a redelivered message of a ticket already past WAITING is served again: "
@@ -47,6 +49,7 @@ class Faults:
     failing_relay: bool = False
     failing_relay_fraction: float = 1.0
     non_atomic_create_seconds: float = 0.0  # > 0: the outbox row is written that long after the ticket
+    chatty_create: bool = False  # the creation one statement per round trip, as before pipelining
     no_backoff: bool = False
     duplicate_processing: bool = False
     no_drain: bool = False

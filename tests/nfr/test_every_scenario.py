@@ -47,15 +47,21 @@ from tests.nfr.parallel import run_all
 pytestmark = pytest.mark.slow
 
 # Stacks at a time. Each is light, but they share the machine's PostgreSQL (max_connections 100, other
-# test runs too): with the service's pool at 4 a stack holds at most ~9 connections.
+# test runs too): with the service's pools at 3 (workers, relay, recovery) and 3 (the API's own) and the
+# health check's connection a stack holds at most ~10 connections.
 AT_ONCE = 7
-SERVICE = {"heartbeat_interval": 1.0, "recovery_interval": 1.0, "db_pool_size": 4}
+SERVICE = {"heartbeat_interval": 1.0, "recovery_interval": 1.0, "db_pool_size": 3, "api_db_pool_size": 3}
 # Keys of Run.extra that are the reference service's own options; the rest are DemoOptions.
 SERVICE_KEYS = ("service_time", "faults")
 
 # Alerts that fire because x60 compression turns a 30-40 s broker outage into half an hour of one: no
 # ticket completes (throughput) and the health probe reports the broker down. They must fire and clear.
 OUTAGE_ALERTS = ("TicketeroHealthProbeFailing", "TicketeroThroughputBelowTarget")
+# x60, CHAOS-DB-LATENCY's 10 s at 200 ms each way to the database are 10 minutes for the throughput rule:
+# a worker's ticket takes ~20 round trips on the stack's 3-connection pool, under 50 tickets/min then (the
+# API's creation, one round trip on its own pool, keeps RNF-02). It must fire and clear once the latency is
+# gone; at shipped timings RNF-01 is not put to the test.
+LATENCY_THROUGHPUT_ALERTS = ("TicketeroThroughputBelowTarget",)
 # CHAOS-DB-LATENCY-500MS degrades the API on purpose: these fire while the latency is on, and must clear.
 DEGRADED_ALERTS = (
     "TicketeroApiLatencyHigh",
@@ -127,7 +133,8 @@ def _scal02_short(doc: dict[str, Any]) -> None:
 
 # Longest first, the CPU-heavy ramp last: the slots free up in time for it.
 ORDER = (
-    "scal-01", "res-01", "res-01-no-row", "soak", "mixed", "chaos-500", "chaos", "perf-01", "perf-01-http",
+    "scal-01", "res-01", "res-01-no-row", "soak", "mixed", "chaos-500", "chaos", "chaos-chatty", "perf-01",
+    "perf-01-http",
     "cons-01", "cons-01-non-atomic", "cons-02", "cons-02-no-backoff", "res-02", "res-02-failing-relay",
     "perf-02", "conc-01", "conc-01-unlocked", "conc-02", "conc-02-duplicate", "conc-03",
     "conc-03-failing-relay", "contention", "scal-02",
@@ -162,7 +169,11 @@ def _runs(directory: Path) -> tuple[Run, ...]:
         Run("res-02", "RES-02", {**fast, "expect": OUTAGE_ALERTS}),
         # The advisor must still be BUSY when the heartbeat is aged: a 20 s service time.
         Run("res-01", "RES-01", {"service_time": 20.0}),
-        Run("chaos", _variant(directory, "CHAOS-DB-LATENCY", "chaos-short", _chaos_short), fast),
+        Run(
+            "chaos",
+            _variant(directory, "CHAOS-DB-LATENCY", "chaos-short", _chaos_short),
+            {**fast, "expect": LATENCY_THROUGHPUT_ALERTS},
+        ),
         Run(
             "chaos-500",
             _variant(directory, "CHAOS-DB-LATENCY-500MS", "chaos-500-short", _chaos_500_short),
@@ -174,6 +185,11 @@ def _runs(directory: Path) -> tuple[Run, ...]:
             "res-01-no-row",
             _variant(directory, "RES-01", "res-01-no-row", _res01_without_fault),
             {"service_time": 20.0},
+        ),
+        Run(
+            "chaos-chatty",
+            _variant(directory, "CHAOS-DB-LATENCY", "chaos-short", _chaos_short),
+            {**fast, "faults": ("chatty-create",)},
         ),
         Run("conc-01-unlocked", "CONC-01", {"service_time": 3.0, "faults": ("unlocked-claim",)}),
         Run("conc-02-duplicate", "CONC-02", {**fast, "faults": ("duplicate-processing",)}),
@@ -270,6 +286,7 @@ PASSING = (
     "cons-01",
     "cons-02",
     "res-02",
+    "chaos",
     "chaos-500",
 )
 
@@ -279,11 +296,11 @@ def test_shipped_scenario_passes_and_exercises_what_it_declares(runs: Outcomes, 
     _assert_passed(_result(runs, name))
 
 
-def test_chaos_db_latency_keeps_the_database_consistent_but_not_rnf02(runs: Outcomes) -> None:
-    """A finding about the reference service, not the tool: 200 ms each way to PostgreSQL pushes the create
-    p95 far over 2 s (a create makes ~8 round trips, under a per-person lock, on a pool the workers share).
-    Everything else the scenario checks holds; when the service gets faster this test says so."""
-    result = _result(runs, "chaos")
+def test_chaos_db_latency_with_a_chatty_create_fails_rnf02(runs: Outcomes) -> None:
+    """The creation one statement per round trip (``chatty-create``, ~8 round trips instead of 1): 200 ms each
+    way to PostgreSQL pushes the create p95 far over 2 s. Every step and probe of the scenario still holds and
+    nothing is inconsistent; what fails is the latency threshold and RNF-02."""
+    result = _result(runs, "chaos-chatty")
     verdict = result.verdict
     summary = result.extra["loadgen_summary"]
     assert all(p["ok"] for p in summary["probes"]) and all(a["ok"] for a in summary["actions"]), (
@@ -296,9 +313,8 @@ def test_chaos_db_latency_keeps_the_database_consistent_but_not_rnf02(runs: Outc
     ]
     assert verdict.scenario_outcome is not None and not verdict.scenario_outcome.ok
     assert "threshold p95{endpoint=create_ticket} <= 2s (RNF-02) not met" in verdict.scenario_outcome.headline
-    assert verdict.result("RNF-02").status == FAIL and verdict.result("RNF-04").status == PASS, _summary(
-        result
-    )
+    assert verdict.result("RNF-02").status == FAIL, _summary(result)
+    assert verdict.result("RNF-04").status == PASS, _summary(result)
 
 
 def test_scal02_finds_the_knee_and_stays_consistent_past_it(runs: Outcomes) -> None:

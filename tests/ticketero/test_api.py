@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import re
+import time
+from typing import Any
 
 import aiohttp
+import psycopg
 
-from tests.ticketero.conftest import create_tickets, fetch, scalar, ticket_body, wait_until
+from loadgen.proxy import FaultProxy
+from tests.ticketero.conftest import create_tickets, fetch, scalar, ticket_body, wait_healthy, wait_until
 
 
 async def test_create_returns_201_with_the_ticket_and_writes_ticket_event_and_outbox(start_service):
@@ -119,6 +123,45 @@ async def test_health_up(start_service):
         }
 
 
+async def test_health_pings_the_database_in_one_round_trip_and_reports_it_down(start_service, database_dsn):
+    """200 ms each way to PostgreSQL: the health answer takes one round trip (0.4 s), within a 0.5 s probe
+    timeout (a pooled connection would cost two); cut, the database is reported DOWN, and UP once back."""
+    latency = 0.2
+    host = psycopg.conninfo.conninfo_to_dict(database_dsn)["host"]
+    proxy = FaultProxy("127.0.0.1", 0, str(host), 5432)
+    await proxy.start()
+    try:
+        proxied = database_dsn.replace(f"{host}:5432", f"127.0.0.1:{proxy.port}")
+        assert proxied != database_dsn
+        svc = await start_service(advisors=0, database_dsn=proxied)
+
+        async def health() -> tuple[int, dict[str, Any], float]:
+            started = time.monotonic()
+            async with (
+                aiohttp.ClientSession() as session,
+                session.get(f"{svc.base_url}/actuator/health") as r,
+            ):
+                return r.status, await r.json(), time.monotonic() - started
+
+        assert (await health())[0] == 200  # connects the health check's connection
+        proxy.set_latency(latency)
+        timings = []
+        for _ in range(3):
+            status, body, elapsed = await health()
+            assert status == 200 and body["components"]["db"] == {"status": "UP"}, body
+            timings.append(elapsed)
+        assert 2 * latency <= min(timings) and max(timings) < 0.5, timings
+        proxy.restore()
+        proxy.cut()
+        status, body, _ = await health()
+        assert status == 503 and body["components"]["db"] == {"status": "DOWN"}, body
+        proxy.restore()
+        await wait_healthy(svc.base_url)
+        await svc.service.stop()  # while its database is still reachable
+    finally:
+        await proxy.stop()
+
+
 async def test_health_503_when_broker_unreachable_but_tickets_still_created(start_service):
     from nfr.processes import free_port
 
@@ -183,3 +226,14 @@ async def test_100_concurrent_creations_all_sent_and_completed(start_service):
     assert await scalar(svc.dsn, "SELECT sum(total_tickets_served) FROM advisor") == 100
     assert await scalar(svc.dsn, "SELECT count(*) FROM advisor WHERE status <> 'AVAILABLE'") == 0
     assert await scalar(svc.dsn, "SELECT count(*) FROM outbox_message WHERE attempts > 0") == 0
+
+
+async def test_the_api_has_its_own_pool_unless_its_size_is_0(start_service):
+    own = await start_service(advisors=0, api_db_pool_size=2)
+    shared = await start_service(advisors=0, api_db_pool_size=0)
+    assert own.service.api_pool is not None and own.service.api_pool.max_size == 2
+    assert own.service.api_pool is not own.service.pool
+    assert shared.service.api_pool is None
+    for svc, national_id in ((own, 31_000_000), (shared, 31_000_001)):
+        [(status, body)] = await create_tickets(svc.base_url, [ticket_body(national_id)])
+        assert status == 201, body

@@ -10,8 +10,10 @@ import re
 import time
 
 import aiohttp
+import psycopg
 import pytest
 
+from loadgen.proxy import FaultProxy
 from tests.ticketero.conftest import create_tickets, fetch, scalar, ticket_body, wait_until
 from tests.ticketero.test_processing import watch_max_active_per_advisor
 from ticketero.faults import FaultSpecError, parse_faults
@@ -194,6 +196,43 @@ async def test_non_atomic_create_commits_the_ticket_before_its_outbox_row(start_
         assert elapsed >= 1.0 and max(orphans) == 1
     else:
         assert elapsed < 1.0 and max(orphans) == 0
+
+
+# Added each way to the database by a fault proxy: one round trip costs 2 x this.
+DB_LATENCY = 0.1
+
+
+@ON_OFF
+async def test_chatty_create_pays_a_round_trip_per_statement(start_service, database_dsn, faulty):
+    """Healthy, a create is one pipelined round trip (plus the pool's check of the connection); with the fault
+    it is ~8, and with the database far away that is what pushes the create latency over RNF-02's 2 s."""
+    host, port = psycopg.conninfo.conninfo_to_dict(database_dsn)["host"], 5432
+    proxy = FaultProxy("127.0.0.1", 0, str(host), port)
+    await proxy.start()
+    try:
+        proxied = database_dsn.replace(f"{host}:{port}", f"127.0.0.1:{proxy.port}")
+        assert proxied != database_dsn
+        svc = await start_service(faults="chatty-create" if faulty else "", advisors=0, database_dsn=proxied)
+        proxy.set_latency(DB_LATENCY)
+        round_trips = []
+        for i in range(3):
+            started = time.monotonic()
+            [(status, body)] = await create_tickets(svc.base_url, [ticket_body(94_000_000 + i, "CAJA")])
+            round_trips.append((time.monotonic() - started) / (2 * DB_LATENCY))
+            assert status == 201 and body["positionInQueue"] == i + 1, body
+        [(status, body)] = await create_tickets(svc.base_url, [ticket_body(94_000_000, "CAJA")])
+        assert status == 409 and body["fields"] == {
+            "nationalId": "already has an active ticket in this queue"
+        }
+        await svc.service.stop()  # while its database is still reachable
+    finally:
+        await proxy.stop()
+    assert await scalar(database_dsn, "SELECT count(*) FROM ticket_event WHERE event_type = 'CREATED'") == 3
+    assert await scalar(database_dsn, "SELECT count(*) FROM outbox_message") == 3
+    if faulty:
+        assert min(round_trips) >= 7, round_trips
+    else:
+        assert max(round_trips) < 4, round_trips
 
 
 @ON_OFF
