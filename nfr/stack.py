@@ -117,6 +117,19 @@ def _through(url: str, port: int) -> str:
     return urlunsplit(parts._replace(netloc=netloc))
 
 
+def _proxy_command(listen_port: int, upstream: str, control_port: int) -> list[str]:
+    """`loadgen proxy` on 127.0.0.1:``listen_port`` in front of the database or broker URL ``upstream``,
+    driven through 127.0.0.1:``control_port`` (the fault proxies and the broker relay)."""
+    parts = urlsplit(upstream)
+    default_port = 5432 if parts.scheme.startswith("postgres") else 5672
+    return python_module(
+        "loadgen", "proxy",
+        "--listen", f"127.0.0.1:{listen_port}",
+        "--target", f"{parts.hostname or '127.0.0.1'}:{parts.port or default_port}",
+        "--control", f"127.0.0.1:{control_port}",
+    )  # fmt: skip
+
+
 def _host_port(url: str) -> str:
     parts = urlsplit(url)
     port = parts.port or (443 if parts.scheme == "https" else 80)
@@ -253,21 +266,9 @@ class LocalStack:
         assert self.database_dsn and self.amqp_url
         for spec in self.settings.proxies:
             url = self.database_dsn if spec.dependency == "database" else self.amqp_url
-            parts = urlsplit(url)
-            default_port = 5432 if spec.dependency == "database" else 5672
-            target = f"{parts.hostname or '127.0.0.1'}:{parts.port or default_port}"
             process = ManagedProcess(
                 f"proxy-{spec.name}",
-                python_module(
-                    "loadgen",
-                    "proxy",
-                    "--listen",
-                    f"127.0.0.1:{spec.listen_port}",
-                    "--target",
-                    target,
-                    "--control",
-                    f"127.0.0.1:{spec.control_port}",
-                ),  # fmt: skip
+                _proxy_command(spec.listen_port, url, spec.control_port),
                 self.dir / "logs" / f"proxy-{spec.name}.log",
             ).start()
             self.proxies.append(process)
@@ -345,16 +346,9 @@ class LocalStack:
     def start_relay(self) -> Supervised:
         """A TCP relay in front of the broker (``loadgen proxy``): the "broker" a scenario may stop."""
         assert self.amqp_url
-        broker = urlsplit(self.amqp_url)
-        target = f"{broker.hostname}:{broker.port or 5672}"
         self.relay_port = free_port()
         control_port = free_port()
-        args = python_module(
-            "loadgen", "proxy",
-            "--listen", f"127.0.0.1:{self.relay_port}",
-            "--target", target,
-            "--control", f"127.0.0.1:{control_port}",
-        )  # fmt: skip
+        args = _proxy_command(self.relay_port, self.amqp_url, control_port)
         timeout = self.settings.start_timeout
         self.relay = Supervised(
             "broker-relay",
