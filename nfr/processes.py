@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import contextlib
 import os
+import random
 import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -24,29 +26,62 @@ class ProcessError(RuntimeError):
     """A child process exited early or never became ready; the message carries its log tail."""
 
 
+#: Where :func:`free_port` looks when the kernel's ephemeral range cannot be read.
+_EPHEMERAL_FALLBACK = (32768, 60999)
+#: Lowest port :func:`free_port` hands out: above the registered ports most services sit on.
+_LOWEST_PORT = 20000
+_handed_out: set[int] = set()
+_handed_out_lock = threading.Lock()
+
+
+def _ephemeral_range() -> tuple[int, int]:
+    """The kernel's range for the local ports of outgoing connections (Linux; a fallback elsewhere)."""
+    try:
+        low, high = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()
+        return int(low), int(high)
+    except (OSError, ValueError):
+        return _EPHEMERAL_FALLBACK
+
+
+def _bindable(base: int, consecutive: int) -> bool:
+    held: list[socket.socket] = []
+    try:
+        for offset in range(consecutive):
+            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            held.append(sock)
+            sock.bind(("127.0.0.1", base + offset))
+        return True
+    except OSError:
+        return False
+    finally:
+        for sock in held:
+            sock.close()
+
+
 def free_port(consecutive: int = 1) -> int:
     """A TCP port on 127.0.0.1 (and the next ``consecutive - 1``) that nobody listened on a moment ago.
 
-    The one helper for every tool, test and benchmark that needs a port of its own."""
-    for _ in range(50):
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-            probe.bind(("127.0.0.1", 0))
-            base = int(probe.getsockname()[1])
-        if base + consecutive > 65535:
-            continue
-        held: list[socket.socket] = []
-        try:
-            for offset in range(consecutive):
-                sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-                held.append(sock)
-                sock.bind(("127.0.0.1", base + offset))
+    The one helper for every tool, test and benchmark that needs a port of its own. The port is
+    handed to a child process to listen on later, so two races are kept out:
+
+    * ports come from below the kernel's ephemeral range, where the local end of an outgoing
+      connection (a load generator's, a database client's) never lands between this check and the
+      child's bind; a port from ``bind(0)`` could be taken that way on a busy machine;
+    * a port is handed out once per process, so stacks started side by side on threads never get
+      the same one. Other processes pick at random from the same ~12,000 ports and check by binding.
+    """
+    low, high = _LOWEST_PORT, _ephemeral_range()[0] - consecutive
+    if high - low < 1000:  # an unusual kernel range: fall back to ports the kernel picks
+        low, high = 1024, 65535 - consecutive
+    with _handed_out_lock:
+        for _ in range(200):
+            base = random.randint(low, high)
+            wanted = range(base, base + consecutive)
+            if any(port in _handed_out for port in wanted) or not _bindable(base, consecutive):
+                continue
+            _handed_out.update(wanted)
             return base
-        except OSError:
-            continue
-        finally:
-            for sock in held:
-                sock.close()
-    raise OSError(f"no {consecutive} consecutive free ports found on 127.0.0.1")
+    raise OSError(f"no {consecutive} consecutive free ports found on 127.0.0.1 in {low}-{high}")
 
 
 def python_module(module: str, *args: str) -> list[str]:

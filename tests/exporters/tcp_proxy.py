@@ -6,15 +6,15 @@ import contextlib
 import socket
 import threading
 
+from nfr.processes import free_port
+
 
 class TcpProxy:
     """Forwards 127.0.0.1:<port> to a backend; ``stop()`` refuses new connections and cuts open ones."""
 
     def __init__(self, target_host: str, target_port: int) -> None:
         self.target = (target_host, target_port)
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            self.port = probe.getsockname()[1]
+        self.port = free_port()
         self._listener: socket.socket | None = None
         self._sockets: list[socket.socket] = []
         self._lock = threading.Lock()

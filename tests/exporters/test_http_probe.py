@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import socket
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -11,6 +10,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 from exporters.http_probe import HealthProbeCollector
+from nfr.processes import free_port
 from tests.exporters.helpers import registry_with, value
 
 
@@ -57,8 +57,6 @@ def test_probe_up_down_and_slow(health_url):
 
 
 def test_probe_closed_port():
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
+    port = free_port()
     registry = registry_with(HealthProbeCollector(f"http://127.0.0.1:{port}/actuator/health"))
     assert value(registry, "ticketero_probe_success") == 0

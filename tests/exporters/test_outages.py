@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 import time
 import urllib.parse
 
@@ -11,15 +10,14 @@ import pytest
 
 from exporters.app import build_exporter
 from exporters.config import Settings
+from nfr.processes import free_port
 from tests.exporters.helpers import add_ticket, connect, scrape, value
 from tests.exporters.tcp_proxy import TcpProxy
 from tests.support.services import AMQP_HOST, AMQP_PORT
 
 
 def closed_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+    return free_port()
 
 
 def exporter_for(dsn: str = "", amqp: str = "", **extra):
