@@ -862,120 +862,121 @@ class Figure:
     )
 
 
-_C = Ctx(MixinConfig())
-_MEM = _C.s("ticketero_container_memory_working_set_bytes", "exporter", 'container="ticketero-app"')
-_RSS = _C.s("process_resident_memory_bytes", "service")
-
-
 def _peak(metric: str) -> str:
     return f"max(max_over_time({metric}[{{range}}]))"
 
 
-#: Run-level figures for the report; an empty ``expr`` is worked out by the verdict from the others.
-#: No ``or vector(0)`` on a figure whose source may be missing: a missing exporter is "no data", never 0.
-FIGURES: tuple[Figure, ...] = (
-    Figure("throughput_per_minute", "Throughput under load (completed / minutes of load)", "", "tickets/min", "RNF-01"),
-    Figure("success_ratio", "Requests that succeeded (whole run)", "", "ratio", "RNF-06"),
-    Figure("memory_growth_ratio", "Service memory growth (max / min - 1)", "", "ratio", "RNF-07"),
-    Figure("tickets_created", "Tickets created", counted(_C.s("ticketero_tickets_created_total", "exporter")), "tickets"),
-    Figure("tickets_completed", "Tickets completed (load + settle)", counted(_C.s("ticketero_tickets_completed_total", "exporter")), "tickets"),
-    Figure(
-        "tickets_completed_under_load", "Tickets completed under load",
-        counted(_C.s("ticketero_tickets_completed_total", "exporter")), "tickets", over="load",
-    ),
-    Figure("requests", "Requests sent", counted(_C.s("loadgen_requests_total", "loadgen")), "requests"),
-    Figure(
-        "request_failures",
-        "Requests failed",
-        f"{counted(_C.s('loadgen_request_failures_total', 'loadgen'))} or 0 * {counted(_C.s('loadgen_requests_total', 'loadgen'))}",
-        "requests",
-    ),
-    Figure(
-        "latency_p95_seconds",
-        "API latency p95 (estimate from histogram buckets)",
-        f"histogram_quantile(0.95, {counted(_C.s('loadgen_request_duration_seconds_bucket', 'loadgen'), 'le')})",
-        "s",
-        estimate=True,
-    ),
-    Figure(
-        "latency_p99_seconds",
-        "API latency p99 (estimate from histogram buckets)",
-        f"histogram_quantile(0.99, {counted(_C.s('loadgen_request_duration_seconds_bucket', 'loadgen'), 'le')})",
-        "s",
-        estimate=True,
-    ),
-    Figure(
-        "ratio_within_2s",
-        f"Requests answered within {number(LATENCY_BOUND_SECONDS)} s (whole run)",
-        counted(_C.s("loadgen_request_duration_seconds_bucket", "loadgen", LE_MATCHER))
-        + " / "
-        + counted(_C.s("loadgen_request_duration_seconds_count", "loadgen")),
-        "ratio",
-        "RNF-02",
-    ),
-    Figure(
-        "service_ratio_within_2s",
-        f"Requests within {number(LATENCY_BOUND_SECONDS)} s (service histogram)",
-        counted(_C.s("http_server_requests_seconds_bucket", "service", LE_MATCHER))
-        + " / "
-        + counted(_C.s("http_server_requests_seconds_count", "service")),
-        "ratio",
-        "RNF-02",
-    ),
-    Figure(
-        "probe_success_ratio",
-        "Health probe success",
-        f"avg(avg_over_time({_C.s('ticketero_probe_success', 'exporter')}[{{range}}]))",
-        "ratio",
-        "RNF-06",
-    ),
-    Figure(
-        "race_conditions",
-        "Race conditions seen (peak gauges + counted events)",
-        f"{_peak(_C.s('ticketero_advisors_double_assigned', 'exporter'))}"
-        f" + ({_peak(_C.s('ticketero_tickets_duplicate_active', 'exporter'))} or vector(0))"
-        f" + ({counted(_C.s('ticketero_database_deadlocks_total', 'exporter'))} or vector(0))"
-        f" + ({counted(_C.s('ticketero_tickets_double_assigned_total', 'exporter'))} or vector(0))",
-        "violations",
-        "RNF-03",
-    ),
-    Figure(
-        "inconsistencies",
-        "Inconsistencies seen (peak of each check, summed)",
-        f"sum(max_over_time({_C.s('ticketero_tickets_inconsistent', 'exporter')}[{{range}}]))"
-        f" + ({_peak(_C.s('ticketero_tickets_without_outbox', 'exporter'))} or vector(0))"
-        f" + ({_peak(_C.s('ticketero_outbox_messages', 'exporter', FAILED))} or vector(0))"
-        f" + (max(max_over_time(abs({_C.s('ticketero_advisor_served_drift', 'exporter')})[{{range}}:])) or vector(0))",
-        "violations",
-        "RNF-04",
-    ),
-    Figure(
-        "max_busy_heartbeat_age_seconds",
-        "Oldest BUSY heartbeat",
-        _peak(_C.s("ticketero_advisor_busy_heartbeat_age_max_seconds", "exporter")),
-        "s",
-        "RNF-05",
-    ),
-    Figure("recovery_events", "Recovery events", counted(_C.s("ticketero_recovery_events_total", "exporter")), "events"),
-    Figure("deadlocks", "Deadlocks", counted(_C.s("ticketero_database_deadlocks_total", "exporter")), "deadlocks"),
-    Figure(
-        "max_db_connections",
-        "DB connections (max)",
-        _peak(_C.s("ticketero_database_connections", "exporter")),
-        "connections",
-    ),  # fmt: skip
-    Figure(
-        "memory_max_bytes", "Service memory (max)",
-        f"max(max_over_time({_MEM}[{{range}}])) or max(max_over_time({_RSS}[{{range}}]))", "bytes",
-    ),
-    Figure(
-        "memory_min_bytes", "Service memory (min)",
-        f"min(min_over_time({_MEM}[{{range}}])) or min(min_over_time({_RSS}[{{range}}]))", "bytes",
-    ),
-)  # fmt: skip
+def figures(c: Ctx) -> tuple[Figure, ...]:
+    """Run-level figures for the report, read with ``c``'s selectors (the same ones the rules use, so on a
+    shared Prometheus a figure counts only the judged environment). An empty ``expr`` is worked out by the
+    verdict from the others. No ``or vector(0)`` on a figure whose source may be missing: a missing
+    exporter is "no data", never 0."""
+    memory = c.s("ticketero_container_memory_working_set_bytes", "exporter", c.container())
+    rss = c.s("process_resident_memory_bytes", "service")
+    return (
+        Figure("throughput_per_minute", "Throughput under load (completed / minutes of load)", "", "tickets/min", "RNF-01"),
+        Figure("success_ratio", "Requests that succeeded (whole run)", "", "ratio", "RNF-06"),
+        Figure("memory_growth_ratio", "Service memory growth (max / min - 1)", "", "ratio", "RNF-07"),
+        Figure("tickets_created", "Tickets created", counted(c.s("ticketero_tickets_created_total", "exporter")), "tickets"),
+        Figure("tickets_completed", "Tickets completed (load + settle)", counted(c.s("ticketero_tickets_completed_total", "exporter")), "tickets"),
+        Figure(
+            "tickets_completed_under_load", "Tickets completed under load",
+            counted(c.s("ticketero_tickets_completed_total", "exporter")), "tickets", over="load",
+        ),
+        Figure("requests", "Requests sent", counted(c.s("loadgen_requests_total", "loadgen")), "requests"),
+        Figure(
+            "request_failures",
+            "Requests failed",
+            f"{counted(c.s('loadgen_request_failures_total', 'loadgen'))} or 0 * {counted(c.s('loadgen_requests_total', 'loadgen'))}",
+            "requests",
+        ),
+        Figure(
+            "latency_p95_seconds",
+            "API latency p95 (estimate from histogram buckets)",
+            f"histogram_quantile(0.95, {counted(c.s('loadgen_request_duration_seconds_bucket', 'loadgen'), 'le')})",
+            "s",
+            estimate=True,
+        ),
+        Figure(
+            "latency_p99_seconds",
+            "API latency p99 (estimate from histogram buckets)",
+            f"histogram_quantile(0.99, {counted(c.s('loadgen_request_duration_seconds_bucket', 'loadgen'), 'le')})",
+            "s",
+            estimate=True,
+        ),
+        Figure(
+            "ratio_within_2s",
+            f"Requests answered within {number(LATENCY_BOUND_SECONDS)} s (whole run)",
+            counted(c.s("loadgen_request_duration_seconds_bucket", "loadgen", LE_MATCHER))
+            + " / "
+            + counted(c.s("loadgen_request_duration_seconds_count", "loadgen")),
+            "ratio",
+            "RNF-02",
+        ),
+        Figure(
+            "service_ratio_within_2s",
+            f"Requests within {number(LATENCY_BOUND_SECONDS)} s (service histogram)",
+            counted(c.s("http_server_requests_seconds_bucket", "service", LE_MATCHER))
+            + " / "
+            + counted(c.s("http_server_requests_seconds_count", "service")),
+            "ratio",
+            "RNF-02",
+        ),
+        Figure(
+            "probe_success_ratio",
+            "Health probe success",
+            f"avg(avg_over_time({c.s('ticketero_probe_success', 'exporter')}[{{range}}]))",
+            "ratio",
+            "RNF-06",
+        ),
+        Figure(
+            "race_conditions",
+            "Race conditions seen (peak gauges + counted events)",
+            f"{_peak(c.s('ticketero_advisors_double_assigned', 'exporter'))}"
+            f" + ({_peak(c.s('ticketero_tickets_duplicate_active', 'exporter'))} or vector(0))"
+            f" + ({counted(c.s('ticketero_database_deadlocks_total', 'exporter'))} or vector(0))"
+            f" + ({counted(c.s('ticketero_tickets_double_assigned_total', 'exporter'))} or vector(0))",
+            "violations",
+            "RNF-03",
+        ),
+        Figure(
+            "inconsistencies",
+            "Inconsistencies seen (peak of each check, summed)",
+            f"sum(max_over_time({c.s('ticketero_tickets_inconsistent', 'exporter')}[{{range}}]))"
+            f" + ({_peak(c.s('ticketero_tickets_without_outbox', 'exporter'))} or vector(0))"
+            f" + ({_peak(c.s('ticketero_outbox_messages', 'exporter', FAILED))} or vector(0))"
+            f" + (max(max_over_time(abs({c.s('ticketero_advisor_served_drift', 'exporter')})[{{range}}:])) or vector(0))",
+            "violations",
+            "RNF-04",
+        ),
+        Figure(
+            "max_busy_heartbeat_age_seconds",
+            "Oldest BUSY heartbeat",
+            _peak(c.s("ticketero_advisor_busy_heartbeat_age_max_seconds", "exporter")),
+            "s",
+            "RNF-05",
+        ),
+        Figure("recovery_events", "Recovery events", counted(c.s("ticketero_recovery_events_total", "exporter")), "events"),
+        Figure("deadlocks", "Deadlocks", counted(c.s("ticketero_database_deadlocks_total", "exporter")), "deadlocks"),
+        Figure(
+            "max_db_connections",
+            "DB connections (max)",
+            _peak(c.s("ticketero_database_connections", "exporter")),
+            "connections",
+        ),  # fmt: skip
+        Figure(
+            "memory_max_bytes", "Service memory (max)",
+            f"max(max_over_time({memory}[{{range}}])) or max(max_over_time({rss}[{{range}}]))", "bytes",
+        ),
+        Figure(
+            "memory_min_bytes", "Service memory (min)",
+            f"min(min_over_time({memory}[{{range}}])) or min(min_over_time({rss}[{{range}}]))", "bytes",
+        ),
+    )  # fmt: skip
 
-#: (key, expr, unit) — the shape the verdict reads.
-SUMMARY_FIGURES: tuple[tuple[str, str, str], ...] = tuple((f.key, f.expr, f.unit) for f in FIGURES if f.expr)
+
+#: The figures with the default config: their keys, labels and units (the same under every config).
+FIGURES: tuple[Figure, ...] = figures(Ctx(MixinConfig()))
 
 
 def figure_by_key(key: str) -> Figure:

@@ -31,13 +31,13 @@ from typing import Any
 
 from nfr import promql
 from nfr.catalogue import (
-    FIGURES,
     INDICATOR_ABSENT_ALERT,
     NFRS,
     TARGET_DOWN_ALERT,
     Nfr,
     figure_by_key,
 )
+from nfr.catalogue import figures as catalogue_figures
 from nfr.mixin.config import MixinConfig
 from nfr.promclient import PrometheusClient, PrometheusQueryError
 from nfr.report_values import fmt_value
@@ -552,12 +552,14 @@ def _exercised(
 
 
 def _summary_figures(
-    client: PrometheusClient, start: float, end: float, window_end: float
+    client: PrometheusClient, start: float, end: float, window_end: float, config: MixinConfig | None
 ) -> dict[str, float | None]:
     """Run-level figures, each over its own span (``Figure.over``): the load window, evaluated at its end,
     or the judged window. Throughput divides the tickets completed under load by the minutes of load."""
+    from nfr.mixin.ctx import Ctx
+
     figures: dict[str, float | None] = {}
-    for figure in FIGURES:
+    for figure in catalogue_figures(Ctx(config or MixinConfig())):
         if not figure.expr:
             continue
         at = end if figure.over == "load" else window_end
@@ -755,7 +757,7 @@ def compute_verdict(
         alert.value_at_first_fire = _value_at(client, alert)
         lower_is_worse = nfr_of_alert.higher_is_better if nfr_of_alert is not None else False
         alert.worst_value = _worst_value(client, alert, step, lower_is_worse)
-    figures = _summary_figures(client, start, end, window_end)
+    figures = _summary_figures(client, start, end, window_end, config)
     results = []
     for nfr in nfrs:
         series = _series(client, nfr, rate_window, start, window_end, step, config)

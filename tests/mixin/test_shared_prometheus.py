@@ -123,6 +123,9 @@ def test_each_environment_gets_its_own_verdict(shared: Shared) -> None:
     # Neither verdict is touched by the other team's job being down.
     assert not a.target_down and not b.target_down
     assert 'env="a"' in a.result("RNF-03").indicator_expr
+    # The report's figures read each environment's own series too: b's double assignment is not a's.
+    assert a.figures["race_conditions"] == 0
+    assert b.figures["race_conditions"] == 1
 
 
 @pytest.mark.skipif(ALERTMANAGER is None, reason="alertmanager is not installed")
