@@ -13,6 +13,7 @@ import contextlib
 import json
 import logging
 import re
+import uuid
 from datetime import datetime
 from typing import Any
 
@@ -58,6 +59,7 @@ INSERT_CREATED_EVENT = """
 INSERT INTO ticket_event (ticket_id, event_type, from_status, to_status) VALUES (%s, 'CREATED', NULL, 'WAITING')
 """
 SELECT_BY_NUMERO = f"SELECT {TICKET_COLUMNS} FROM ticket WHERE numero = %s"
+SELECT_BY_REFERENCE = f"SELECT {TICKET_COLUMNS} FROM ticket WHERE codigo_referencia = %s"
 # Where a WAITING ticket stands now: 1 + WAITING tickets of its queue created before it.
 LIVE_POSITION = """
 SELECT count(*) + 1 FROM ticket
@@ -140,19 +142,21 @@ def ticket_json(row: dict[str, Any]) -> dict[str, Any]:
 # takes its snapshot when it starts, so it sees every ticket committed by whoever held the lock before: the
 # active check stays race-free. A data-modifying CTE inserts the ticket, its CREATED event and its outbox row
 # (the same message ``outbox.ticket_message`` builds) only when no active ticket exists, and the one row it
-# returns says which happened: ``active_numero`` set (409) or the new ticket's columns.
+# returns says which happened: ``active_numero`` set (409, or this very creation committed by an earlier try
+# when ``active_reference`` is its own reference) or the new ticket's columns.
 CREATE_TICKET = f"""
 WITH active AS (
-    SELECT numero FROM ticket
+    SELECT numero, codigo_referencia FROM ticket
     WHERE national_id = %(national_id)s AND queue_type = %(queue_type)s
       AND status IN ('WAITING', 'CALLED', 'IN_PROGRESS')
     LIMIT 1
 ), waiting AS (
     SELECT count(*) + 1 AS position FROM ticket WHERE queue_type = %(queue_type)s AND status = 'WAITING'
 ), new_ticket AS (
-    INSERT INTO ticket (numero, national_id, telefono, branch_office, queue_type, position_in_queue,
-                        estimated_wait_minutes)
-    SELECT %(letter)s || lpad(nextval('ticket_numero_seq')::text, 6, '0'), %(national_id)s, %(telefono)s,
+    INSERT INTO ticket (codigo_referencia, numero, national_id, telefono, branch_office, queue_type,
+                        position_in_queue, estimated_wait_minutes)
+    SELECT %(reference)s, %(letter)s || lpad(nextval('ticket_numero_seq')::text, 6, '0'), %(national_id)s,
+           %(telefono)s,
            %(branch_office)s, %(queue_type)s, waiting.position, waiting.position * %(minutes_per_ticket)s
     FROM waiting
     WHERE NOT EXISTS (SELECT 1 FROM active)
@@ -166,7 +170,8 @@ WITH active AS (
            jsonb_build_object('ticketId', id, 'numero', numero, 'queueType', queue_type, 'telefono', telefono)
     FROM new_ticket
 )
-SELECT (SELECT numero FROM active) AS active_numero, new_ticket.*
+SELECT (SELECT numero FROM active) AS active_numero, (SELECT codigo_referencia FROM active) AS active_reference,
+       new_ticket.*
 FROM (SELECT 1) AS one LEFT JOIN new_ticket ON true
 """
 
@@ -179,12 +184,16 @@ def _already_active(numero: str, queue_type: str) -> web.Response:
     )
 
 
-async def _insert_ticket(app: web.Application, values: dict[str, Any]) -> dict[str, Any] | web.Response:
-    """One transaction: the ticket, its CREATED event and its outbox row; a 409 when one is active.
+async def _insert_ticket(
+    app: web.Application, values: dict[str, Any], reference: uuid.UUID
+) -> dict[str, Any] | web.Response:
+    """One transaction: the ticket (its ``codigo_referencia`` = ``reference``), its CREATED event and its
+    outbox row; a 409 when another ticket is active.
 
     BEGIN, the lock, the creation statement and COMMIT go out together in pipeline mode: one round trip to
     the database instead of one per statement (eight before), which is what a create costs when the database
-    is far away. An error anywhere rolls the whole transaction back, as before.
+    is far away. An error anywhere rolls the whole transaction back, as before. Called again with the same
+    ``reference`` after a try whose COMMIT went through but whose answer was lost, it returns that ticket.
     """
     faults = app[SETTINGS].faults
     if faults.non_atomic_create_seconds or faults.chatty_create:
@@ -192,6 +201,7 @@ async def _insert_ticket(app: web.Application, values: dict[str, Any]) -> dict[s
     letter, _, minutes_per_ticket = QUEUES[values["queue_type"]]
     params = {
         **values,
+        "reference": reference,
         "letter": letter,
         "minutes_per_ticket": minutes_per_ticket,
         "event_type": EVENT_TICKET_CREATED,
@@ -213,10 +223,16 @@ async def _insert_ticket(app: web.Application, values: dict[str, Any]) -> dict[s
                     await conn.rollback()
             raise
         row = await cursor.fetchone()
-    assert row is not None
+        assert row is not None
+        if row["active_reference"] == reference:  # created by an earlier try of this very request
+            mine = await (
+                await conn.cursor(row_factory=dict_row).execute(SELECT_BY_REFERENCE, (reference,))
+            ).fetchone()
+            assert mine is not None
+            return mine
     if row["active_numero"] is not None:
         return _already_active(row["active_numero"], values["queue_type"])
-    del row["active_numero"]
+    del row["active_numero"], row["active_reference"]
     return row
 
 
@@ -278,10 +294,12 @@ async def create_ticket(request: web.Request) -> web.Response:
 
     # A connection lost in the middle of the transaction (a database restart, a cut link) committed
     # nothing: the creation is tried once more on a fresh connection. Lost during COMMIT, the first try may
-    # have committed; the second then finds that ticket and answers 409, never a second ticket.
+    # have committed; the second then finds that ticket by the reference both tries carry and answers it
+    # (201, the same ticket), never a second ticket and never a 409 for the client's own creation.
+    reference = uuid.uuid4()
     for attempt in (1, 2):
         try:
-            created = await _insert_ticket(app, values)
+            created = await _insert_ticket(app, values, reference)
             break
         except psycopg.OperationalError as err:
             if attempt == 2 or isinstance(err, PoolTimeout):  # no connection came: no second wait

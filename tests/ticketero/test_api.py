@@ -237,3 +237,33 @@ async def test_the_api_has_its_own_pool_unless_its_size_is_0(start_service):
     for svc, national_id in ((own, 31_000_000), (shared, 31_000_001)):
         [(status, body)] = await create_tickets(svc.base_url, [ticket_body(national_id)])
         assert status == 201, body
+
+
+async def test_a_retried_creation_whose_first_commit_went_through_answers_that_ticket(start_service):
+    """The creation's second try (after a connection lost during COMMIT) carries the first try's reference:
+    when that try did commit, the client gets its own ticket (201), not a 409 against itself; a different
+    creation for the same person and queue still gets the 409, and there is only ever one ticket."""
+    import uuid
+
+    from ticketero.api import _insert_ticket
+
+    svc = await start_service(advisors=0)
+    runner = svc.service._runner
+    assert runner is not None
+    app = runner.app
+    values = {
+        "national_id": "31415926",
+        "telefono": None,
+        "branch_office": "Sucursal Centro",
+        "queue_type": "CAJA",
+    }
+    reference = uuid.uuid4()
+    first = await _insert_ticket(app, values, reference)
+    again = await _insert_ticket(app, values, reference)  # as the retry does after a lost COMMIT answer
+    other = await _insert_ticket(app, values, uuid.uuid4())  # another client's creation
+    assert isinstance(first, dict) and isinstance(again, dict)
+    assert again["numero"] == first["numero"] and again["codigo_referencia"] == reference
+    assert set(again) == set(first)
+    assert getattr(other, "status", None) == 409
+    assert await scalar(svc.dsn, "SELECT count(*) FROM ticket WHERE national_id = '31415926'") == 1
+    assert await scalar(svc.dsn, "SELECT count(*) FROM outbox_message") == 1
