@@ -229,6 +229,9 @@ async def _insert_ticket(
                 await conn.cursor(row_factory=dict_row).execute(SELECT_BY_REFERENCE, (reference,))
             ).fetchone()
             assert mine is not None
+            log.warning(
+                "ticket %s: an earlier try of this creation had committed; answering it", mine["numero"]
+            )
             return mine
     if row["active_numero"] is not None:
         return _already_active(row["active_numero"], values["queue_type"])
