@@ -52,14 +52,16 @@ pytestmark = pytest.mark.slow
 AT_ONCE = 7
 SERVICE = {"heartbeat_interval": 1.0, "recovery_interval": 1.0, "db_pool_size": 3, "api_db_pool_size": 3}
 # Keys of Run.extra that are the reference service's own options; the rest are DemoOptions.
-SERVICE_KEYS = ("service_time", "faults")
+SERVICE_KEYS = ("service_time", "faults", "db_pool_size")
 
 # Alerts that fire because x60 compression turns a 30-40 s broker outage into half an hour of one: no
 # ticket completes (throughput) and the health probe reports the broker down. They must fire and clear.
 OUTAGE_ALERTS = ("TicketeroHealthProbeFailing", "TicketeroThroughputBelowTarget")
-# x60, CHAOS-DB-LATENCY's 10 s at 200 ms each way to the database are 10 minutes for the throughput rule:
-# a worker's ticket takes ~20 round trips on the stack's 3-connection pool, under 50 tickets/min then (the
-# API's creation, one round trip on its own pool, keeps RNF-02). It must fire and clear once the latency is
+# x60, CHAOS-DB-LATENCY's 10 s at 200 ms each way to the database are 10 minutes for the throughput rule. The
+# run gives the workers one pooled connection (``db_pool_size: 1``): every round trip of the 12 workers, the
+# relay and recovery then waits its turn, completions drop to ~0/min while the latency is on, and the alert
+# fires every time (on 3 connections they stayed at 40-80/min: it fired in some runs and not in others). The
+# API's creation, one round trip on its own pool, keeps RNF-02. The alert must clear once the latency is
 # gone; at shipped timings RNF-01 is not put to the test.
 LATENCY_THROUGHPUT_ALERTS = ("TicketeroThroughputBelowTarget",)
 # CHAOS-DB-LATENCY-500MS degrades the API on purpose: these fire while the latency is on, and must clear.
@@ -172,7 +174,7 @@ def _runs(directory: Path) -> tuple[Run, ...]:
         Run(
             "chaos",
             _variant(directory, "CHAOS-DB-LATENCY", "chaos-short", _chaos_short),
-            {**fast, "expect": LATENCY_THROUGHPUT_ALERTS},
+            {**fast, "db_pool_size": 1, "expect": LATENCY_THROUGHPUT_ALERTS},
         ),
         Run(
             "chaos-500",
@@ -378,12 +380,17 @@ def test_scal01_runs_both_configurations_and_compares_them(runs: Outcomes) -> No
 # -- broken guarantees: the run FAILS, for the specific reason ----------------------------------------------
 
 
-def _assert_failed_because(result: DemoResult, steps: list[str], nfr_failed: str | None = None) -> None:
+def _assert_failed_because(
+    result: DemoResult, steps: list[str], nfr_failed: str | None = None, any_of: bool = False
+) -> None:
+    """The run failed at every one of ``steps`` (``any_of``: at one of them at least), and ``nfr_failed``."""
     verdict = result.verdict
     assert not verdict.passed
     assert verdict.scenario_outcome is not None and not verdict.scenario_outcome.ok
     failed = _failed_steps(result)
-    for step in steps:
+    if any_of:
+        assert set(steps) & set(failed), (steps, failed)
+    for step in [] if any_of else steps:
         assert step in failed, (step, failed)
     assert verdict.failure_reasons[0] == verdict.scenario_outcome.headline
     if nfr_failed is not None:
@@ -425,10 +432,18 @@ def test_cons02_retries_without_backoff_are_caught(runs: Outcomes) -> None:
 
 
 def test_res02_failing_relay_loses_the_outage_messages(runs: Outcomes) -> None:
+    """The relay gives up on rows it picks: when it picks them during the outage they never pile up (the
+    method's wait fails and the run stops there), otherwise they are lost after it (the verify probes fail).
+    Either way the FAILED rows fire RNF-04's alert."""
     _assert_failed_because(
         _result(runs, "res-02-failing-relay"),
-        ["verify: all 10 messages SENT within 60 s of the broker's return", "verify: none FAILED"],
+        [
+            "method: messages pile up in the outbox",
+            "verify: all 10 messages SENT within 60 s of the broker's return",
+            "verify: none FAILED",
+        ],
         "RNF-04",
+        any_of=True,
     )
 
 
