@@ -866,6 +866,11 @@ def _peak(metric: str) -> str:
     return f"max(max_over_time({metric}[{{range}}]))"
 
 
+def _share_within_bound(c: Ctx, histogram: str, source: str) -> str:
+    """Share of ``histogram``'s observations in its latency-bound bucket over the window."""
+    return f"{counted(c.s(f'{histogram}_bucket', source, LE_MATCHER))} / {counted(c.s(f'{histogram}_count', source))}"
+
+
 def figures(c: Ctx) -> tuple[Figure, ...]:
     """Run-level figures for the report, read with ``c``'s selectors (the same ones the rules use, so on a
     shared Prometheus a figure counts only the judged environment). An empty ``expr`` is worked out by the
@@ -890,35 +895,27 @@ def figures(c: Ctx) -> tuple[Figure, ...]:
             f"{counted(c.s('loadgen_request_failures_total', 'loadgen'))} or 0 * {counted(c.s('loadgen_requests_total', 'loadgen'))}",
             "requests",
         ),
-        Figure(
-            "latency_p95_seconds",
-            "API latency p95 (estimate from histogram buckets)",
-            f"histogram_quantile(0.95, {counted(c.s('loadgen_request_duration_seconds_bucket', 'loadgen'), 'le')})",
-            "s",
-            estimate=True,
-        ),
-        Figure(
-            "latency_p99_seconds",
-            "API latency p99 (estimate from histogram buckets)",
-            f"histogram_quantile(0.99, {counted(c.s('loadgen_request_duration_seconds_bucket', 'loadgen'), 'le')})",
-            "s",
-            estimate=True,
+        *(
+            Figure(
+                f"latency_p{q}_seconds",
+                f"API latency p{q} (estimate from histogram buckets)",
+                f"histogram_quantile(0.{q}, {counted(c.s('loadgen_request_duration_seconds_bucket', 'loadgen'), 'le')})",
+                "s",
+                estimate=True,
+            )
+            for q in ("95", "99")
         ),
         Figure(
             "ratio_within_2s",
             f"Requests answered within {number(LATENCY_BOUND_SECONDS)} s (whole run)",
-            counted(c.s("loadgen_request_duration_seconds_bucket", "loadgen", LE_MATCHER))
-            + " / "
-            + counted(c.s("loadgen_request_duration_seconds_count", "loadgen")),
+            _share_within_bound(c, "loadgen_request_duration_seconds", "loadgen"),
             "ratio",
             "RNF-02",
         ),
         Figure(
             "service_ratio_within_2s",
             f"Requests within {number(LATENCY_BOUND_SECONDS)} s (service histogram)",
-            counted(c.s("http_server_requests_seconds_bucket", "service", LE_MATCHER))
-            + " / "
-            + counted(c.s("http_server_requests_seconds_count", "service")),
+            _share_within_bound(c, "http_server_requests_seconds", "service"),
             "ratio",
             "RNF-02",
         ),

@@ -390,8 +390,9 @@ def _assert_failed_because(
     failed = _failed_steps(result)
     if any_of:
         assert set(steps) & set(failed), (steps, failed)
-    for step in [] if any_of else steps:
-        assert step in failed, (step, failed)
+    else:
+        for step in steps:
+            assert step in failed, (step, failed)
     assert verdict.failure_reasons[0] == verdict.scenario_outcome.headline
     if nfr_failed is not None:
         assert verdict.result(nfr_failed).status == FAIL, _summary(result)
