@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 import urllib.parse
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 import psycopg
 from psycopg import sql
+from psycopg.conninfo import conninfo_to_dict
 from psycopg_pool import AsyncConnectionPool
 
 from ticketero.domain import mask_url
@@ -23,6 +27,21 @@ SELECT 'Advisor ' || n, 'advisor' || n || '@ticketero.local', n
 FROM generate_series(1, %s) AS n
 WHERE NOT EXISTS (SELECT 1 FROM advisor)
 """
+
+
+# A link that dies without a reset (a dropped route, a frozen peer, a full firewall table) answers nothing:
+# without these a pooled connection would wait on it for ever. libpq's keepalives find an idle dead link in
+# ~25 s, and a connection attempt gives up after 10 s. A DSN that sets one of these keeps its own value.
+LINK_OPTIONS: dict[str, Any] = {
+    "connect_timeout": 10,
+    "keepalives": 1,
+    "keepalives_idle": 10,
+    "keepalives_interval": 5,
+    "keepalives_count": 3,
+}
+# The checkout check (an empty query) is bounded too; psycopg then cancels the query and closes the
+# connection, which together take at most a few more seconds.
+CHECK_TIMEOUT_SECONDS = 5.0
 
 
 class DatabaseUnavailable(Exception):
@@ -82,14 +101,29 @@ async def open_pool(
         min_size=min(2, max_size),
         max_size=max_size,
         timeout=checkout_seconds,
-        kwargs={"autocommit": True},
+        kwargs=connection_options(dsn),
         # Checked on checkout: after a database restart the pool hands out fresh connections, not dead ones.
-        check=AsyncConnectionPool.check_connection,
+        check=bounded_check(min(checkout_seconds, CHECK_TIMEOUT_SECONDS)),
         open=False,
         name=name,
     )
     await pool.open(wait=True, timeout=15)
     return pool
+
+
+def connection_options(dsn: str) -> dict[str, Any]:
+    """Autocommit, and the link options the DSN does not set itself."""
+    given = conninfo_to_dict(dsn)
+    return {"autocommit": True, **{key: value for key, value in LINK_OPTIONS.items() if key not in given}}
+
+
+def bounded_check(seconds: float) -> Callable[[psycopg.AsyncConnection[Any]], Awaitable[None]]:
+    """The pool's checkout check, failing (the connection is discarded) when no answer comes in ``seconds``."""
+
+    async def check(conn: psycopg.AsyncConnection[Any]) -> None:
+        await asyncio.wait_for(AsyncConnectionPool.check_connection(conn), seconds)
+
+    return check
 
 
 async def seed_advisors(pool: AsyncConnectionPool, count: int) -> int:

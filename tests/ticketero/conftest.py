@@ -40,6 +40,12 @@ FAST = {
 }
 
 
+# No client call in these tests waits longer than this: a hang fails at the call that hung, with its own
+# traceback, long before the test's overall timeout.
+CLIENT_TIMEOUT = aiohttp.ClientTimeout(total=30)
+TASK_DUMP_AFTER_SECONDS = 240.0  # before the 300 s test timeout (pyproject.toml)
+
+
 @dataclass
 class Running:
     service: Service
@@ -81,7 +87,7 @@ def ticket_body(national_id: int | str, queue: str = "CAJA") -> dict[str, str]:
 
 async def create_tickets(base_url: str, bodies: list[dict[str, str]]) -> list[tuple[int, dict[str, Any]]]:
     """POST all bodies at once; returns (status, json) per request in order."""
-    async with aiohttp.ClientSession() as session:
+    async with aiohttp.ClientSession(timeout=CLIENT_TIMEOUT) as session:
 
         async def post(body: dict[str, str]) -> tuple[int, dict[str, Any]]:
             async with session.post(f"{base_url}/api/tickets", json=body) as response:
@@ -107,9 +113,19 @@ async def start_service(database_dsn: str, amqp_url: str) -> AsyncIterator[Calla
                 await asyncio.sleep(0.05)
         return Running(service, f"http://127.0.0.1:{port}", database_dsn)
 
+    # Should the test hang, pytest-timeout shows only the threads; this shows where each task waits.
+    watchdog = asyncio.get_running_loop().call_later(TASK_DUMP_AFTER_SECONDS, dump_task_stacks)
     yield start
+    watchdog.cancel()
     for service in reversed(started):
         await service.stop()
+
+
+def dump_task_stacks() -> None:
+    """Print every asyncio task's stack to stderr (pytest shows it with the failing test)."""
+    print(f"--- asyncio tasks still waiting after {TASK_DUMP_AFTER_SECONDS:.0f} s ---", file=sys.stderr)
+    for task in asyncio.all_tasks():
+        task.print_stack(limit=12, file=sys.stderr)
 
 
 @dataclass
@@ -169,7 +185,7 @@ async def wait_healthy(base_url: str, within: float = 20.0) -> None:
     async def healthy() -> bool:
         try:
             async with (
-                aiohttp.ClientSession() as session,
+                aiohttp.ClientSession(timeout=CLIENT_TIMEOUT) as session,
                 session.get(f"{base_url}/actuator/health") as response,
             ):
                 return response.status == 200

@@ -4,13 +4,23 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
+import urllib.parse
 
 import aio_pika
 import aiohttp
 
 from loadgen.proxy import FaultProxy
 from tests.support.services import AMQP_HOST, AMQP_PORT
-from tests.ticketero.conftest import create_tickets, fetch, scalar, ticket_body, wait_healthy, wait_until
+from tests.ticketero.conftest import (
+    CLIENT_TIMEOUT,
+    create_tickets,
+    fetch,
+    scalar,
+    ticket_body,
+    wait_healthy,
+    wait_until,
+)
 
 ACTIVE_PER_ADVISOR = """
 SELECT coalesce(max(n), 0) FROM (
@@ -153,14 +163,17 @@ async def test_broker_cut_while_creating_loses_nothing(start_service, amqp_url):
         await proxy.stop()
 
 
-async def test_database_cut_is_survived_by_relay_and_workers(start_service, database_dsn):
-    import urllib.parse
-
+async def proxy_to(database_dsn: str) -> tuple[FaultProxy, str]:
+    """A started fault proxy in front of the test database, and the DSN that goes through it."""
     parts = urllib.parse.urlsplit(database_dsn)
     proxy = FaultProxy("127.0.0.1", 0, parts.hostname or "127.0.0.1", parts.port or 5432)
     await proxy.start()
+    return proxy, urllib.parse.urlunsplit(parts._replace(netloc=f"{parts.username}@127.0.0.1:{proxy.port}"))
+
+
+async def test_database_cut_is_survived_by_relay_and_workers(start_service, database_dsn):
+    proxy, proxied = await proxy_to(database_dsn)
     try:
-        proxied = urllib.parse.urlunsplit(parts._replace(netloc=f"{parts.username}@127.0.0.1:{proxy.port}"))
         # A cut can land between COMMIT and its answer: the worker then cannot know its claim holds, stops
         # heart-beating, and the recovery service gives the ticket back. Short timings keep that quick.
         svc = await start_service(
@@ -175,7 +188,7 @@ async def test_database_cut_is_survived_by_relay_and_workers(start_service, data
         assert [status for status, _ in first] == [201] * 5
 
         proxy.cut()
-        async with aiohttp.ClientSession() as session:
+        async with aiohttp.ClientSession(timeout=CLIENT_TIMEOUT) as session:
             async with session.get(f"{svc.base_url}/actuator/health") as response:
                 assert response.status == 503
                 assert (await response.json())["components"]["db"]["status"] == "DOWN"
@@ -200,3 +213,26 @@ async def test_database_cut_is_survived_by_relay_and_workers(start_service, data
         assert await scalar(database_dsn, "SELECT count(DISTINCT aggregate_id) FROM outbox_message") == 10
     finally:
         await proxy.stop()
+
+
+async def test_frozen_database_link_fails_the_request_instead_of_hanging(start_service, database_dsn):
+    """A link that answers nothing (no reset, no data: a dropped route, a frozen peer) must not hold a request
+    for ever: the checkout check gives up, and the client gets a 500 within seconds."""
+    proxy, proxied = await proxy_to(database_dsn)
+    try:
+        svc = await start_service(database_dsn=proxied, db_pool_timeout=2.0)
+        first = await create_tickets(svc.base_url, [ticket_body(53_000_000)])
+        assert [status for status, _ in first] == [201]
+
+        proxy.set_latency(3600.0)  # every byte on the existing connections now waits an hour
+        started = time.monotonic()
+        async with (
+            aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=60)) as session,
+            session.post(f"{svc.base_url}/api/tickets", json=ticket_body(53_000_001)) as response,
+        ):
+            assert response.status == 500
+        # 2 s checkout check, then psycopg's own bounded cancel (<= 10 s); far below the client's 60 s
+        assert time.monotonic() - started < 20
+        assert await scalar(database_dsn, "SELECT count(*) FROM ticket WHERE national_id = '53000001'") == 0
+    finally:
+        await proxy.stop()  # resets every frozen connection, so the service stops at once
