@@ -10,7 +10,15 @@ import aiohttp
 import psycopg
 
 from loadgen.proxy import FaultProxy
-from tests.ticketero.conftest import create_tickets, fetch, scalar, ticket_body, wait_healthy, wait_until
+from tests.ticketero.conftest import (
+    CLIENT_TIMEOUT,
+    create_tickets,
+    fetch,
+    scalar,
+    ticket_body,
+    wait_healthy,
+    wait_until,
+)
 
 
 async def test_create_returns_201_with_the_ticket_and_writes_ticket_event_and_outbox(start_service):
@@ -51,7 +59,7 @@ async def test_position_counts_waiting_tickets_of_the_same_queue(start_service):
         results[0][1]["numero"],
     )
     url = f"{svc.base_url}/api/tickets/{results[2][1]['numero']}"
-    async with aiohttp.ClientSession() as session, session.get(url) as response:
+    async with aiohttp.ClientSession(timeout=CLIENT_TIMEOUT) as session, session.get(url) as response:
         body = await response.json()
     assert (body["positionInQueue"], body["estimatedWaitMinutes"]) == (2, 60)
 
@@ -71,7 +79,7 @@ async def test_invalid_fields_get_400_naming_each_field(start_service):
 
 async def test_malformed_json_gets_400(start_service):
     svc = await start_service()
-    async with aiohttp.ClientSession() as session:
+    async with aiohttp.ClientSession(timeout=CLIENT_TIMEOUT) as session:
         for payload in (b"{not json", b"", b"[1, 2]"):
             async with session.post(
                 f"{svc.base_url}/api/tickets", data=payload, headers={"Content-Type": "application/json"}
@@ -102,7 +110,7 @@ async def test_concurrent_duplicates_yield_exactly_one_ticket(start_service):
 async def test_get_by_numero_and_404(start_service):
     svc = await start_service(advisors=0)
     [(_, created)] = await create_tickets(svc.base_url, [ticket_body(4242)])
-    async with aiohttp.ClientSession() as session:
+    async with aiohttp.ClientSession(timeout=CLIENT_TIMEOUT) as session:
         async with session.get(f"{svc.base_url}/api/tickets/{created['numero']}") as response:
             assert response.status == 200
             body = await response.json()
@@ -115,7 +123,10 @@ async def test_get_by_numero_and_404(start_service):
 
 async def test_health_up(start_service):
     svc = await start_service()
-    async with aiohttp.ClientSession() as session, session.get(f"{svc.base_url}/actuator/health") as response:
+    async with (
+        aiohttp.ClientSession(timeout=CLIENT_TIMEOUT) as session,
+        session.get(f"{svc.base_url}/actuator/health") as response,
+    ):
         assert response.status == 200
         assert await response.json() == {
             "status": "UP",
@@ -138,7 +149,7 @@ async def test_health_pings_the_database_in_one_round_trip_and_reports_it_down(s
         async def health() -> tuple[int, dict[str, Any], float]:
             started = time.monotonic()
             async with (
-                aiohttp.ClientSession() as session,
+                aiohttp.ClientSession(timeout=CLIENT_TIMEOUT) as session,
                 session.get(f"{svc.base_url}/actuator/health") as r,
             ):
                 return r.status, await r.json(), time.monotonic() - started
@@ -168,7 +179,10 @@ async def test_health_503_when_broker_unreachable_but_tickets_still_created(star
     svc = await start_service(
         wait_for_broker=False, amqp_url=f"amqp://guest:guest@127.0.0.1:{free_port()}/%2F"
     )
-    async with aiohttp.ClientSession() as session, session.get(f"{svc.base_url}/actuator/health") as response:
+    async with (
+        aiohttp.ClientSession(timeout=CLIENT_TIMEOUT) as session,
+        session.get(f"{svc.base_url}/actuator/health") as response,
+    ):
         assert response.status == 503
         body = await response.json()
     assert body["status"] == "DOWN"
@@ -183,7 +197,7 @@ async def test_health_503_when_broker_unreachable_but_tickets_still_created(star
 async def test_prometheus_exposes_micrometer_named_histogram_and_process_metrics(start_service):
     svc = await start_service(advisors=0)
     await create_tickets(svc.base_url, [ticket_body(1), {"queueType": "X"}])
-    async with aiohttp.ClientSession() as session:
+    async with aiohttp.ClientSession(timeout=CLIENT_TIMEOUT) as session:
         async with session.get(f"{svc.base_url}/api/tickets/C000001"):
             pass
         async with session.get(f"{svc.base_url}/actuator/prometheus") as response:

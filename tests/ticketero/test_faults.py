@@ -14,7 +14,7 @@ import psycopg
 import pytest
 
 from loadgen.proxy import FaultProxy
-from tests.ticketero.conftest import create_tickets, fetch, scalar, ticket_body, wait_until
+from tests.ticketero.conftest import CLIENT_TIMEOUT, create_tickets, fetch, scalar, ticket_body, wait_until
 from tests.ticketero.test_processing import watch_max_active_per_advisor
 from ticketero.faults import FaultSpecError, parse_faults
 
@@ -48,7 +48,7 @@ async def _rss(session: aiohttp.ClientSession, base_url: str) -> float:
 @ON_OFF
 async def test_memory_leak_grows_rss(start_service, faulty):
     svc = await start_service(faults=f"memory-leak={2 * MIB}" if faulty else "", advisors=0)
-    async with aiohttp.ClientSession() as session:
+    async with aiohttp.ClientSession(timeout=CLIENT_TIMEOUT) as session:
         before = await _rss(session, svc.base_url)
         for _ in range(30):
             async with session.get(f"{svc.base_url}/actuator/health"):
@@ -68,7 +68,7 @@ async def test_slow_api_pushes_create_latency_over_2_seconds(start_service, faul
     elapsed = time.monotonic() - started
     assert [status for status, _ in results] == [201] * 5
     async with (
-        aiohttp.ClientSession() as session,
+        aiohttp.ClientSession(timeout=CLIENT_TIMEOUT) as session,
         session.get(f"{svc.base_url}/actuator/prometheus") as response,
     ):
         text = await response.text()

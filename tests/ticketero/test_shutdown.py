@@ -7,7 +7,7 @@ import signal
 
 import aiohttp
 
-from tests.ticketero.conftest import fetch, scalar, ticket_body, wait_healthy, wait_until
+from tests.ticketero.conftest import CLIENT_TIMEOUT, fetch, scalar, ticket_body, wait_healthy, wait_until
 
 COMMON = ("--heartbeat-interval", "0.5", "--relay-interval", "0.1", "--advisor-retry-delay", "0.05")
 
@@ -46,7 +46,7 @@ async def test_sigterm_under_load_exits_0_and_loses_nothing(spawn_service):
                 pass  # the server has stopped listening: expected once SIGTERM arrives
             await asyncio.sleep(0.025)
 
-    async with aiohttp.ClientSession() as session:
+    async with aiohttp.ClientSession(timeout=CLIENT_TIMEOUT) as session:
         loader = asyncio.create_task(load(session))
 
         async def busy() -> bool:
@@ -76,7 +76,7 @@ async def test_sigterm_under_load_exits_0_and_loses_nothing(spawn_service):
 async def test_grace_over_hands_tickets_back_and_a_restart_completes_them(spawn_service):
     first = spawn_service(*COMMON, "--service-time", "60", "--advisors", "3", "--shutdown-grace", "0.5")
     await wait_healthy(first.base_url)
-    async with aiohttp.ClientSession() as session:
+    async with aiohttp.ClientSession(timeout=CLIENT_TIMEOUT) as session:
         for i in range(3):
             async with session.post(
                 f"{first.base_url}/api/tickets", json=ticket_body(11_000_000 + i)
@@ -114,7 +114,7 @@ async def test_readiness_drain_reports_down_while_still_serving_then_stops(spawn
     proc = spawn_service(*COMMON, "--readiness-drain", "1.5", "--service-time", "0")
     await wait_healthy(proc.base_url)
     proc.process.send_signal(signal.SIGTERM)
-    async with aiohttp.ClientSession() as session:
+    async with aiohttp.ClientSession(timeout=CLIENT_TIMEOUT) as session:
 
         async def draining() -> bool:
             async with session.get(f"{proc.base_url}/actuator/health") as response:
@@ -137,7 +137,7 @@ async def test_no_drain_fault_exits_at_once_leaving_work_behind(spawn_service):
         *COMMON, "--readiness-drain", "5", "--service-time", "30", "--faults", "no-drain", "--advisors", "2"
     )
     await wait_healthy(proc.base_url)
-    async with aiohttp.ClientSession() as session:
+    async with aiohttp.ClientSession(timeout=CLIENT_TIMEOUT) as session:
         async with session.post(f"{proc.base_url}/api/tickets", json=ticket_body(20_000_002)) as response:
             assert response.status == 201
 
