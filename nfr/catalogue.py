@@ -29,6 +29,7 @@ META_NFR = "meta"
 TARGET_DOWN_ALERT = "TicketeroTargetDown"
 INDICATOR_ABSENT_ALERT = "TicketeroNfrIndicatorAbsent"
 COLLECTOR_FAILING_ALERT = "TicketeroExporterCollectorFailing"
+SWEEP_STALE_ALERT = "TicketeroConsistencySweepStale"
 
 #: Multiwindow, multi-burn-rate alerting (Google SRE workbook ch. 5) over a 30-day budget:
 #: (severity, burn-rate factor, long window, short window, for:) — 2 % of the budget in 1 h, 5 % in 6 h

@@ -26,7 +26,7 @@ from typing import Any
 
 import yaml
 
-from nfr.catalogue import NFRS
+from nfr.catalogue import INDICATOR_ABSENT_ALERT, NFRS
 from nfr.mixin.config import MixinConfig
 from nfr.mixin.ctx import Ctx
 
@@ -47,7 +47,6 @@ _STEP_NEEDS = {
 _STEP_LISTS = ("setup", "steady_state", "method", "rollbacks", "verify")
 #: Where a Ticketero serves its own metrics: the Java original (Micrometer), then the usual path.
 METRICS_PATHS = ("/actuator/prometheus", "/metrics")
-INDICATOR_ABSENT_ALERT = "TicketeroNfrIndicatorAbsent"
 
 
 class NeedsError(ValueError):

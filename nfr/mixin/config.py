@@ -15,6 +15,8 @@ from typing import Any
 
 import yaml
 
+from nfr.promql import PromqlError, parse_duration
+
 PROFILES = ("run", "staging")
 SOURCES = ("service", "exporter", "loadgen", "broker")
 
@@ -52,6 +54,10 @@ class MixinConfig:
     dashboard_url: str = "http://localhost:3000"
     #: Grafana datasource the dashboards select by default (a variable lets the viewer change it).
     datasource: str = "Prometheus"
+    #: Oldest acceptable age of a history-wide consistency check's last complete sweep (a Prometheus
+    #: duration): older, and an RNF-04 violation on an old row may have gone unseen that long (a warning).
+    #: On a primary-key-only database of 10 M rows one sweep takes ~18-21 h at a 15 s scrape interval.
+    sweep_age_limit: str = "2d"
 
     def __post_init__(self) -> None:
         validate(self)
@@ -92,6 +98,14 @@ def validate(config: MixinConfig) -> None:
     for label in config.group_labels:
         if not _LABEL.fullmatch(label):
             raise ConfigError(f"group_labels: {label!r} is not a label name")
+    try:
+        if parse_duration(config.sweep_age_limit) <= 0:
+            raise PromqlError("zero")
+    except PromqlError:
+        raise ConfigError(
+            f"sweep_age_limit: expected a Prometheus duration above zero such as 2d or 36h, "
+            f"got {config.sweep_age_limit!r}"
+        ) from None
     for key in ("runbook_url", "dashboard_url"):
         value = getattr(config, key)
         if not re.match(r"https?://", value):

@@ -24,6 +24,7 @@ from nfr.catalogue import (
     RNF05,
     RNF06,
     SLO_PERIOD,
+    SWEEP_STALE_ALERT,
     TARGET_DOWN_ALERT,
     Indicator,
     Nfr,
@@ -32,6 +33,7 @@ from nfr.catalogue import (
 )
 from nfr.mixin.config import MixinConfig, parse_matchers
 from nfr.mixin.ctx import Ctx, bucket, number
+from nfr.promql import parse_duration
 
 CREATE = 'endpoint="create_ticket"'
 SERVER_ERROR = 'status=~"5.."'
@@ -367,6 +369,25 @@ def meta_alert_group(config: MixinConfig, nfrs: tuple[Nfr, ...] = NFRS) -> Group
             ),
         )
     )
+    limit = config.sweep_age_limit
+    rules.append(
+        Rule(
+            SWEEP_STALE_ALERT,
+            f"{c.s('ticketero_consistency_sweep_age_seconds', 'exporter')} > {number(parse_duration(limit))}",
+            for_="5m",
+            labels={"severity": "warning", "nfr": META_NFR},
+            annotations=_meta_annotations(
+                c,
+                SWEEP_STALE_ALERT,
+                "A history-wide consistency check has not swept the whole history in time.",
+                "Check {{ $labels.check }} of {{ $labels.instance }} last began a complete sweep "
+                "{{ $value | humanizeDuration }} ago (limit " + _spoken(limit) + "): an RNF-04 violation on "
+                "an old row may have gone unseen that long.",
+            ),
+            comment="The sweep age grows between sweeps and falls back when one completes: a check that "
+            "keeps growing past the limit is stuck or too slow for its database (sweep_age_limit).",
+        )
+    )
     tiers = (("warning", "10m"), ("critical", "1h")) if staging else (("critical", "30s"),)
     for nfr in nfrs:
         for indicator in nfr.indicators(c):
@@ -427,8 +448,11 @@ def _target_down(c: Ctx, up: str, for_: str, severity: str, aside: str, comment:
 
 
 def _spoken(duration: str) -> str:
-    unit = {"s": "s", "m": "min", "h": "h"}[duration[-1]]
-    return f"{duration[:-1]} {unit}"
+    """``15s`` → ``15 s``, ``10m`` → ``10 min``; a compound duration (``1d12h``) is left as written."""
+    units = {"s": "s", "m": "min", "h": "h", "d": "d"}
+    if not (duration[:-1].isdigit() and duration[-1] in units):
+        return duration
+    return f"{duration[:-1]} {units[duration[-1]]}"
 
 
 def _meta_annotations(c: Ctx, name: str, summary: str, description: str) -> dict[str, str]:

@@ -50,6 +50,8 @@ def test_check_reports_a_stale_file(tmp_path: Path) -> None:
         ("runbook_url: docs/runbook.md\n", "runbook_url: expected an absolute http(s) URL"),
         ("jobs: {database: pg}\n", "jobs: unknown component(s) database"),
         ("- a list\n", "(top level): expected a mapping of mixin settings"),
+        ("sweep_age_limit: 2 days\n", "sweep_age_limit: expected a Prometheus duration above zero"),
+        ("sweep_age_limit: 0s\n", "sweep_age_limit: expected a Prometheus duration above zero"),
     ],
 )
 def test_a_bad_config_exits_2_naming_file_and_key(tmp_path: Path, text: str, message: str) -> None:
@@ -166,3 +168,16 @@ def test_each_threshold_is_written_once_in_the_source() -> None:
             + catalogue.count(f"Threshold({nfr.limit.value}")
             >= 1
         )
+
+
+def test_sweep_stale_alert_follows_the_configured_limit_in_both_profiles() -> None:
+    from nfr.mixin.rules import meta_alert_group
+
+    for profile in ("run", "staging"):
+        config = MixinConfig(profile=profile, sweep_age_limit="36h", selector='env="staging"')
+        [rule] = [r for r in meta_alert_group(config).rules if r.name == "TicketeroConsistencySweepStale"]
+        assert rule.expr == (
+            'ticketero_consistency_sweep_age_seconds{job="ticketero-exporter",env="staging"} > 129600'
+        )
+        assert "(limit 36 h)" in rule.annotations["description"]
+        assert rule.labels == {"severity": "warning", "nfr": "meta"}
