@@ -6,20 +6,15 @@ from typing import Any
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 
-from exporters.base import ConcernCollector
-from exporters.postgres_state import PostgresState
+from exporters.postgres_state import PostgresConcernCollector
 
 ADVISOR_STATUSES = ("AVAILABLE", "BUSY", "BREAK", "OFFLINE")
 
 
-class AdvisorsCollector(ConcernCollector):
+class AdvisorsCollector(PostgresConcernCollector):
     """Advisor states, the stalest BUSY heartbeat, and recovery events as a counter and a histogram."""
 
     name = "advisors"
-    backend = "postgres"
-
-    def __init__(self, state: PostgresState) -> None:
-        self.state = state
 
     def families(self) -> list[Any]:
         return [

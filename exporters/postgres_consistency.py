@@ -18,9 +18,8 @@ from typing import Any
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
-from exporters.base import ConcernCollector
 from exporters.postgres import one
-from exporters.postgres_state import SWEEP_CHECKS, PostgresState
+from exporters.postgres_state import SWEEP_CHECKS, PostgresConcernCollector
 
 DATABASE_SQL = """
 SELECT d.deadlocks, (SELECT count(*) FROM pg_stat_activity a WHERE a.datname = current_database())
@@ -30,14 +29,10 @@ FROM pg_stat_database d WHERE d.datname = current_database()
 RULES = ("in_progress_without_started_at", "completed_without_completed_at", "called_without_advisor")
 
 
-class ConsistencyCollector(ConcernCollector):
+class ConsistencyCollector(PostgresConcernCollector):
     """The plan's consistency checks (inconsistent tickets, advisors, duplicates, outbox atomicity, drift)."""
 
     name = "consistency"
-    backend = "postgres"
-
-    def __init__(self, state: PostgresState) -> None:
-        self.state = state
 
     def families(self) -> list[Any]:
         return [

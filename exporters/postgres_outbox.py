@@ -6,18 +6,13 @@ from typing import Any
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 
-from exporters.base import ConcernCollector
-from exporters.postgres_state import PostgresState
+from exporters.postgres_state import PostgresConcernCollector
 
 
-class OutboxCollector(ConcernCollector):
+class OutboxCollector(PostgresConcernCollector):
     """Outbox backlog and delivery: what is waiting, what failed, how fast rows reach SENT."""
 
     name = "outbox"
-    backend = "postgres"
-
-    def __init__(self, state: PostgresState) -> None:
-        self.state = state
 
     def families(self) -> list[Any]:
         return [

@@ -51,6 +51,7 @@ from typing import Any
 
 import psycopg
 
+from exporters.base import ConcernCollector
 from exporters.ledger import HistogramState, LabelledCounters, LabelledHistograms
 from exporters.postgres import PostgresClient, one
 
@@ -988,3 +989,12 @@ class PostgresState:
             return None
         served = sum(row[2] for row in self.advisors)
         return float(served - self.completed_with_advisor)
+
+
+class PostgresConcernCollector(ConcernCollector):
+    """A concern read from the scrape's one PostgreSQL snapshot (tickets, outbox, advisors, consistency)."""
+
+    backend = "postgres"
+
+    def __init__(self, state: PostgresState) -> None:
+        self.state = state

@@ -6,8 +6,7 @@ from typing import Any
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 
-from exporters.base import ConcernCollector
-from exporters.postgres_state import ACTIVE_STATUSES, QUEUE_TYPES, PostgresState
+from exporters.postgres_state import ACTIVE_STATUSES, QUEUE_TYPES, PostgresConcernCollector
 
 COUNTER_NOTE = (
     " Counted by the exporter since it started, each ticket once, as it first reads the ticket in that state by "
@@ -15,14 +14,10 @@ COUNTER_NOTE = (
 )
 
 
-class TicketsCollector(ConcernCollector):
+class TicketsCollector(PostgresConcernCollector):
     """Active tickets per queue and status, and throughput counters that survive table clean-ups."""
 
     name = "tickets"
-    backend = "postgres"
-
-    def __init__(self, state: PostgresState) -> None:
-        self.state = state
 
     def families(self) -> list[Any]:
         return [
