@@ -31,13 +31,16 @@ WHERE NOT EXISTS (SELECT 1 FROM advisor)
 
 # A link that dies without a reset (a dropped route, a frozen peer, a full firewall table) answers nothing:
 # without these a pooled connection would wait on it for ever. libpq's keepalives find an idle dead link in
-# ~25 s, and a connection attempt gives up after 10 s. A DSN that sets one of these keeps its own value.
+# ~25 s, data sent and never acknowledged drops the connection after 30 s (tcp_user_timeout, instead of the
+# kernel's ~15 min of retransmissions), and a connection attempt gives up after 10 s. A DSN that sets one of
+# these keeps its own value.
 LINK_OPTIONS: dict[str, Any] = {
     "connect_timeout": 10,
     "keepalives": 1,
     "keepalives_idle": 10,
     "keepalives_interval": 5,
     "keepalives_count": 3,
+    "tcp_user_timeout": 30_000,
 }
 # The checkout check (an empty query) is bounded too; psycopg then cancels the query and closes the
 # connection, which together take at most a few more seconds.
