@@ -39,12 +39,14 @@ from nfr.catalogue import (
     RNF06,
     RNF07,
     SLO_PERIOD,
+    SWEEP_STALE_ALERT,
     Nfr,
     Threshold,
     slo_budget,
 )
 from nfr.mixin.config import MixinConfig, parse_matchers
 from nfr.mixin.ctx import Ctx, number
+from nfr.promql import parse_duration
 
 DATASOURCE = {"type": "prometheus", "uid": "${datasource}"}
 TAGS = ["ticketero", "nfr"]
@@ -710,6 +712,20 @@ def queues_outbox(v: View) -> dict:
                 description="Messages published to and delivered by the whole broker (rabbitmq_prometheus).",
             )
         )  # fmt: skip
+    limit = v.config.sweep_age_limit
+    panels.append(
+        panel(
+            v, lay, "timeseries", "History-wide consistency checks: age of the last complete sweep",
+            targets((c.s("ticketero_consistency_sweep_age_seconds", ex), "{{check}}")),
+            width=24,
+            unit="s",
+            thresholds=steps((None, GREEN), (parse_duration(limit), RED)),
+            description="Time since the last complete sweep of the history began, per history-wide check "
+            f"({RNF04.id}): a violation on an old row older than this is counted; 0 means the check is read "
+            f"whole at every scrape through an index. Past {limit} (sweep_age_limit) "
+            f"{SWEEP_STALE_ALERT} fires.",
+        )
+    )  # fmt: skip
     return dashboard(
         v,
         "ticketero-queues-outbox",
