@@ -8,7 +8,7 @@ scenario action or a test::
     proxy = FaultProxy("127.0.0.1", 0, "127.0.0.1", 5432)
     await proxy.start()          # proxy.port holds the bound port when 0 was asked for
     proxy.set_latency(0.2)       # every chunk, both directions, is delayed 200 ms
-    proxy.cut()                  # existing connections dropped, new ones refused
+    proxy.cut()                  # existing connections (and those being set up) dropped, new ones refused
     proxy.restore()              # accepting again, no latency added
     await proxy.stop()
 """
@@ -35,6 +35,7 @@ class FaultProxy:
         self.target_port = target_port
         self.latency = 0.0
         self._refusing = False
+        self._cuts = 0  # cuts so far: a connection whose set-up spans a cut is dropped with the others
         self._server: asyncio.Server | None = None
         self._connections: set[_Connection] = set()
         self._handlers: set[asyncio.Task[None]] = set()
@@ -78,8 +79,9 @@ class FaultProxy:
             await asyncio.gather(*handlers, return_exceptions=True)
 
     def cut(self) -> None:
-        """Drop existing connections (RST) and refuse new ones until :meth:`restore`."""
+        """Drop existing connections and those being set up (RST), refuse new ones until :meth:`restore`."""
         self._refusing = True
+        self._cuts += 1
         self._drop_all()
 
     def restore(self) -> None:
@@ -120,6 +122,7 @@ class FaultProxy:
             self.refused_total += 1
             _reset(client_writer)
             return
+        cuts = self._cuts
         try:
             upstream_reader, upstream_writer = await asyncio.wait_for(
                 asyncio.open_connection(self.target_host, self.target_port), 10.0
@@ -127,6 +130,11 @@ class FaultProxy:
         except (TimeoutError, OSError):
             self.refused_total += 1
             _reset(client_writer)
+            return
+        if self._cuts != cuts:  # a cut came while the upstream connection was being made
+            self.refused_total += 1
+            _reset(client_writer)
+            _reset(upstream_writer)
             return
         self.accepted_total += 1
         connection = _Connection(client_writer, upstream_writer)

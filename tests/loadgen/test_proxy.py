@@ -90,3 +90,47 @@ async def test_unreachable_target_is_a_refusal() -> None:
             await _round_trip(fault_proxy.port)
     finally:
         await fault_proxy.stop()
+
+
+async def test_a_connection_being_set_up_when_the_cut_comes_is_dropped_too() -> None:
+    """A client accepted just before a cut, whose upstream connection is still being made, must not slip
+    through and live on after the cut."""
+    import socket
+
+    # An upstream whose accept queue is full: the kernel drops the proxy's SYN and retries it a second later,
+    # so the proxy's connection attempt is still pending when the cut comes.
+    upstream = socket.socket()
+    upstream.bind(("127.0.0.1", 0))
+    upstream.listen(0)
+    address = upstream.getsockname()
+    fillers = []
+    for _ in range(4):
+        filler = socket.socket()
+        filler.setblocking(False)
+        filler.connect_ex(address)
+        fillers.append(filler)
+    accepted: list[socket.socket] = []
+    fault_proxy = FaultProxy("127.0.0.1", 0, *address)
+    await fault_proxy.start()
+    try:
+        reader, writer = await asyncio.open_connection("127.0.0.1", fault_proxy.port)
+        await asyncio.sleep(0.3)
+        assert fault_proxy.active_connections == 0, "the upstream should still be unreachable"
+        fault_proxy.cut()
+        upstream.setblocking(False)
+        while True:  # free the queue: the retried SYN now completes the proxy's connection attempt
+            try:
+                accepted.append(upstream.accept()[0])
+            except BlockingIOError:
+                break
+        try:
+            data = await asyncio.wait_for(reader.read(1), 10)
+        except ConnectionResetError:
+            data = b""
+        assert data == b"", "the connection set up across the cut was forwarded"
+        assert fault_proxy.active_connections == 0
+        writer.close()
+    finally:
+        await fault_proxy.stop()
+        for sock in (*fillers, *accepted, upstream):
+            sock.close()
