@@ -11,6 +11,7 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.parse
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +21,7 @@ import aiohttp
 import psycopg
 import pytest
 
+from loadgen.proxy import FaultProxy
 from nfr.processes import free_port
 from ticketero.app import Service
 from ticketero.config import Settings
@@ -56,6 +58,17 @@ class Running:
 async def fetch(dsn: str, query: str, *params: Any) -> list[tuple[Any, ...]]:
     async with await psycopg.AsyncConnection.connect(dsn, autocommit=True) as conn:
         return await (await conn.execute(query, params)).fetchall()
+
+
+async def database_proxy(database_dsn: str) -> tuple[FaultProxy, str]:
+    """A started fault proxy in front of the test database, and the DSN that reaches the database through it
+    (same user, password and database; only host and port change)."""
+    parts = urllib.parse.urlsplit(database_dsn)
+    proxy = FaultProxy("127.0.0.1", 0, parts.hostname or "127.0.0.1", parts.port or 5432)
+    await proxy.start()
+    userinfo = parts.netloc.rpartition("@")[0]
+    netloc = f"{userinfo}@127.0.0.1:{proxy.port}" if userinfo else f"127.0.0.1:{proxy.port}"
+    return proxy, urllib.parse.urlunsplit(parts._replace(netloc=netloc))
 
 
 async def scalar(dsn: str, query: str, *params: Any) -> Any:

@@ -7,12 +7,11 @@ import time
 from typing import Any
 
 import aiohttp
-import psycopg
 
-from loadgen.proxy import FaultProxy
 from tests.ticketero.conftest import (
     CLIENT_TIMEOUT,
     create_tickets,
+    database_proxy,
     fetch,
     scalar,
     ticket_body,
@@ -138,11 +137,8 @@ async def test_health_pings_the_database_in_one_round_trip_and_reports_it_down(s
     """200 ms each way to PostgreSQL: the health answer takes one round trip (0.4 s), within a 0.5 s probe
     timeout (a pooled connection would cost two); cut, the database is reported DOWN, and UP once back."""
     latency = 0.2
-    host = psycopg.conninfo.conninfo_to_dict(database_dsn)["host"]
-    proxy = FaultProxy("127.0.0.1", 0, str(host), 5432)
-    await proxy.start()
+    proxy, proxied = await database_proxy(database_dsn)
     try:
-        proxied = database_dsn.replace(f"{host}:5432", f"127.0.0.1:{proxy.port}")
         assert proxied != database_dsn
         svc = await start_service(advisors=0, database_dsn=proxied)
 

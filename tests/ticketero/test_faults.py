@@ -10,11 +10,17 @@ import re
 import time
 
 import aiohttp
-import psycopg
 import pytest
 
-from loadgen.proxy import FaultProxy
-from tests.ticketero.conftest import CLIENT_TIMEOUT, create_tickets, fetch, scalar, ticket_body, wait_until
+from tests.ticketero.conftest import (
+    CLIENT_TIMEOUT,
+    create_tickets,
+    database_proxy,
+    fetch,
+    scalar,
+    ticket_body,
+    wait_until,
+)
 from tests.ticketero.test_processing import watch_max_active_per_advisor
 from ticketero.faults import FaultSpecError, parse_faults
 
@@ -206,11 +212,8 @@ DB_LATENCY = 0.1
 async def test_chatty_create_pays_a_round_trip_per_statement(start_service, database_dsn, faulty):
     """Healthy, a create is one pipelined round trip (plus the pool's check of the connection); with the fault
     it is ~8, and with the database far away that is what pushes the create latency over RNF-02's 2 s."""
-    host, port = psycopg.conninfo.conninfo_to_dict(database_dsn)["host"], 5432
-    proxy = FaultProxy("127.0.0.1", 0, str(host), port)
-    await proxy.start()
+    proxy, proxied = await database_proxy(database_dsn)
     try:
-        proxied = database_dsn.replace(f"{host}:{port}", f"127.0.0.1:{proxy.port}")
         assert proxied != database_dsn
         svc = await start_service(faults="chatty-create" if faulty else "", advisors=0, database_dsn=proxied)
         proxy.set_latency(DB_LATENCY)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-import urllib.parse
 
 import aio_pika
 import aiohttp
@@ -15,6 +14,7 @@ from tests.support.services import AMQP_HOST, AMQP_PORT
 from tests.ticketero.conftest import (
     CLIENT_TIMEOUT,
     create_tickets,
+    database_proxy,
     fetch,
     scalar,
     ticket_body,
@@ -163,16 +163,8 @@ async def test_broker_cut_while_creating_loses_nothing(start_service, amqp_url):
         await proxy.stop()
 
 
-async def proxy_to(database_dsn: str) -> tuple[FaultProxy, str]:
-    """A started fault proxy in front of the test database, and the DSN that goes through it."""
-    parts = urllib.parse.urlsplit(database_dsn)
-    proxy = FaultProxy("127.0.0.1", 0, parts.hostname or "127.0.0.1", parts.port or 5432)
-    await proxy.start()
-    return proxy, urllib.parse.urlunsplit(parts._replace(netloc=f"{parts.username}@127.0.0.1:{proxy.port}"))
-
-
 async def test_database_cut_is_survived_by_relay_and_workers(start_service, database_dsn):
-    proxy, proxied = await proxy_to(database_dsn)
+    proxy, proxied = await database_proxy(database_dsn)
     try:
         # A cut can land between COMMIT and its answer: the worker then cannot know its claim holds, stops
         # heart-beating, and the recovery service gives the ticket back. Short timings keep that quick.
@@ -218,7 +210,7 @@ async def test_database_cut_is_survived_by_relay_and_workers(start_service, data
 async def test_frozen_database_link_fails_the_request_instead_of_hanging(start_service, database_dsn):
     """A link that answers nothing (no reset, no data: a dropped route, a frozen peer) must not hold a request
     for ever: the checkout check gives up, and the client gets a 500 within seconds."""
-    proxy, proxied = await proxy_to(database_dsn)
+    proxy, proxied = await database_proxy(database_dsn)
     try:
         svc = await start_service(database_dsn=proxied, db_pool_timeout=2.0)
         first = await create_tickets(svc.base_url, [ticket_body(53_000_000)])
