@@ -99,13 +99,14 @@ def validate(config: MixinConfig) -> None:
         if not _LABEL.fullmatch(label):
             raise ConfigError(f"group_labels: {label!r} is not a label name")
     try:
-        if parse_duration(config.sweep_age_limit) <= 0:
-            raise PromqlError("zero")
+        sweep_age_limit = parse_duration(config.sweep_age_limit)
     except PromqlError:
+        sweep_age_limit = 0.0
+    if sweep_age_limit <= 0:
         raise ConfigError(
             f"sweep_age_limit: expected a Prometheus duration above zero such as 2d or 36h, "
             f"got {config.sweep_age_limit!r}"
-        ) from None
+        )
     for key in ("runbook_url", "dashboard_url"):
         value = getattr(config, key)
         if not re.match(r"https?://", value):
